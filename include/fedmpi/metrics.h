@@ -1,0 +1,86 @@
+/* fedmpi/metrics.h — unfinalized metrics (TFF's [total, count] protocol) and
+ * the nested metrics report a round produces.
+ *
+ * A metric is a pair of functions: update() turns one batch into unfinalized
+ * values (sums such as [correct, count]); finalize() turns the sums over all
+ * clients into the reported number (sum_then_finalize). Unfinalized values of
+ * one batch must be exact in double (counts, loss * batch size of a float
+ * loss), so that the federated sum can be exact.
+ *
+ * A report (fm_metrics) is a flat list of entries whose names are slash
+ * paths, "client_work/train/loss", mirroring TFF's nested OrderedDicts. */
+#ifndef FEDMPI_METRICS_H
+#define FEDMPI_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedmpi/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FM_METRIC_MAX_VALUES 1024
+
+typedef struct fm_metric fm_metric;
+
+/* One batch's unfinalized contribution.
+ *   probs  (n, C) predicted class probabilities; y (n) labels; loss = mean batch loss.
+ *   out    (m->num_values) values to add to the running sums. */
+typedef void (*fm_metric_update_fn)(const fm_metric *m, const float *probs, const int32_t *y, size_t n,
+                                    size_t num_classes, double loss, double *out);
+/* Final value from the summed unfinalized values. */
+typedef double (*fm_metric_finalize_fn)(const fm_metric *m, const double *sums);
+
+struct fm_metric {
+  const char *name;         /* key in the report, e.g. "accuracy" */
+  size_t num_values;        /* unfinalized slots, <= FM_METRIC_MAX_VALUES */
+  int is_integer;           /* the finalized value is a count */
+  fm_metric_update_fn update;
+  fm_metric_finalize_fn finalize;
+  const void *data;         /* for the implementation */
+};
+
+/* Built-ins, as tff.learning.models.from_keras_model reports them. Static
+ * objects; never freed. */
+FM_EXTERN const fm_metric *fm_metric_accuracy(void);     /* "accuracy": [correct, count] */
+FM_EXTERN const fm_metric *fm_metric_loss(void);         /* "loss": [sum loss*n, sum n] */
+FM_EXTERN const fm_metric *fm_metric_num_examples(void); /* "num_examples": [sum n] */
+FM_EXTERN const fm_metric *fm_metric_num_batches(void);  /* "num_batches": [number of batches] */
+
+/* ---- reports -------------------------------------------------------------- */
+
+#define FM_METRIC_PATH_MAX 128
+
+typedef enum fm_metric_kind {
+  FM_METRIC_FLOAT = 0,
+  FM_METRIC_INT = 1,
+  FM_METRIC_GROUP = 2 /* an (possibly empty) group, e.g. "distributor" */
+} fm_metric_kind;
+
+typedef struct fm_metric_entry {
+  char path[FM_METRIC_PATH_MAX];
+  double value;
+  fm_metric_kind kind;
+} fm_metric_entry;
+
+typedef struct fm_metrics {
+  size_t n, cap;
+  fm_metric_entry *entry;
+} fm_metrics;
+
+FM_EXTERN void fm_metrics_init(fm_metrics *m);
+FM_EXTERN void fm_metrics_clear(fm_metrics *m);
+FM_EXTERN void fm_metrics_free(fm_metrics *m);
+/* Append (or overwrite) path = value. FM_ERR_NOMEM / FM_ERR_INVALID_ARG (path too long). */
+FM_EXTERN int fm_metrics_put(fm_metrics *m, const char *path, double value, fm_metric_kind kind);
+/* FM_OK and *value, or FM_ERR_INVALID_ARG if path is absent. */
+FM_EXTERN int fm_metrics_get(const fm_metrics *m, const char *path, double *value);
+/* Append every entry of src with prefix "prefix/" (prefix may be ""). */
+FM_EXTERN int fm_metrics_merge(fm_metrics *dst, const char *prefix, const fm_metrics *src);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,157 @@
+/* fedmpi/model.h — weights layouts and the model interface.
+ *
+ * A model's weights live in ONE contiguous float buffer described by an
+ * fm_layout: named tensors, trainable ones first, then non-trainable ones.
+ * Gradients, client deltas, optimizer moments and aggregation sums all use the
+ * same layout (over the trainable prefix), so every update is a flat loop.
+ *
+ * A model is functional (like tff.learning.models.FunctionalModel): the
+ * fm_model object is immutable after creation and holds no weights; forward()
+ * and backward() take the weights explicitly plus a per-thread workspace, so
+ * one model object serves every OpenMP thread.
+ *
+ * Dimension legend: N batch size, D = input_spec.num_features (flattened
+ * features), C = input_spec.num_classes, P = layout numel, T = trainable numel. */
+#ifndef FEDMPI_MODEL_H
+#define FEDMPI_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedmpi/export.h"
+#include "fedmpi/metrics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FM_MAX_DIMS 4
+#define FM_TENSOR_NAME_MAX 64
+
+/* ---- layouts ------------------------------------------------------------- */
+
+typedef struct fm_tensor_info {
+  char name[FM_TENSOR_NAME_MAX]; /* e.g. "dense_0/kernel" */
+  int ndim;
+  size_t shape[FM_MAX_DIMS];
+  size_t numel;
+  size_t offset;  /* in floats, from the start of the buffer */
+  int trainable;
+} fm_tensor_info;
+
+typedef struct fm_layout fm_layout;
+
+/* Empty layout. FM_ERR_NOMEM. */
+FM_EXTERN int fm_layout_create(fm_layout **out);
+/* Append a tensor. Trainable tensors must all be added before the first
+ * non-trainable one (FM_ERR_INVALID_ARG otherwise, as for a duplicate name,
+ * ndim outside 1..FM_MAX_DIMS or a zero dimension). */
+FM_EXTERN int fm_layout_add(fm_layout *l, const char *name, int ndim, const size_t *shape, int trainable);
+FM_EXTERN size_t fm_layout_num_tensors(const fm_layout *l);
+FM_EXTERN const fm_tensor_info *fm_layout_tensor(const fm_layout *l, size_t i);
+/* Index of the tensor called name, or -1. */
+FM_EXTERN long fm_layout_find(const fm_layout *l, const char *name);
+/* Total floats (P) and trainable floats (T, a prefix of the buffer). */
+FM_EXTERN size_t fm_layout_numel(const fm_layout *l);
+FM_EXTERN size_t fm_layout_trainable_numel(const fm_layout *l);
+/* 1 if both have the same tensors (names, shapes, trainability, order). */
+FM_EXTERN int fm_layout_equal(const fm_layout *a, const fm_layout *b);
+/* Deep copy. */
+FM_EXTERN int fm_layout_clone(const fm_layout *l, fm_layout **out);
+/* Frees *l (NULL accepted) and sets *l = NULL. */
+FM_EXTERN void fm_layout_destroy(fm_layout **l);
+
+/* ---- input spec ---------------------------------------------------------- */
+
+typedef struct fm_input_spec {
+  int ndim;                    /* feature dims per example, e.g. 1 for (60,), 3 for (28,28,1) */
+  size_t shape[FM_MAX_DIMS];   /* per-example feature shape */
+  size_t num_features;         /* product of shape = D */
+  size_t num_classes;          /* C; labels are int32 in [0, C) */
+} fm_input_spec;
+
+/* Fill spec from a shape; num_features computed. FM_ERR_INVALID_ARG. */
+FM_EXTERN int fm_input_spec_set(fm_input_spec *spec, int ndim, const size_t *shape, size_t num_classes);
+
+/* ---- the model interface --------------------------------------------------- */
+
+typedef struct fm_model fm_model;
+
+typedef struct fm_model_ops {
+  /* Bytes of per-thread workspace needed for batches of up to max_batch. */
+  size_t (*workspace_size)(const fm_model *m, size_t max_batch);
+  /* Write initial weights (all P floats, trainable and not) into w,
+   * deterministically from seed (use fm_rng with FM_RNG_INIT). */
+  int (*init_weights)(const fm_model *m, float *w, uint64_t seed);
+  /* Forward pass on a batch: x (N, D), y (N).
+   *   *loss  <- mean over the batch of the per-example loss
+   *   probs  <- (N, C) class probabilities, if probs != NULL
+   * With training = 1 it caches in ws what backward() needs. */
+  int (*forward)(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y, size_t n,
+                 int training, float *loss, float *probs);
+  /* Backward pass for the batch of the last training forward() on this ws:
+   * dw (T) += d(mean batch loss)/d(trainable weights). */
+  int (*backward)(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y, size_t n,
+                  float *dw);
+  /* Release the implementation's data (optional). */
+  void (*destroy)(fm_model *m);
+} fm_model_ops;
+
+/* Create a model from a vtable. Takes ownership of layout (even on failure).
+ * data belongs to the implementation and is released by ops->destroy.
+ * Metrics default to: accuracy, loss, num_examples, num_batches.
+ * FM_ERR_INVALID_ARG if a required slot (workspace_size, init_weights,
+ * forward, backward) is missing or the spec is invalid. */
+FM_EXTERN int fm_model_create(const char *type, const fm_model_ops *ops, const fm_input_spec *spec,
+                              fm_layout *layout, void *data, fm_model **out);
+FM_EXTERN void fm_model_destroy(fm_model **m);
+
+FM_EXTERN const char *fm_model_type(const fm_model *m);
+FM_EXTERN const fm_layout *fm_model_layout(const fm_model *m);
+FM_EXTERN const fm_input_spec *fm_model_input_spec(const fm_model *m);
+FM_EXTERN void *fm_model_data(const fm_model *m);
+
+/* Metrics reported by the model (user metrics first, then loss,
+ * num_examples, num_batches, as from_keras_model). */
+FM_EXTERN size_t fm_model_num_metrics(const fm_model *m);
+FM_EXTERN const fm_metric *fm_model_metric(const fm_model *m, size_t i);
+/* Add a user metric before the built-in loss/num_examples/num_batches. The
+ * metric object must outlive the model. FM_ERR_INVALID_ARG on a duplicate name. */
+FM_EXTERN int fm_model_add_metric(fm_model *m, const fm_metric *metric);
+/* Total unfinalized slots over all metrics. */
+FM_EXTERN size_t fm_model_num_metric_values(const fm_model *m);
+
+/* Checked dispatch (argument checks, then the vtable). Not collective. */
+FM_EXTERN size_t fm_model_workspace_size(const fm_model *m, size_t max_batch);
+FM_EXTERN int fm_model_init_weights(const fm_model *m, float *w, uint64_t seed);
+FM_EXTERN int fm_model_forward(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y,
+                               size_t n, int training, float *loss, float *probs);
+FM_EXTERN int fm_model_backward(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y,
+                                size_t n, float *dw);
+
+/* ---- built-in models and the registry ------------------------------------ */
+
+/* Softmax (multinomial logistic) regression: kernel (D, C), bias (C). */
+FM_EXTERN int fm_model_create_softmax(const fm_input_spec *spec, fm_model **out);
+/* MLP: dense+ReLU for each hidden size, then dense to C, softmax cross-entropy.
+ * Tensors "dense_<i>/kernel" (in, out) and "dense_<i>/bias" (out). */
+FM_EXTERN int fm_model_create_mlp(const fm_input_spec *spec, const size_t *hidden, size_t num_hidden,
+                                  fm_model **out);
+
+/* Factory used by the registry: args is the text after ':' in the model name
+ * ("mlp:200,200" -> "200,200"), or NULL. */
+typedef int (*fm_model_factory_fn)(const fm_input_spec *spec, const char *args, fm_model **out);
+
+/* Register a model type by name (process-wide; call before creating models
+ * by name). FM_ERR_INVALID_ARG on a duplicate or bad name. Not thread-safe. */
+FM_EXTERN int fm_model_register(const char *name, fm_model_factory_fn factory, const char *help);
+/* Create a model by name, "softmax", "mlp:200,200", or any registered name.
+ * FM_ERR_UNKNOWN_TYPE names the unknown type. */
+FM_EXTERN int fm_model_create_by_name(const char *name, const fm_input_spec *spec, fm_model **out);
+/* Iterate the registry: name and help of entry i, or NULL past the end. */
+FM_EXTERN const char *fm_model_registry_name(size_t i, const char **help);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

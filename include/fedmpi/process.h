@@ -1,0 +1,153 @@
+/* fedmpi/process.h — the learning process: distributor -> client work ->
+ * aggregator -> finalizer, composed as tff.learning.templates.compose_learning_process.
+ *
+ * Semantics (tff.learning.algorithms.build_weighted_fed_avg):
+ *   distributor   broadcast of the global weights (and client hparams).
+ *   client work   local training from the broadcast weights with a freshly
+ *                 initialised client optimizer; update = initial - trained
+ *                 (trainable part only); weight = examples iterated
+ *                 (NUM_EXAMPLES) or 1 (UNIFORM); a non-finite update is sent as
+ *                 zeros with weight 0 and zeroed metrics.
+ *   aggregator    mean = sum(w * update) / sum(w) (weighted) or
+ *                 sum(update) / number of clients (unweighted); all weights 0
+ *                 gives NaN, which the finalizer rejects.
+ *   finalizer     server optimizer applied with the mean update as gradient;
+ *                 a non-finite mean leaves weights and optimizer state as they
+ *                 were and reports update_non_finite = 1.
+ *   metrics       sum_then_finalize over the round's clients:
+ *                 client_work/train/{accuracy, loss, num_examples, num_batches}.
+ *
+ * Execution: every client stage is a per-client map whose results are added
+ * into one packed buffer of exact sums (fedmpi/exact.h), reduced once per round
+ * to rank 0 through fm_comm; rank 0 holds the authoritative state. */
+#ifndef FEDMPI_PROCESS_H
+#define FEDMPI_PROCESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedmpi/comm.h"
+#include "fedmpi/data.h"
+#include "fedmpi/export.h"
+#include "fedmpi/hparams.h"
+#include "fedmpi/metrics.h"
+#include "fedmpi/model.h"
+#include "fedmpi/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum fm_weighting {
+  FM_WEIGHTING_UNIFORM = 1,
+  FM_WEIGHTING_NUM_EXAMPLES = 2
+} fm_weighting;
+
+/* ---- stages ---------------------------------------------------------------- */
+
+typedef struct fm_client_work fm_client_work;
+typedef struct fm_aggregator fm_aggregator;
+typedef struct fm_finalizer fm_finalizer;
+
+/* FedAvg client work (build_model_delta_client_work). Takes ownership of
+ * client_opt (even on failure); model is borrowed and must outlive it.
+ * FM_ERR_INVALID_ARG for an unknown weighting. */
+FM_EXTERN int fm_client_work_create_model_delta(const fm_model *model, fm_optimizer *client_opt,
+                                                fm_weighting weighting, fm_client_work **out);
+FM_EXTERN void fm_client_work_destroy(fm_client_work **cw);
+FM_EXTERN fm_weighting fm_client_work_weighting(const fm_client_work *cw);
+
+/* tff.aggregators.MeanFactory (weighted) and UnweightedMeanFactory. */
+FM_EXTERN int fm_aggregator_create_mean(fm_aggregator **out);
+FM_EXTERN int fm_aggregator_create_unweighted_mean(fm_aggregator **out);
+FM_EXTERN int fm_aggregator_is_weighted(const fm_aggregator *a);
+FM_EXTERN const char *fm_aggregator_name(const fm_aggregator *a);
+FM_EXTERN void fm_aggregator_destroy(fm_aggregator **a);
+
+/* build_apply_optimizer_finalizer: server optimizer over the trainable part of
+ * weights_layout (copied). Takes ownership of server_opt (even on failure). */
+FM_EXTERN int fm_finalizer_create_apply_optimizer(fm_optimizer *server_opt, const fm_layout *weights_layout,
+                                                  fm_finalizer **out);
+FM_EXTERN void fm_finalizer_destroy(fm_finalizer **f);
+
+/* ---- the composed process ------------------------------------------------ */
+
+typedef struct fm_process fm_process;
+typedef struct fm_state fm_state;
+
+/* compose_learning_process. Takes ownership of cw, agg and fin (even on
+ * failure); model is borrowed. Validation, each with its own code:
+ *   FM_ERR_MISSING_STAGE   a stage is NULL
+ *   FM_ERR_LAYOUT_MISMATCH the finalizer's weights layout is not the model's
+ *   FM_ERR_NOT_WEIGHTED    an unweighted aggregator with NUM_EXAMPLES weighting */
+FM_EXTERN int fm_process_compose(const fm_model *model, fm_client_work *cw, fm_aggregator *agg, fm_finalizer *fin,
+                                 fm_process **out);
+/* build_weighted_fed_avg: client_opt and server_opt are taken (even on
+ * failure); agg NULL means MeanFactory (taken otherwise). */
+FM_EXTERN int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+                                        fm_weighting weighting, fm_aggregator *agg, fm_process **out);
+/* build_unweighted_fed_avg: UNIFORM weighting, UnweightedMeanFactory by default. */
+FM_EXTERN int fm_build_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt,
+                                          fm_optimizer *server_opt, fm_aggregator *agg, fm_process **out);
+FM_EXTERN void fm_process_destroy(fm_process **p);
+FM_EXTERN const fm_model *fm_process_model(const fm_process *p);
+
+/* initialize: weights from the model's initialiser with seed, server
+ * optimizer state initialised, round 0. Not collective (every rank calls it
+ * with the same seed and gets the same state). */
+FM_EXTERN int fm_process_initialize(const fm_process *p, uint64_t seed, fm_state **out);
+FM_EXTERN void fm_state_destroy(fm_state **s);
+/* Rounds completed. */
+FM_EXTERN uint64_t fm_state_round(const fm_state *s);
+FM_EXTERN uint64_t fm_state_seed(const fm_state *s);
+/* Borrowed view of the global weights (P floats). */
+FM_EXTERN const float *fm_state_weights(const fm_state *s);
+
+FM_EXTERN int fm_process_get_model_weights(const fm_process *p, const fm_state *s, float *w);
+FM_EXTERN int fm_process_set_model_weights(const fm_process *p, fm_state *s, const float *w);
+/* get_hparams: OrderedDict(client_work=..., finalizer=...). */
+FM_EXTERN int fm_process_get_hparams(const fm_process *p, const fm_state *s, fm_hparams *client_work,
+                                     fm_hparams *finalizer);
+/* set_hparams; either may be NULL (unchanged). Every key validated first. */
+FM_EXTERN int fm_process_set_hparams(const fm_process *p, fm_state *s, const fm_hparams *client_work,
+                                     const fm_hparams *finalizer);
+
+/* What one round trains on. */
+typedef struct fm_round_input {
+  const fm_client_data *data;
+  fm_batching batching;
+  const uint64_t *cohort;  /* client indices, identical on every rank */
+  size_t cohort_size;
+  int num_threads;         /* OpenMP threads for the client map; 0 = runtime default */
+} fm_round_input;
+
+/* next(state, client data) -> (state, metrics). Collective on comm: every
+ * rank calls it with the same input; each trains the cohort clients it owns
+ * (fm_client_owner) with num_threads threads; rank 0's state is authoritative
+ * and the others receive its weights. metrics (may be NULL) are filled on
+ * rank 0 with distributor, client_work/train/..., aggregator and
+ * finalizer/update_non_finite. Errors are agreed across ranks. */
+FM_EXTERN int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, fm_comm *comm,
+                              fm_metrics *metrics);
+
+/* ---- sampling, ownership, evaluation ------------------------------------- */
+
+/* Uniform sample of k distinct clients of population, sorted, from
+ * fm_rng(seed, round, 0, FM_RNG_SAMPLE). O(k) time and memory.
+ * FM_ERR_COHORT if k == 0 or k > population. */
+FM_EXTERN int fm_sample_cohort(uint64_t seed, uint64_t round, uint64_t population, size_t k, uint64_t *out);
+/* Rank that owns client c: contiguous shards of the sorted population. */
+FM_EXTERN int fm_client_owner(uint64_t c, uint64_t population, int size);
+
+/* Evaluate weights w on clients (NULL: all clients of data) with forward passes
+ * only (training = 0), batch_size examples at a time, one epoch, no shuffle.
+ * Collective. On rank 0, out gets accuracy, loss, num_examples, num_batches
+ * (and the model's other metrics), finalized. */
+FM_EXTERN int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *data,
+                          const uint64_t *clients, size_t num_clients, size_t batch_size, int num_threads,
+                          fm_comm *comm, fm_metrics *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
