@@ -1,0 +1,138 @@
+/* src/io/metrics_writer.c — per-round metrics files: JSON lines with TFF's
+ * nesting (built with json-c) and a flat CSV whose columns are slash paths.
+ * Each record is flushed as soon as it is written, so `tail -f` follows a
+ * long run and a killed run keeps every completed round. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "fedmpi/io.h"
+#include "internal.h"
+
+struct fm_metrics_writer {
+  FILE *jsonl;
+  FILE *csv;
+  char **columns; /* CSV header (non-group paths of the first record) */
+  size_t num_columns;
+};
+
+static json_object *fm__json_value(const fm_metric_entry *e) {
+  if (e->kind == FM_METRIC_INT) return json_object_new_int64((int64_t)e->value);
+  if (!isfinite(e->value)) return NULL; /* JSON has no NaN/Inf: null */
+  return json_object_new_double(e->value);
+}
+
+/* Place e under root following its slash path, creating groups. */
+static int fm__json_put(json_object *root, const fm_metric_entry *e) {
+  char path[FM_METRIC_PATH_MAX];
+  snprintf(path, sizeof path, "%s", e->path);
+  json_object *node = root;
+  char *save = NULL;
+  char *tok = strtok_r(path, "/", &save);
+  while (tok) {
+    char *next = strtok_r(NULL, "/", &save);
+    if (!next && e->kind != FM_METRIC_GROUP) {
+      json_object_object_add(node, tok, fm__json_value(e));
+      return FM_OK;
+    }
+    json_object *child = NULL;
+    if (!json_object_object_get_ex(node, tok, &child) || !json_object_is_type(child, json_type_object)) {
+      child = json_object_new_object();
+      if (!child) return FM_ERR(FM_ERR_NOMEM, "out of memory building metrics JSON");
+      json_object_object_add(node, tok, child);
+    }
+    node = child;
+    tok = next;
+  }
+  return FM_OK;
+}
+
+char *fm_metrics_to_json(const fm_metrics *m, long round) {
+  json_object *root = json_object_new_object();
+  if (!root) return NULL;
+  json_object_object_add(root, "round", json_object_new_int64(round));
+  for (size_t i = 0; i < m->n; i++)
+    if (fm__json_put(root, &m->entry[i]) != FM_OK) {
+      json_object_put(root);
+      return NULL;
+    }
+  const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+  char *copy = s ? fm__strdup(s) : NULL;
+  json_object_put(root);
+  return copy;
+}
+
+int fm_metrics_writer_open(const char *dir, fm_metrics_writer **out) {
+  FM_CHECK(dir && out, FM_ERR_INVALID_ARG, "NULL argument");
+  *out = NULL;
+  fm_metrics_writer *w = fm__calloc(1, sizeof *w);
+  if (!w) return FM_ERR_NOMEM;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  w->jsonl = fopen(path, "w");
+  snprintf(path, sizeof path, "%s/metrics.csv", dir);
+  if (w->jsonl) w->csv = fopen(path, "w");
+  if (!w->jsonl || !w->csv) {
+    if (w->jsonl) fclose(w->jsonl);
+    fm__free(w);
+    return FM_ERR(FM_ERR_IO, "cannot create '%s'", path);
+  }
+  *out = w;
+  return FM_OK;
+}
+
+static int fm__csv_header(fm_metrics_writer *w, const fm_metrics *m) {
+  w->columns = fm__calloc(m->n + 1, sizeof *w->columns);
+  if (!w->columns) return FM_ERR_NOMEM;
+  fputs("round", w->csv);
+  for (size_t i = 0; i < m->n; i++) {
+    if (m->entry[i].kind == FM_METRIC_GROUP) continue;
+    w->columns[w->num_columns] = fm__strdup(m->entry[i].path);
+    if (!w->columns[w->num_columns]) return FM_ERR_NOMEM;
+    fprintf(w->csv, ",%s", m->entry[i].path);
+    w->num_columns++;
+  }
+  fputc('\n', w->csv);
+  return FM_OK;
+}
+
+int fm_metrics_writer_write(fm_metrics_writer *w, long round, const fm_metrics *m) {
+  FM_CHECK(w && m, FM_ERR_INVALID_ARG, "NULL argument");
+  char *json = fm_metrics_to_json(m, round);
+  FM_CHECK(json, FM_ERR_NOMEM, "out of memory writing metrics");
+  int bad = fprintf(w->jsonl, "%s\n", json) < 0;
+  fm__free(json);
+  if (!w->columns) FM_CALL(fm__csv_header(w, m));
+  fprintf(w->csv, "%ld", round);
+  for (size_t c = 0; c < w->num_columns; c++) {
+    double v;
+    fputc(',', w->csv);
+    size_t i;
+    for (i = 0; i < m->n; i++)
+      if (strcmp(m->entry[i].path, w->columns[c]) == 0) break;
+    if (i == m->n) continue;
+    v = m->entry[i].value;
+    if (m->entry[i].kind == FM_METRIC_INT)
+      fprintf(w->csv, "%lld", (long long)v);
+    else
+      fprintf(w->csv, "%.9g", v);
+  }
+  bad |= fputc('\n', w->csv) == EOF;
+  bad |= fflush(w->jsonl) != 0;
+  bad |= fflush(w->csv) != 0;
+  FM_CHECK(!bad, FM_ERR_IO, "writing the metrics files failed (disk full?)");
+  return FM_OK;
+}
+
+void fm_metrics_writer_close(fm_metrics_writer **w) {
+  if (!w || !*w) return;
+  fclose((*w)->jsonl);
+  fclose((*w)->csv);
+  for (size_t i = 0; i < (*w)->num_columns; i++) fm__free((*w)->columns[i]);
+  fm__free((*w)->columns);
+  fm__free(*w);
+  *w = NULL;
+}

@@ -1,0 +1,256 @@
+/* src/learning/process.c — the composed learning process
+ * (compose_learning_process) and one round of it.
+ *
+ * One round is three steps, whatever the number of ranks and threads:
+ *   1. distributor: rank 0's weights and client hparams are broadcast;
+ *   2. client map: each rank trains the cohort clients it owns, OpenMP
+ *      threads taking one client at a time, each thread with its own
+ *      workspace; every client's weighted update, weight and unfinalized
+ *      metrics are added into the thread's packed buffer of exact sums;
+ *   3. the packed buffers are summed (threads, then one reduce over ranks)
+ *      and rank 0 runs the aggregator's and the finalizer's server steps.
+ * Because the sums are exact (fedmpi/exact.h), the result does not depend on
+ * how clients were spread over ranks and threads.
+ *
+ * Deliberately not here: MPI (through fm_comm only), cohort selection policy
+ * (the caller passes the cohort), file output. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+#include "learning_impl.h"
+
+/* ---- composition ------------------------------------------------------------- */
+
+int fm_process_compose(const fm_model *model, fm_client_work *cw, fm_aggregator *agg, fm_finalizer *fin,
+                       fm_process **out) {
+  int rc = FM_OK;
+  fm_process *p = NULL;
+  FM_CHECK_GOTO(rc, out, fail, FM_ERR_INVALID_ARG, "out is NULL");
+  *out = NULL;
+  FM_CHECK_GOTO(rc, model, fail, FM_ERR_MISSING_STAGE, "learning process needs a model");
+  FM_CHECK_GOTO(rc, cw, fail, FM_ERR_MISSING_STAGE, "learning process needs a client work stage");
+  FM_CHECK_GOTO(rc, agg, fail, FM_ERR_MISSING_STAGE, "learning process needs an aggregator");
+  FM_CHECK_GOTO(rc, fin, fail, FM_ERR_MISSING_STAGE, "learning process needs a finalizer");
+  FM_CHECK_GOTO(rc, cw->model == model, fail, FM_ERR_LAYOUT_MISMATCH,
+                "client work was built for a different model ('%s') than the process ('%s')",
+                fm_model_type(cw->model), fm_model_type(model));
+  FM_CHECK_GOTO(rc, fm_layout_equal(fin->layout, fm_model_layout(model)), fail, FM_ERR_LAYOUT_MISMATCH,
+                "the finalizer's weights layout (%zu tensors, %zu floats) differs from the model's '%s' "
+                "(%zu tensors, %zu floats)",
+                fm_layout_num_tensors(fin->layout), fm_layout_numel(fin->layout), fm_model_type(model),
+                fm_layout_num_tensors(fm_model_layout(model)), fm_layout_numel(fm_model_layout(model)));
+  FM_CHECK_GOTO(rc, agg->weighted || cw->weighting == FM_WEIGHTING_UNIFORM, fail, FM_ERR_NOT_WEIGHTED,
+                "aggregator '%s' is unweighted but the client work weights clients by NUM_EXAMPLES; "
+                "use a weighted aggregator (mean) or UNIFORM weighting",
+                agg->name);
+  p = fm__calloc(1, sizeof *p);
+  if (!p) {
+    rc = FM_ERR_NOMEM;
+    goto fail;
+  }
+  p->model = model;
+  p->cw = cw;
+  p->agg = agg;
+  p->fin = fin;
+  p->numel = fm_layout_numel(fm_model_layout(model));
+  p->trainable = fm_layout_trainable_numel(fm_model_layout(model));
+  p->num_metric_values = fm_model_num_metric_values(model);
+  *out = p;
+  return FM_OK;
+fail:
+  fm_client_work_destroy(&cw);
+  fm_aggregator_destroy(&agg);
+  fm_finalizer_destroy(&fin);
+  return rc;
+}
+
+static int fm__build_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+                             fm_weighting weighting, fm_aggregator *agg, int weighted_default, fm_process **out) {
+  int rc;
+  fm_client_work *cw = NULL;
+  fm_finalizer *fin = NULL;
+  if (!model) {
+    fm_optimizer_destroy(&client_opt);
+    fm_optimizer_destroy(&server_opt);
+    fm_aggregator_destroy(&agg);
+    return FM_ERR(FM_ERR_MISSING_STAGE, "federated averaging needs a model");
+  }
+  if (!agg) {
+    rc = weighted_default ? fm_aggregator_create_mean(&agg) : fm_aggregator_create_unweighted_mean(&agg);
+    if (rc != FM_OK) {
+      fm_optimizer_destroy(&client_opt);
+      fm_optimizer_destroy(&server_opt);
+      return rc;
+    }
+  }
+  rc = fm_client_work_create_model_delta(model, client_opt, weighting, &cw);
+  if (rc != FM_OK) {
+    fm_optimizer_destroy(&server_opt);
+    fm_aggregator_destroy(&agg);
+    return rc;
+  }
+  rc = fm_finalizer_create_apply_optimizer(server_opt, fm_model_layout(model), &fin);
+  if (rc != FM_OK) {
+    fm_client_work_destroy(&cw);
+    fm_aggregator_destroy(&agg);
+    return rc;
+  }
+  return fm_process_compose(model, cw, agg, fin, out);
+}
+
+int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+                              fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
+  return fm__build_fed_avg(model, client_opt, server_opt, weighting, agg, 1, out);
+}
+
+int fm_build_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+                                fm_aggregator *agg, fm_process **out) {
+  return fm__build_fed_avg(model, client_opt, server_opt, FM_WEIGHTING_UNIFORM, agg, 0, out);
+}
+
+void fm_process_destroy(fm_process **p) {
+  if (!p || !*p) return;
+  fm_client_work_destroy(&(*p)->cw);
+  fm_aggregator_destroy(&(*p)->agg);
+  fm_finalizer_destroy(&(*p)->fin);
+  fm__free(*p);
+  *p = NULL;
+}
+
+const fm_model *fm_process_model(const fm_process *p) { return p->model; }
+
+/* ---- state ------------------------------------------------------------------ */
+
+int fm_process_initialize(const fm_process *p, uint64_t seed, fm_state **out) {
+  FM_CHECK(p && out, FM_ERR_INVALID_ARG, "NULL argument");
+  *out = NULL;
+  int rc = FM_OK;
+  fm_state *s = fm__calloc(1, sizeof *s);
+  if (!s) return FM_ERR_NOMEM;
+  s->owner = p;
+  s->seed = seed;
+  s->weights = fm__calloc(p->numel, sizeof(float));
+  if (!s->weights) {
+    rc = FM_ERR_NOMEM;
+    goto fail;
+  }
+  FM_CALL_GOTO(rc, fm_model_init_weights(p->model, s->weights, seed), fail);
+  FM_CALL_GOTO(rc, fm_optimizer_clone(p->cw->opt, &s->client_opt), fail);
+  FM_CALL_GOTO(rc, fm_optimizer_clone(p->fin->opt, &s->server_opt), fail);
+  FM_CALL_GOTO(rc, fm_optim_state_init(s->server_opt, p->trainable, &s->server_state), fail);
+  *out = s;
+  return FM_OK;
+fail:
+  fm_state_destroy(&s);
+  return rc;
+}
+
+void fm_state_destroy(fm_state **s) {
+  if (!s || !*s) return;
+  fm__free((*s)->weights);
+  fm_optimizer_destroy(&(*s)->client_opt);
+  fm_optimizer_destroy(&(*s)->server_opt);
+  fm_optim_state_free(&(*s)->server_state);
+  fm__free(*s);
+  *s = NULL;
+}
+
+uint64_t fm_state_round(const fm_state *s) { return s->round; }
+uint64_t fm_state_seed(const fm_state *s) { return s->seed; }
+const float *fm_state_weights(const fm_state *s) { return s->weights; }
+
+#define FM__CHECK_STATE(p, s)                                                                                \
+  FM_CHECK((p) && (s), FM_ERR_INVALID_ARG, "NULL process or state");                                       \
+  FM_CHECK((s)->owner == (p), FM_ERR_STATE_MISMATCH, "the state was initialized by a different process")
+
+int fm_process_get_model_weights(const fm_process *p, const fm_state *s, float *w) {
+  FM__CHECK_STATE(p, s);
+  memcpy(w, s->weights, p->numel * sizeof(float));
+  return FM_OK;
+}
+
+int fm_process_set_model_weights(const fm_process *p, fm_state *s, const float *w) {
+  FM__CHECK_STATE(p, s);
+  for (size_t i = 0; i < p->numel; i++)
+    FM_CHECK(isfinite(w[i]), FM_ERR_NON_FINITE, "model weight %zu is not finite", i);
+  memcpy(s->weights, w, p->numel * sizeof(float));
+  return FM_OK;
+}
+
+int fm_process_get_hparams(const fm_process *p, const fm_state *s, fm_hparams *client_work, fm_hparams *finalizer) {
+  FM__CHECK_STATE(p, s);
+  if (client_work) fm_optimizer_get_hparams(s->client_opt, client_work);
+  if (finalizer) fm_optimizer_get_hparams(s->server_opt, finalizer);
+  return FM_OK;
+}
+
+int fm_process_set_hparams(const fm_process *p, fm_state *s, const fm_hparams *client_work,
+                           const fm_hparams *finalizer) {
+  FM__CHECK_STATE(p, s);
+  /* Validate both before changing either, so a failure changes nothing. */
+  fm_optimizer *c = NULL, *f = NULL;
+  int rc = FM_OK;
+  FM_CALL_GOTO(rc, fm_optimizer_clone(s->client_opt, &c), done);
+  FM_CALL_GOTO(rc, fm_optimizer_clone(s->server_opt, &f), done);
+  if (client_work) FM_CALL_GOTO(rc, fm_optimizer_set_hparams(c, client_work), done);
+  if (finalizer) FM_CALL_GOTO(rc, fm_optimizer_set_hparams(f, finalizer), done);
+  if (client_work) FM_CALL_GOTO(rc, fm_optimizer_set_hparams(s->client_opt, client_work), done);
+  if (finalizer) FM_CALL_GOTO(rc, fm_optimizer_set_hparams(s->server_opt, finalizer), done);
+done:
+  fm_optimizer_destroy(&c);
+  fm_optimizer_destroy(&f);
+  return rc;
+}
+
+/* ---- sampling and ownership ----------------------------------------------------- */
+
+static int fm__cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+int fm_sample_cohort(uint64_t seed, uint64_t round, uint64_t population, size_t k, uint64_t *out) {
+  FM_CHECK(k > 0, FM_ERR_COHORT, "clients per round must be at least 1");
+  FM_CHECK(k <= population, FM_ERR_COHORT, "cannot sample %zu clients per round from a population of %llu clients",
+           k, (unsigned long long)population);
+  /* Floyd's algorithm: k draws, a hash set of the chosen ids, O(k). */
+  size_t cap = 16;
+  while (cap < 2 * k) cap <<= 1;
+  uint64_t *set = fm__malloc(cap * sizeof *set);
+  if (!set) return FM_ERR_NOMEM;
+  const uint64_t empty = UINT64_MAX;
+  for (size_t i = 0; i < cap; i++) set[i] = empty;
+  fm_rng r;
+  fm_rng_init(&r, seed, round, 0, FM_RNG_SAMPLE);
+  size_t m = 0;
+  for (uint64_t j = population - k; j < population; j++) {
+    uint64_t t = fm_rng_below(&r, j + 1);
+    uint64_t pick = t;
+    /* probe for t; if present take j (which cannot be present yet) */
+    size_t h = (size_t)((t * 0x9E3779B97F4A7C15ull) >> 7) & (cap - 1);
+    while (set[h] != empty && set[h] != t) h = (h + 1) & (cap - 1);
+    if (set[h] == t) {
+      pick = j;
+      h = (size_t)((j * 0x9E3779B97F4A7C15ull) >> 7) & (cap - 1);
+      while (set[h] != empty) h = (h + 1) & (cap - 1);
+    }
+    set[h] = pick;
+    out[m++] = pick;
+  }
+  fm__free(set);
+  qsort(out, k, sizeof *out, fm__cmp_u64);
+  return FM_OK;
+}
+
+int fm_client_owner(uint64_t c, uint64_t population, int size) {
+  if (size <= 1 || population == 0) return 0;
+  /* Rank r owns the contiguous shard [floor(r N / size), floor((r+1) N / size)),
+   * so owner(c) = the largest r with floor(r N / size) <= c
+   *             = floor(((c + 1) size - 1) / N).  (No overflow below N * size = 2^64.) */
+  return (int)(((c + 1) * (uint64_t)size - 1) / population);
+}

@@ -1,0 +1,422 @@
+/* src/learning/round.c — next() and evaluation: the per-client map over
+ * OpenMP threads into exact packed sums, the collective reduction through
+ * fm_comm, and the server-side finalize on rank 0.
+ *
+ * Memory per rank: threads x (model weights + gradient + client optimizer
+ * state + one batch and its activations + the packed sums) plus the examples
+ * of the clients being trained at that moment. Nothing grows with the
+ * population or the number of rounds. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+#include "learning_impl.h"
+
+/* One thread's buffers. */
+typedef struct fm__worker {
+  void *ws;              /* model workspace */
+  float *w;              /* (P) local model weights */
+  float *grad;           /* (T) gradient, then the client's delta */
+  float *xb;             /* (B, D) batch features */
+  int32_t *yb;           /* (B) batch labels */
+  float *probs;          /* (B, C) predictions */
+  uint32_t *order;       /* (n) shuffle scratch, grown as needed */
+  size_t order_cap;
+  double *msum;          /* (M) this client's unfinalized metrics */
+  double *mbatch;        /* (max metric values) one batch's contributions */
+  fm_exact *acc;         /* packed partial sums */
+  fm_optim_state opt;    /* client optimizer state */
+  int has_opt;
+} fm__worker;
+
+static void fm__worker_free(fm__worker *k) {
+  fm__free(k->ws);
+  fm__free(k->w);
+  fm__free(k->grad);
+  fm__free(k->xb);
+  fm__free(k->yb);
+  fm__free(k->probs);
+  fm__free(k->order);
+  fm__free(k->msum);
+  fm__free(k->mbatch);
+  fm__free(k->acc);
+  if (k->has_opt) fm_optim_state_free(&k->opt);
+  memset(k, 0, sizeof *k);
+}
+
+static int fm__worker_init(fm__worker *k, const fm_model *model, size_t batch, size_t num_slots,
+                           const fm_optimizer *client_opt) {
+  memset(k, 0, sizeof *k);
+  const fm_input_spec *spec = fm_model_input_spec(model);
+  const fm_layout *l = fm_model_layout(model);
+  size_t p = fm_layout_numel(l), t = fm_layout_trainable_numel(l);
+  size_t mv = 0;
+  for (size_t i = 0; i < fm_model_num_metrics(model); i++) {
+    size_t nv = fm_model_metric(model, i)->num_values;
+    if (nv > mv) mv = nv;
+  }
+  k->ws = fm__malloc(fm_model_workspace_size(model, batch));
+  k->w = fm__malloc(p * sizeof(float));
+  k->grad = fm__malloc((t ? t : 1) * sizeof(float));
+  k->xb = fm__malloc(batch * spec->num_features * sizeof(float));
+  k->yb = fm__malloc(batch * sizeof(int32_t));
+  k->probs = fm__malloc(batch * spec->num_classes * sizeof(float));
+  k->msum = fm__calloc(fm_model_num_metric_values(model) + 1, sizeof(double));
+  k->mbatch = fm__calloc(mv + 1, sizeof(double));
+  k->acc = fm__calloc(num_slots, sizeof(fm_exact));
+  if (!k->ws || !k->w || !k->grad || !k->xb || !k->yb || !k->probs || !k->msum || !k->mbatch || !k->acc) {
+    fm__worker_free(k);
+    return FM_ERR_NOMEM;
+  }
+  if (client_opt) {
+    int rc = fm_optim_state_init(client_opt, t, &k->opt);
+    if (rc != FM_OK) {
+      fm__worker_free(k);
+      return rc;
+    }
+    k->has_opt = 1;
+  }
+  return FM_OK;
+}
+
+static int fm__worker_order(fm__worker *k, size_t n) {
+  if (n <= k->order_cap) return FM_OK;
+  uint32_t *o = fm__realloc(k->order, n * sizeof *o);
+  if (!o) return FM_ERR_NOMEM;
+  k->order = o;
+  k->order_cap = n;
+  return FM_OK;
+}
+
+/* Load client c and check it fits the model. */
+static int fm__load_client(const fm_model *model, const fm_client_data *data, uint64_t c, fm_examples *ex) {
+  FM_CALL(fm_client_data_load(data, (size_t)c, ex));
+  const fm_input_spec *spec = fm_model_input_spec(model);
+  const char *id = fm_client_data_client_id(data, (size_t)c);
+  if (ex->n && ex->num_features != spec->num_features) {
+    int rc = FM_ERR(FM_ERR_SPEC_MISMATCH, "%s: client '%s' has %zu features per example, model '%s' expects %zu",
+                    fm_client_data_path(data), id, ex->num_features, fm_model_type(model), spec->num_features);
+    fm_examples_free(ex);
+    return rc;
+  }
+  for (size_t i = 0; i < ex->n; i++) {
+    if (ex->y[i] < 0 || (size_t)ex->y[i] >= spec->num_classes) {
+      int rc = FM_ERR(FM_ERR_SPEC_MISMATCH, "%s: client '%s' example %zu has label %d, outside [0, %zu) of model '%s'",
+                      fm_client_data_path(data), id, i, (int)ex->y[i], spec->num_classes, fm_model_type(model));
+      fm_examples_free(ex);
+      return rc;
+    }
+  }
+  return FM_OK;
+}
+
+/* Add one batch's metric contributions into msum. */
+static void fm__metrics_update(const fm_model *model, fm__worker *k, size_t nb, float loss) {
+  const fm_input_spec *spec = fm_model_input_spec(model);
+  size_t off = 0;
+  for (size_t i = 0; i < fm_model_num_metrics(model); i++) {
+    const fm_metric *m = fm_model_metric(model, i);
+    memset(k->mbatch, 0, m->num_values * sizeof(double));
+    m->update(m, k->probs, k->yb, nb, spec->num_classes, (double)loss, k->mbatch);
+    for (size_t j = 0; j < m->num_values; j++) k->msum[off + j] += k->mbatch[j];
+    off += m->num_values;
+  }
+}
+
+/* Client work for one client: local training from global weights w0, then
+ * the aggregator's prepare step into k->acc. */
+static int fm__train_client(const fm_process *p, const fm_state *s, const float *w0, const fm_round_input *in,
+                            uint64_t c, fm__worker *k, double limit) {
+  const fm_model *model = p->model;
+  const size_t t = p->trainable, mvals = p->num_metric_values;
+  fm_examples ex = {0};
+  FM_CALL(fm__load_client(model, in->data, c, &ex));
+  int rc = fm__worker_order(k, ex.n);
+  if (rc != FM_OK) goto done;
+  memcpy(k->w, w0, p->numel * sizeof(float));
+  FM_CALL_GOTO(rc, fm_optim_state_reset(s->client_opt, &k->opt), done);
+  memset(k->msum, 0, mvals * sizeof(double));
+
+  fm_batch_iter it;
+  fm_batch_iter_init(&it, &in->batching, ex.n, k->order, s->seed, s->round, c);
+  size_t nb;
+  uint64_t examples = 0;
+  while ((nb = fm_batch_iter_next(&it, &ex, k->xb, k->yb)) > 0) {
+    float loss = 0.0f;
+    FM_CALL_GOTO(rc, fm_model_forward(model, k->ws, k->w, k->xb, k->yb, nb, 1, &loss, k->probs), done);
+    /* Metrics see the predictions made before this batch's step (as TFF). */
+    fm__metrics_update(model, k, nb, loss);
+    memset(k->grad, 0, t * sizeof(float));
+    FM_CALL_GOTO(rc, fm_model_backward(model, k->ws, k->w, k->xb, k->yb, nb, k->grad), done);
+    FM_CALL_GOTO(rc, fm_optimizer_step(s->client_opt, &k->opt, k->w, k->grad, t), done);
+    examples += nb;
+  }
+
+  /* update = initial - trained (the pseudo-gradient), trainable part only. */
+  int finite = 1;
+  for (size_t i = 0; i < t; i++) {
+    k->grad[i] = w0[i] - k->w[i];
+    if (!isfinite(k->grad[i])) finite = 0;
+  }
+  float weight;
+  if (finite) {
+    weight = p->cw->weighting == FM_WEIGHTING_NUM_EXAMPLES ? (float)examples : 1.0f;
+  } else {
+    memset(k->grad, 0, t * sizeof(float));
+    memset(k->msum, 0, mvals * sizeof(double));
+    weight = 0.0f;
+  }
+  size_t rejected = fm__aggregator_prepare(p->agg, k->grad, weight, t, k->acc, limit);
+  for (size_t j = 0; j < mvals; j++) rejected += (size_t)fm_exact_add(&k->acc[FM__SLOT_METRICS(t) + j], k->msum[j], limit);
+  if (rejected) fm_exact_add(&k->acc[FM__SLOT_REJECTED(t)], 1.0, limit);
+done:
+  fm_examples_free(&ex);
+  return rc;
+}
+
+/* Forward-only evaluation of one client: metric sums into k->acc[0..M). */
+static int fm__eval_client(const fm_model *model, const float *w, const fm_client_data *data, uint64_t c,
+                           size_t batch, fm__worker *k, double limit) {
+  fm_examples ex = {0};
+  FM_CALL(fm__load_client(model, data, c, &ex));
+  int rc = fm__worker_order(k, ex.n);
+  if (rc != FM_OK) goto done;
+  size_t mvals = fm_model_num_metric_values(model);
+  memset(k->msum, 0, mvals * sizeof(double));
+  fm_batching b = {.epochs = 1, .batch_size = batch, .shuffle = 0};
+  fm_batch_iter it;
+  fm_batch_iter_init(&it, &b, ex.n, k->order, 0, 0, c);
+  size_t nb;
+  while ((nb = fm_batch_iter_next(&it, &ex, k->xb, k->yb)) > 0) {
+    float loss = 0.0f;
+    FM_CALL_GOTO(rc, fm_model_forward(model, k->ws, w, k->xb, k->yb, nb, 0, &loss, k->probs), done);
+    fm__metrics_update(model, k, nb, loss);
+  }
+  for (size_t j = 0; j < mvals; j++) fm_exact_add(&k->acc[j], k->msum[j], limit);
+done:
+  fm_examples_free(&ex);
+  return rc;
+}
+
+int fm__metrics_finalize(const fm_model *m, const fm_exact *sums, const char *prefix, fm_metrics *out) {
+  double vals[FM_METRIC_MAX_VALUES];
+  char path[FM_METRIC_PATH_MAX];
+  size_t off = 0;
+  for (size_t i = 0; i < fm_model_num_metrics(m); i++) {
+    const fm_metric *mt = fm_model_metric(m, i);
+    for (size_t j = 0; j < mt->num_values; j++) vals[j] = fm_exact_to_double(&sums[off + j]);
+    off += mt->num_values;
+    snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", mt->name);
+    FM_CALL(fm_metrics_put(out, path, mt->finalize(mt, vals), mt->is_integer ? FM_METRIC_INT : FM_METRIC_FLOAT));
+  }
+  return FM_OK;
+}
+
+/* The shared client map: run fn over the clients this rank owns with nt
+ * threads, then sum the threads' packed buffers into total (num_slots). */
+typedef int (*fm__client_fn)(void *ctx, uint64_t c, fm__worker *k);
+
+static int fm__client_map(const fm_model *model, size_t batch, const fm_optimizer *client_opt, const uint64_t *clients,
+                          size_t num_clients, uint64_t population, const fm_comm *comm, int num_threads,
+                          size_t num_slots, fm__client_fn fn, void *ctx, fm_exact *total) {
+  /* The owned clients, in cohort order. */
+  uint64_t *mine = fm__malloc((num_clients ? num_clients : 1) * sizeof *mine);
+  if (!mine) return FM_ERR_NOMEM;
+  size_t n = 0;
+  for (size_t i = 0; i < num_clients; i++)
+    if (fm_client_owner(clients[i], population, comm->size) == comm->rank) mine[n++] = clients[i];
+
+  int nt = num_threads > 0 ? num_threads : 1;
+#ifdef _OPENMP
+  if (num_threads <= 0) nt = omp_get_max_threads();
+#endif
+  if ((size_t)nt > n) nt = n ? (int)n : 1;
+
+  int status = FM_OK;
+  char msg[1024] = "";
+  fm_exact_zero(total, num_slots);
+#pragma omp parallel num_threads(nt)
+  {
+    fm__worker k;
+    int rc = fm__worker_init(&k, model, batch, num_slots, client_opt);
+    int have = rc == FM_OK;
+#pragma omp for schedule(dynamic, 1)
+    for (size_t i = 0; i < n; i++) {
+      if (rc != FM_OK) continue;
+      int crc;
+#pragma omp atomic read
+      crc = status;
+      if (crc != FM_OK) continue; /* another thread failed: stop early */
+      rc = fn(ctx, mine[i], &k);
+    }
+#pragma omp critical(fm_client_map)
+    {
+      if (rc != FM_OK && status == FM_OK) {
+#pragma omp atomic write
+        status = rc;
+        snprintf(msg, sizeof msg, "%s", fm_last_error());
+      }
+      /* Exact sums: the order threads arrive in does not matter. */
+      if (have) fm_exact_accumulate(total, k.acc, num_slots);
+    }
+    if (have) fm__worker_free(&k);
+  }
+  fm__free(mine);
+  if (status != FM_OK) return FM_ERR(status, "%s", msg);
+  return FM_OK;
+}
+
+/* ---- next ------------------------------------------------------------------ */
+
+typedef struct fm__train_ctx {
+  const fm_process *p;
+  const fm_state *s;
+  const float *w0;
+  const fm_round_input *in;
+  double limit;
+} fm__train_ctx;
+
+static int fm__train_fn(void *vctx, uint64_t c, fm__worker *k) {
+  fm__train_ctx *x = vctx;
+  return fm__train_client(x->p, x->s, x->w0, x->in, c, k, x->limit);
+}
+
+/* Header broadcast with the weights: what clients need besides them. */
+typedef struct fm__bcast_header {
+  uint64_t round;
+  uint64_t seed;
+  fm_hparams client_hp;
+} fm__bcast_header;
+
+static int fm__check_round_input(const fm_process *p, const fm_round_input *in) {
+  FM_CHECK(in && in->data, FM_ERR_INVALID_ARG, "round input needs client data");
+  FM_CHECK(in->cohort || in->cohort_size == 0, FM_ERR_INVALID_ARG, "cohort is NULL");
+  FM_CHECK(in->batching.epochs >= 1, FM_ERR_INVALID_ARG, "epochs must be >= 1, got %d", in->batching.epochs);
+  FM_CHECK(in->batching.batch_size >= 1, FM_ERR_INVALID_ARG, "batch size must be >= 1");
+  uint64_t pop = fm_client_data_num_clients(in->data);
+  for (size_t i = 0; i < in->cohort_size; i++)
+    FM_CHECK(in->cohort[i] < pop, FM_ERR_COHORT, "cohort client index %llu is outside the population of %llu",
+             (unsigned long long)in->cohort[i], (unsigned long long)pop);
+  int ndim;
+  size_t shape[FM_MAX_DIMS];
+  fm_client_data_feature_shape(in->data, &ndim, shape);
+  size_t d = 1;
+  for (int i = 0; i < ndim; i++) d *= shape[i];
+  const fm_input_spec *spec = fm_model_input_spec(p->model);
+  FM_CHECK(d == spec->num_features, FM_ERR_SPEC_MISMATCH,
+           "%s: examples have %zu features, model '%s' expects %zu", fm_client_data_path(in->data), d,
+           fm_model_type(p->model), spec->num_features);
+  return FM_OK;
+}
+
+int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, fm_comm *comm,
+                    fm_metrics *metrics) {
+  FM_CHECK(p && s && comm, FM_ERR_INVALID_ARG, "NULL process, state or communicator");
+  FM_CHECK(s->owner == p, FM_ERR_STATE_MISMATCH, "the state was initialized by a different process");
+  const size_t t = p->trainable, mvals = p->num_metric_values;
+  const size_t num_slots = FM__SLOT_METRICS(t) + mvals;
+  int rc = comm->ops->agree(comm, fm__check_round_input(p, in));
+  if (rc != FM_OK) return rc;
+
+  /* 1. distributor: broadcast weights and client hparams from rank 0. */
+  fm__bcast_header h = {.round = s->round, .seed = s->seed};
+  fm_optimizer_get_hparams(s->client_opt, &h.client_hp);
+  FM_CALL(comm->ops->bcast(comm, &h, sizeof h));
+  FM_CALL(comm->ops->bcast(comm, s->weights, p->numel * sizeof(float)));
+  if (comm->rank != 0) {
+    s->round = h.round;
+    s->seed = h.seed;
+    FM_CALL(fm_optimizer_set_hparams(s->client_opt, &h.client_hp));
+  }
+
+  /* 2. client work + aggregator prepare, per client, into exact sums. */
+  fm_exact *total = fm__malloc(num_slots * sizeof *total);
+  float *mean = fm__malloc((t ? t : 1) * sizeof *mean);
+  if (!total || !mean) {
+    rc = FM_ERR_NOMEM;
+  } else {
+    fm__train_ctx ctx = {p, s, s->weights, in, fm_exact_limit(in->cohort_size + 1)};
+    rc = fm__client_map(p->model, in->batching.batch_size, s->client_opt, in->cohort, in->cohort_size,
+                        fm_client_data_num_clients(in->data), comm, in->num_threads, num_slots, fm__train_fn, &ctx,
+                        total);
+  }
+  rc = comm->ops->agree(comm, rc);
+  if (rc != FM_OK) goto done;
+  FM_CALL_GOTO(rc, comm->ops->reduce_exact(comm, total, num_slots), done);
+
+  /* 3. server: aggregator finalize, finalizer, metrics (rank 0). */
+  if (comm->rank == 0) {
+    if (metrics) FM_CALL_GOTO(rc, fm_metrics_put(metrics, "distributor", 0, FM_METRIC_GROUP), done);
+    FM_CALL_GOTO(rc, fm__aggregator_finalize(p->agg, total, t, mean), done);
+    int non_finite = fm_exact_to_double(&total[FM__SLOT_REJECTED(t)]) > 0.0;
+    for (size_t i = 0; i < t && !non_finite; i++)
+      if (!isfinite(mean[i])) non_finite = 1;
+    if (!non_finite) FM_CALL_GOTO(rc, fm_optimizer_step(s->server_opt, &s->server_state, s->weights, mean, t), done);
+    if (metrics) {
+      FM_CALL_GOTO(rc, fm__metrics_finalize(p->model, &total[FM__SLOT_METRICS(t)], "client_work/train", metrics),
+                   done);
+      FM_CALL_GOTO(rc, fm__aggregator_measurements(p->agg, metrics), done);
+      FM_CALL_GOTO(rc, fm_metrics_put(metrics, "finalizer/update_non_finite", non_finite, FM_METRIC_INT), done);
+    }
+  }
+  s->round++;
+done:
+  fm__free(total);
+  fm__free(mean);
+  return rc;
+}
+
+/* ---- evaluation ------------------------------------------------------------- */
+
+typedef struct fm__eval_ctx {
+  const fm_model *model;
+  const float *w;
+  const fm_client_data *data;
+  size_t batch;
+  double limit;
+} fm__eval_ctx;
+
+static int fm__eval_fn(void *vctx, uint64_t c, fm__worker *k) {
+  fm__eval_ctx *x = vctx;
+  return fm__eval_client(x->model, x->w, x->data, c, x->batch, k, x->limit);
+}
+
+int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *data, const uint64_t *clients,
+                size_t num_clients, size_t batch_size, int num_threads, fm_comm *comm, fm_metrics *out) {
+  FM_CHECK(model && w && data && comm, FM_ERR_INVALID_ARG, "NULL argument");
+  FM_CHECK(batch_size >= 1, FM_ERR_INVALID_ARG, "evaluation batch size must be >= 1");
+  uint64_t pop = fm_client_data_num_clients(data);
+  uint64_t *all = NULL;
+  if (!clients) {
+    num_clients = (size_t)pop;
+    all = fm__malloc((num_clients ? num_clients : 1) * sizeof *all);
+    if (!all) return FM_ERR_NOMEM;
+    for (size_t i = 0; i < num_clients; i++) all[i] = i;
+    clients = all;
+  }
+  size_t mvals = fm_model_num_metric_values(model);
+  fm_exact *total = fm__malloc((mvals ? mvals : 1) * sizeof *total);
+  int rc = total ? FM_OK : FM_ERR_NOMEM;
+  int ndim;
+  size_t shape[FM_MAX_DIMS], d = 1;
+  fm_client_data_feature_shape(data, &ndim, shape);
+  for (int i = 0; i < ndim; i++) d *= shape[i];
+  if (rc == FM_OK && d != fm_model_input_spec(model)->num_features)
+    rc = FM_ERR(FM_ERR_SPEC_MISMATCH, "%s: examples have %zu features, model '%s' expects %zu",
+                fm_client_data_path(data), d, fm_model_type(model), fm_model_input_spec(model)->num_features);
+  if (rc == FM_OK) {
+    fm__eval_ctx ctx = {model, w, data, batch_size, fm_exact_limit(num_clients + 1)};
+    rc = fm__client_map(model, batch_size, NULL, clients, num_clients, pop, comm, num_threads, mvals, fm__eval_fn,
+                        &ctx, total);
+  }
+  rc = comm->ops->agree(comm, rc);
+  if (rc == FM_OK) rc = comm->ops->reduce_exact(comm, total, mvals);
+  if (rc == FM_OK && comm->rank == 0 && out) rc = fm__metrics_finalize(model, total, "", out);
+  fm__free(total);
+  fm__free(all);
+  return rc;
+}

@@ -1,0 +1,135 @@
+/* src/runtime/comm_mpi.c — fm_comm over MPI: the only file that talks MPI.
+ *
+ * The caller's communicator is duplicated and set to MPI_ERRORS_RETURN, so
+ * every failed call comes back as FM_ERR_MPI with MPI's own text instead of
+ * aborting. Exact sums travel as pairs of uint64 with a user-defined,
+ * commutative MPI_Op (128-bit add with carry). Counts above INT_MAX are sent
+ * in chunks. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fedmpi/runtime.h"
+#include "internal.h"
+
+#define FM_MPI_CALL(call)                                                                                      \
+  do {                                                                                                         \
+    int fm_mpi_rc_ = (call);                                                                                   \
+    if (fm_mpi_rc_ != MPI_SUCCESS) {                                                                           \
+      char fm_mpi_s_[MPI_MAX_ERROR_STRING];                                                                    \
+      int fm_mpi_l_ = 0;                                                                                       \
+      MPI_Error_string(fm_mpi_rc_, fm_mpi_s_, &fm_mpi_l_);                                                     \
+      return FM_ERR(FM_ERR_MPI, "%s failed: %s", #call, fm_mpi_s_);                                            \
+    }                                                                                                          \
+  } while (0)
+
+typedef struct fm__mpi {
+  MPI_Comm comm;
+  MPI_Datatype exact_type;
+  MPI_Op exact_op;
+} fm__mpi;
+
+static void fm__exact_sum_op(void *in, void *inout, int *len, MPI_Datatype *dt) {
+  (void)dt;
+  fm_exact_accumulate((fm_exact *)inout, (const fm_exact *)in, (size_t)*len);
+}
+
+static int mpi_bcast(fm_comm *c, void *buf, size_t bytes) {
+  fm__mpi *m = c->impl;
+  char *p = buf;
+  while (bytes > 0) {
+    int chunk = bytes > (size_t)INT_MAX ? INT_MAX : (int)bytes;
+    FM_MPI_CALL(MPI_Bcast(p, chunk, MPI_BYTE, 0, m->comm));
+    p += chunk;
+    bytes -= (size_t)chunk;
+  }
+  return FM_OK;
+}
+
+static int mpi_reduce_exact(fm_comm *c, fm_exact *buf, size_t n) {
+  fm__mpi *m = c->impl;
+  const size_t max_chunk = (size_t)INT_MAX / 2;
+  while (n > 0) {
+    int chunk = n > max_chunk ? (int)max_chunk : (int)n;
+    if (c->rank == 0)
+      FM_MPI_CALL(MPI_Reduce(MPI_IN_PLACE, buf, chunk, m->exact_type, m->exact_op, 0, m->comm));
+    else
+      FM_MPI_CALL(MPI_Reduce(buf, NULL, chunk, m->exact_type, m->exact_op, 0, m->comm));
+    buf += chunk;
+    n -= (size_t)chunk;
+  }
+  return FM_OK;
+}
+
+static int mpi_agree(fm_comm *c, int status) {
+  fm__mpi *m = c->impl;
+  int mine = status != FM_OK ? c->rank : c->size, first = c->size;
+  FM_MPI_CALL(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, m->comm));
+  if (first == c->size) return FM_OK;
+  struct {
+    int code;
+    char msg[1024];
+  } e = {status, ""};
+  if (c->rank == first) snprintf(e.msg, sizeof e.msg, "%s", fm_last_error());
+  FM_MPI_CALL(MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, first, m->comm));
+  if (c->size > 1)
+    return FM_ERR(e.code, "rank %d: %s", first, e.msg);
+  return FM_ERR(e.code, "%s", e.msg);
+}
+
+static int mpi_allreduce_max(fm_comm *c, double *buf, size_t n) {
+  fm__mpi *m = c->impl;
+  FM_CHECK(n <= (size_t)INT_MAX, FM_ERR_INVALID_ARG, "allreduce of %zu values is too large", n);
+  FM_MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_MAX, m->comm));
+  return FM_OK;
+}
+
+static void mpi_destroy(fm_comm *c) {
+  fm__mpi *m = c->impl;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) {
+    MPI_Op_free(&m->exact_op);
+    MPI_Type_free(&m->exact_type);
+    MPI_Comm_free(&m->comm);
+  }
+  fm__free(m);
+  fm__free(c);
+}
+
+static const fm_comm_ops fm__mpi_ops = {.bcast = mpi_bcast,
+                                        .reduce_exact = mpi_reduce_exact,
+                                        .agree = mpi_agree,
+                                        .allreduce_max = mpi_allreduce_max,
+                                        .destroy = mpi_destroy};
+
+int fm_comm_create_mpi(MPI_Comm comm, fm_comm **out) {
+  FM_CHECK(out, FM_ERR_INVALID_ARG, "out is NULL");
+  *out = NULL;
+  fm_comm *c = fm__calloc(1, sizeof *c);
+  fm__mpi *m = fm__calloc(1, sizeof *m);
+  if (!c || !m) {
+    fm__free(c);
+    fm__free(m);
+    return FM_ERR_NOMEM;
+  }
+  c->ops = &fm__mpi_ops;
+  c->impl = m;
+  int rc = MPI_Comm_dup(comm, &m->comm);
+  if (rc == MPI_SUCCESS) rc = MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+  if (rc == MPI_SUCCESS) rc = MPI_Comm_rank(m->comm, &c->rank);
+  if (rc == MPI_SUCCESS) rc = MPI_Comm_size(m->comm, &c->size);
+  if (rc == MPI_SUCCESS) rc = MPI_Type_contiguous(2, MPI_UINT64_T, &m->exact_type);
+  if (rc == MPI_SUCCESS) rc = MPI_Type_commit(&m->exact_type);
+  if (rc == MPI_SUCCESS) rc = MPI_Op_create(fm__exact_sum_op, 1, &m->exact_op);
+  if (rc != MPI_SUCCESS) {
+    char s[MPI_MAX_ERROR_STRING];
+    int l = 0;
+    MPI_Error_string(rc, s, &l);
+    fm__free(c);
+    fm__free(m);
+    return FM_ERR(FM_ERR_MPI, "setting up the MPI communicator failed: %s", s);
+  }
+  *out = c;
+  return FM_OK;
+}
