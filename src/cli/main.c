@@ -1,2 +1,124 @@
-/* placeholder replaced by the real CLI in this same change series */
-int main(void) { return 0; }
+/* src/cli/main.c — the `fedmpi` command: MPI start-up, dispatch to the
+ * subcommands, and the shared error path. The CLI is the only code that
+ * prints usage or chooses an exit status; the library only returns codes. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+void cli_error(const cli_ctx *ctx, const char *cmd, const char *msg) {
+  if (ctx->rank != 0) return;
+  fprintf(stderr, "fedmpi%s%s: error: %s\n", cmd ? " " : "", cmd ? cmd : "", msg);
+  fflush(stderr);
+}
+
+int cli_agree(cli_ctx *ctx, const char *cmd, int status) {
+  int rc = ctx->comm->ops->agree(ctx->comm, status);
+  if (rc != FM_OK) cli_error(ctx, cmd, fm_last_error());
+  return rc;
+}
+
+int cli_parse_or_exit(cli_ctx *ctx, const cli_command *cmd, void *cfg, int argc, char **argv, char **pos,
+                      int max_pos, int *num_pos) {
+  char err[2048] = "";
+  int rc = cli_parse(cmd, cfg, argc, argv, err, sizeof err, pos, max_pos, num_pos);
+  if (rc == 1) {
+    if (ctx->rank == 0) cli_print_help(cmd, stdout);
+    return CLI_EXIT_OK;
+  }
+  if (rc < 0) {
+    cli_error(ctx, cmd->name, err);
+    return CLI_EXIT_USAGE;
+  }
+  return -1;
+}
+
+int cli_mkdirs(const char *path) {
+  char buf[CLI_STR_MAX];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+  struct stat st;
+  if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    errno = ENOTDIR;
+    return -1;
+  }
+  return 0;
+}
+
+int cli_input_spec(const fm_client_data *cd, int64_t num_classes_opt, fm_input_spec *spec) {
+  int ndim;
+  size_t shape[FM_MAX_DIMS];
+  fm_client_data_feature_shape(cd, &ndim, shape);
+  size_t c = num_classes_opt > 0 ? (size_t)num_classes_opt : fm_client_data_num_classes(cd);
+  if (c == 0) {
+    int rc = fm_client_data_scan_num_classes(cd, &c);
+    if (rc != FM_OK) return rc;
+  }
+  if (c < 2)
+    return fm_set_error(FM_ERR_SPEC_MISMATCH, "%s: found %zu class(es); a classifier needs at least 2 (set --num-classes)",
+                        fm_client_data_path(cd), c);
+  return fm_input_spec_set(spec, ndim, shape, c);
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: fedmpi <command> [options]\n\n"
+          "Federated learning simulator with TensorFlow Federated's semantics on MPI + OpenMP.\n"
+          "Run under mpirun for several ranks; one process runs the same code.\n\n"
+          "commands:\n"
+          "  train          run federated training (FedAvg) and write metrics and weights\n"
+          "  eval           evaluate a weights file on a ClientData file\n"
+          "  data synth     write Synthetic(alpha, beta) client data (TFF HDF5 layout)\n"
+          "  data info      describe a ClientData file\n"
+          "  version        print the version\n\n"
+          "Run 'fedmpi <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  int provided = 0;
+  if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    fprintf(stderr, "fedmpi: error: MPI_Init_thread failed\n");
+    return CLI_EXIT_FAILURE;
+  }
+  cli_ctx ctx = {0};
+  int status;
+  if (fm_comm_create_mpi(MPI_COMM_WORLD, &ctx.comm) != FM_OK) {
+    fprintf(stderr, "fedmpi: error: %s\n", fm_last_error());
+    MPI_Finalize();
+    return CLI_EXIT_FAILURE;
+  }
+  ctx.rank = ctx.comm->rank;
+  ctx.size = ctx.comm->size;
+
+  const char *cmd = argc > 1 ? argv[1] : NULL;
+  if (!cmd || !strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+    if (ctx.rank == 0) usage(cmd ? stdout : stderr);
+    status = cmd ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+  } else if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    if (ctx.rank == 0) printf("fedmpi %s\n", fm_version());
+    status = CLI_EXIT_OK;
+  } else if (!strcmp(cmd, "train")) {
+    status = cmd_train(&ctx, argc - 1, argv + 1);
+  } else if (!strcmp(cmd, "eval")) {
+    status = cmd_eval(&ctx, argc - 1, argv + 1);
+  } else if (!strcmp(cmd, "data")) {
+    status = cmd_data(&ctx, argc - 1, argv + 1);
+  } else {
+    char msg[512];
+    snprintf(msg, sizeof msg, "unknown command '%s' (commands: train, eval, data, version; see fedmpi --help)", cmd);
+    cli_error(&ctx, NULL, msg);
+    status = CLI_EXIT_USAGE;
+  }
+  fflush(stdout);
+  fm_comm_destroy(&ctx.comm);
+  MPI_Finalize();
+  return status;
+}

@@ -1,0 +1,48 @@
+/* src/cli/options.h — table-driven options shared by every subcommand: one
+ * table per command gives each option's type, default, bounds and help; the
+ * same setter serves command-line flags (getopt_long) and config-file keys
+ * (inih), so every config key is also a flag and vice versa. */
+#ifndef FEDMPI_CLI_OPTIONS_H
+#define FEDMPI_CLI_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_STR_MAX 4096
+
+typedef enum cli_type { CLI_STR, CLI_INT, CLI_DOUBLE, CLI_FLAG, CLI_CHOICE } cli_type;
+
+typedef struct cli_opt {
+  const char *name;    /* flag without dashes and config key: "client-lr" */
+  cli_type type;
+  size_t offset;       /* CLI_STR/CLI_CHOICE: char[CLI_STR_MAX]; CLI_INT: int64_t; CLI_DOUBLE: double; CLI_FLAG: int */
+  const char *def;     /* default, parsed like a user value ("" for an empty string) */
+  double min, max;     /* bounds for numbers (inclusive) */
+  const char *choices; /* CLI_CHOICE: "a|b|c" */
+  const char *meta;    /* placeholder in help, e.g. "N" */
+  const char *help;
+} cli_opt;
+
+typedef struct cli_command {
+  const char *name;    /* "train" */
+  const char *usage;   /* "fedmpi train [options]" */
+  const char *summary; /* one paragraph */
+  const cli_opt *opts;
+  size_t num_opts;
+  int has_config;      /* accepts --config FILE */
+} cli_command;
+
+/* Apply defaults, then --config FILE (if the command accepts it), then flags.
+ * Returns 0 on success, 1 if --help was asked (help printed by the caller),
+ * -1 on error with the message in err. Positional arguments are returned in
+ * pos (pointers into argv), at most max_pos. */
+int cli_parse(const cli_command *cmd, void *cfg, int argc, char **argv, char *err, size_t errlen, char **pos,
+              int max_pos, int *num_pos);
+/* Set one option by name from text (flag or config value). */
+int cli_set(const cli_command *cmd, void *cfg, const char *name, const char *value, char *err, size_t errlen);
+void cli_print_help(const cli_command *cmd, FILE *f);
+/* The effective configuration as an INI file that --config reads back. */
+int cli_write_ini(const cli_command *cmd, const void *cfg, const char *path);
+
+#endif

@@ -1,0 +1,278 @@
+/* src/cli/train.c — `fedmpi train`: federated averaging end to end.
+ *
+ * Every rank runs this function in lockstep: options are parsed identically
+ * everywhere, each rank opens the data itself, and every step that can fail
+ * on one rank only (files, directories) is followed by an agreement, so all
+ * ranks leave together with one message printed by rank 0. Rank 0 alone
+ * writes the output directory: config.ini, metrics.jsonl, metrics.csv,
+ * weights.h5 (and the generated Synthetic data when --data is not given). */
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct train_cfg {
+  char data[CLI_STR_MAX], test_data[CLI_STR_MAX], model[CLI_STR_MAX], out[CLI_STR_MAX];
+  char init_weights[CLI_STR_MAX], weighting[CLI_STR_MAX], x_feature[CLI_STR_MAX], y_feature[CLI_STR_MAX];
+  int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
+  int64_t synth_clients;
+  double client_lr, client_momentum, server_lr, momentum, synth_alpha, synth_beta;
+  int synth_iid, quiet, no_shuffle;
+} train_cfg;
+
+#define OFF(f) offsetof(train_cfg, f)
+#define BIG 9.2e18
+static const cli_opt train_opts[] = {
+    {"data", CLI_STR, OFF(data), "", 0, 0, NULL, "FILE",
+     "training ClientData (HDF5, TFF layout /examples/<client>/<feature>); empty: generate Synthetic(alpha, beta) in "
+     "the output directory"},
+    {"test-data", CLI_STR, OFF(test_data), "", 0, 0, NULL, "FILE",
+     "held-out ClientData evaluated every --eval-every rounds and at the end"},
+    {"model", CLI_STR, OFF(model), "softmax", 0, 0, NULL, "NAME", "model: softmax, mlp:H1,H2,..., 2nn"},
+    {"rounds", CLI_INT, OFF(rounds), "20", 1, BIG, NULL, "N", "federated rounds"},
+    {"clients-per-round", CLI_INT, OFF(clients_per_round), "10", 1, BIG, NULL, "K",
+     "clients sampled uniformly without replacement each round"},
+    {"epochs", CLI_INT, OFF(epochs), "1", 1, 1e6, NULL, "E", "local epochs per client"},
+    {"batch-size", CLI_INT, OFF(batch_size), "10", 1, 1e7, NULL, "B", "local batch size"},
+    {"client-lr", CLI_DOUBLE, OFF(client_lr), "0.05", 0, INFINITY, NULL, "LR", "client SGD learning rate"},
+    {"client-momentum", CLI_DOUBLE, OFF(client_momentum), "0", 0, 1, NULL, "M", "client SGD momentum"},
+    {"server-lr", CLI_DOUBLE, OFF(server_lr), "1", 0, INFINITY, NULL, "LR",
+     "server SGD learning rate (1 with momentum 0 is plain FedAvg)"},
+    {"momentum", CLI_DOUBLE, OFF(momentum), "0", 0, 1, NULL, "M", "server SGD momentum (FedAvgM)"},
+    {"weighting", CLI_CHOICE, OFF(weighting), "num_examples", 0, 0, "num_examples|uniform", NULL,
+     "client weighting in the mean"},
+    {"seed", CLI_INT, OFF(seed), "0", 0, BIG, NULL, "S", "seed of every random draw (sampling, shuffling, init)"},
+    {"out", CLI_STR, OFF(out), "fedmpi-out", 0, 0, NULL, "DIR", "output directory"},
+    {"init-weights", CLI_STR, OFF(init_weights), "", 0, 0, NULL, "FILE",
+     "start from a weights file written by a previous run"},
+    {"threads", CLI_INT, OFF(threads), "0", 0, 4096, NULL, "T",
+     "OpenMP threads per rank training clients (0: OMP_NUM_THREADS or all cores)"},
+    {"eval-every", CLI_INT, OFF(eval_every), "0", 0, BIG, NULL, "K",
+     "evaluate on --test-data every K rounds (0: only after the last round)"},
+    {"eval-batch-size", CLI_INT, OFF(eval_batch_size), "256", 1, 1e7, NULL, "B", "evaluation batch size"},
+    {"num-classes", CLI_INT, OFF(num_classes), "0", 0, 1e7, NULL, "C",
+     "number of classes (0: the file's num_classes attribute, else the largest label + 1)"},
+    {"x-feature", CLI_STR, OFF(x_feature), "", 0, 0, NULL, "NAME", "feature holding the inputs (default: x, pixels or image)"},
+    {"y-feature", CLI_STR, OFF(y_feature), "", 0, 0, NULL, "NAME", "feature holding the labels (default: y or label)"},
+    {"no-shuffle", CLI_FLAG, OFF(no_shuffle), "0", 0, 0, NULL, NULL, "do not shuffle client examples each epoch"},
+    {"synth-alpha", CLI_DOUBLE, OFF(synth_alpha), "1", 0, INFINITY, NULL, "A",
+     "generated data: Synthetic alpha (model heterogeneity)"},
+    {"synth-beta", CLI_DOUBLE, OFF(synth_beta), "1", 0, INFINITY, NULL, "B",
+     "generated data: Synthetic beta (data heterogeneity)"},
+    {"synth-clients", CLI_INT, OFF(synth_clients), "30", 1, 1e9, NULL, "K", "generated data: number of clients"},
+    {"synth-iid", CLI_FLAG, OFF(synth_iid), "0", 0, 0, NULL, NULL, "generated data: Synthetic-IID"},
+    {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no per-round progress lines"},
+};
+static const cli_command train_cmd = {
+    "train", "fedmpi train [options]",
+    "Federated averaging (tff.learning.algorithms.build_weighted_fed_avg): each round samples clients, trains\n"
+    "them locally with SGD, averages their updates (weighted by examples) and applies the server optimizer.\n"
+    "Rank 0 is the server; every rank, rank 0 included, trains the sampled clients of its shard with\n"
+    "--threads OpenMP threads. Writes config.ini, metrics.jsonl, metrics.csv and weights.h5 to --out.",
+    train_opts, sizeof train_opts / sizeof train_opts[0], 1};
+
+static int generate_synth(const train_cfg *c, const char *train, const char *test) {
+  fm_synth_options o;
+  fm_synth_defaults(&o);
+  o.alpha = c->synth_alpha;
+  o.beta = c->synth_beta;
+  o.iid = c->synth_iid;
+  o.num_clients = (size_t)c->synth_clients;
+  o.seed = (uint64_t)c->seed;
+  return fm_synth_write(&o, train, test);
+}
+
+static void print_round(const train_cfg *c, uint64_t round, const fm_metrics *m, double secs) {
+  double loss = NAN, acc = NAN, ex = 0, nf = 0;
+  fm_metrics_get(m, "client_work/train/loss", &loss);
+  fm_metrics_get(m, "client_work/train/accuracy", &acc);
+  fm_metrics_get(m, "client_work/train/num_examples", &ex);
+  fm_metrics_get(m, "finalizer/update_non_finite", &nf);
+  printf("round %*llu/%lld  loss %.4f  accuracy %.4f  examples/s %.0f  %.3f s%s", (int)snprintf(NULL, 0, "%lld", (long long)c->rounds),
+         (unsigned long long)round, (long long)c->rounds, loss, acc, secs > 0 ? ex / secs : 0.0, secs,
+         nf > 0 ? "  (update non-finite: rejected)" : "");
+  double el, ea;
+  if (fm_metrics_get(m, "evaluation/loss", &el) == FM_OK && fm_metrics_get(m, "evaluation/accuracy", &ea) == FM_OK)
+    printf("  | eval loss %.4f  accuracy %.4f", el, ea);
+  putchar('\n');
+  fflush(stdout);
+}
+
+int cmd_train(cli_ctx *ctx, int argc, char **argv) {
+  train_cfg *c = calloc(1, sizeof *c);
+  if (!c) return CLI_EXIT_FAILURE;
+  char *pos[1];
+  int npos = 0, status = CLI_EXIT_FAILURE, rc = FM_OK;
+  fm_client_data *train = NULL, *test = NULL;
+  fm_model *model = NULL;
+  fm_process *proc = NULL;
+  fm_state *state = NULL;
+  fm_metrics_writer *writer = NULL;
+  uint64_t *cohort = NULL;
+  float *w = NULL;
+  fm_metrics m, em;
+  fm_metrics_init(&m);
+  fm_metrics_init(&em);
+  char path[CLI_STR_MAX + 64];
+
+  int ex = cli_parse_or_exit(ctx, &train_cmd, c, argc, argv, pos, 0, &npos);
+  if (ex >= 0) {
+    free(c);
+    return ex;
+  }
+  int nt = fm_runtime_setup_threads((int)c->threads);
+
+  /* Output directory (rank 0 writes everything). */
+  rc = FM_OK;
+  if (ctx->rank == 0 && cli_mkdirs(c->out) != 0)
+    rc = fm_set_error(FM_ERR_IO, "cannot create output directory '%s': %s", c->out, strerror(errno));
+  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+
+  /* The embedded default data: Synthetic(alpha, beta), generated by rank 0. */
+  if (!c->data[0]) {
+    rc = FM_OK;
+    if (snprintf(c->data, sizeof c->data, "%s/synthetic_train.h5", c->out) >= (int)sizeof c->data ||
+        (!c->test_data[0] &&
+         snprintf(c->test_data, sizeof c->test_data, "%s/synthetic_test.h5", c->out) >= (int)sizeof c->test_data))
+      rc = fm_set_error(FM_ERR_CONFIG, "--out path is too long");
+    if (ctx->rank == 0 && rc == FM_OK) {
+      printf("generating Synthetic(%g, %g)%s with %lld clients into %s\n", c->synth_alpha, c->synth_beta,
+             c->synth_iid ? " IID" : "", (long long)c->synth_clients, c->out);
+      fflush(stdout);
+      rc = generate_synth(c, c->data, c->test_data);
+    }
+    if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+  }
+
+  fm_data_options dopt = {c->x_feature[0] ? c->x_feature : NULL, c->y_feature[0] ? c->y_feature : NULL};
+  rc = fm_client_data_open(c->data, &dopt, &train);
+  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+  rc = c->test_data[0] ? fm_client_data_open(c->test_data, &dopt, &test) : FM_OK;
+  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+
+  uint64_t population = fm_client_data_num_clients(train);
+  if ((uint64_t)c->clients_per_round > population) {
+    char msg[CLI_STR_MAX + 256];
+    snprintf(msg, sizeof msg, "--clients-per-round %lld is more than the %llu clients in %s",
+             (long long)c->clients_per_round, (unsigned long long)population, c->data);
+    cli_error(ctx, "train", msg);
+    status = CLI_EXIT_USAGE;
+    goto done;
+  }
+
+  fm_input_spec spec;
+  rc = cli_input_spec(train, c->num_classes, &spec);
+  if (rc == FM_OK) rc = fm_model_create_by_name(c->model, &spec, &model);
+  if (cli_agree(ctx, "train", rc) != FM_OK) {
+    if (rc == FM_ERR_UNKNOWN_TYPE || rc == FM_ERR_INVALID_ARG) status = CLI_EXIT_USAGE;
+    goto done;
+  }
+
+  fm_optimizer *copt = NULL, *sopt = NULL;
+  rc = fm_optimizer_create_sgdm(c->client_lr, c->client_momentum, &copt);
+  if (rc == FM_OK) rc = fm_optimizer_create_sgdm(c->server_lr, c->momentum, &sopt);
+  if (rc == FM_OK) {
+    fm_weighting wt = strcmp(c->weighting, "uniform") == 0 ? FM_WEIGHTING_UNIFORM : FM_WEIGHTING_NUM_EXAMPLES;
+    rc = fm_build_weighted_fed_avg(model, copt, sopt, wt, NULL, &proc);
+  } else {
+    fm_optimizer_destroy(&copt);
+  }
+  if (rc == FM_OK) rc = fm_process_initialize(proc, (uint64_t)c->seed, &state);
+  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+
+  size_t numel = fm_layout_numel(fm_model_layout(model));
+  w = malloc(numel * sizeof *w);
+  cohort = malloc((size_t)c->clients_per_round * sizeof *cohort);
+  rc = (w && cohort) ? FM_OK : fm_set_error(FM_ERR_NOMEM, "out of memory");
+  if (rc == FM_OK && c->init_weights[0] && ctx->rank == 0) {
+    rc = fm_weights_load(c->init_weights, fm_model_layout(model), w);
+    if (rc == FM_OK) rc = fm_process_set_model_weights(proc, state, w);
+  }
+  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+
+  if (ctx->rank == 0) {
+    snprintf(path, sizeof path, "%s/config.ini", c->out);
+    rc = cli_write_ini(&train_cmd, c, path) == 0 ? FM_OK
+                                                : fm_set_error(FM_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    if (rc == FM_OK) rc = fm_metrics_writer_open(c->out, &writer);
+  }
+  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+
+  if (ctx->rank == 0 && !c->quiet) {
+    printf("fedmpi %s: FedAvg, model %s (%zu parameters), %llu clients (%llu examples) from %s\n", fm_version(),
+           c->model, numel, (unsigned long long)population,
+           (unsigned long long)fm_client_data_total_examples(train), c->data);
+    printf("%lld rounds x %lld clients, %lld epoch(s), batch %lld, client lr %g, server lr %g; %d rank(s) x %d thread(s)\n",
+           (long long)c->rounds, (long long)c->clients_per_round, (long long)c->epochs, (long long)c->batch_size,
+           c->client_lr, c->server_lr, ctx->size, nt);
+    fflush(stdout);
+  }
+
+  fm_round_input in = {.data = train,
+                       .batching = {.epochs = (int)c->epochs, .batch_size = (size_t)c->batch_size, .shuffle = !c->no_shuffle},
+                       .cohort = cohort,
+                       .cohort_size = (size_t)c->clients_per_round,
+                       .num_threads = nt};
+  for (int64_t r = 1; r <= c->rounds; r++) {
+    fm_metrics_clear(&m);
+    double t0 = MPI_Wtime();
+    rc = fm_sample_cohort((uint64_t)c->seed, fm_state_round(state), population, (size_t)c->clients_per_round, cohort);
+    if (rc == FM_OK) rc = fm_process_next(proc, state, &in, ctx->comm, &m);
+    if (rc != FM_OK) {
+      cli_error(ctx, "train", fm_last_error());
+      goto done;
+    }
+    double secs = MPI_Wtime() - t0;
+    int last = r == c->rounds;
+    if (test && ((c->eval_every > 0 && r % c->eval_every == 0) || last)) {
+      fm_metrics_clear(&em);
+      rc = fm_evaluate(model, fm_state_weights(state), test, NULL, 0, (size_t)c->eval_batch_size, nt, ctx->comm, &em);
+      if (rc != FM_OK) {
+        cli_error(ctx, "train", fm_last_error());
+        goto done;
+      }
+      if (ctx->rank == 0) fm_metrics_merge(&m, "evaluation", &em);
+    }
+    if (ctx->rank == 0) {
+      fm_metrics_put(&m, "training_time_in_seconds", secs, FM_METRIC_FLOAT);
+      rc = fm_metrics_writer_write(writer, (long)r, &m);
+      if (!c->quiet) print_round(c, (uint64_t)r, &m, secs);
+    }
+    if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+  }
+
+  rc = FM_OK;
+  if (ctx->rank == 0) {
+    snprintf(path, sizeof path, "%s/weights.h5", c->out);
+    rc = fm_weights_save(path, fm_model_layout(model), fm_state_weights(state), c->model);
+    if (rc == FM_OK) {
+      double ea, el, en;
+      if (test && fm_metrics_get(&em, "accuracy", &ea) == FM_OK && fm_metrics_get(&em, "loss", &el) == FM_OK &&
+          fm_metrics_get(&em, "num_examples", &en) == FM_OK)
+        printf("final test accuracy %.4f  loss %.4f  (%.0f examples in %llu clients)\n", ea, el, en,
+               (unsigned long long)fm_client_data_num_clients(test));
+      printf("wrote %s/metrics.jsonl, %s/metrics.csv, %s\n", c->out, c->out, path);
+      fflush(stdout);
+    }
+  }
+  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+  status = CLI_EXIT_OK;
+
+done:
+  fm_metrics_writer_close(&writer);
+  fm_metrics_free(&m);
+  fm_metrics_free(&em);
+  free(w);
+  free(cohort);
+  fm_state_destroy(&state);
+  fm_process_destroy(&proc);
+  fm_model_destroy(&model);
+  fm_client_data_close(&train);
+  fm_client_data_close(&test);
+  free(c);
+  return status;
+}
