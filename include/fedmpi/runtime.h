@@ -20,8 +20,8 @@ extern "C" {
 FM_EXTERN int fm_comm_create_mpi(MPI_Comm comm, fm_comm **out);
 
 /* Threads for the per-client map: num_threads if > 0, else OMP's default.
- * When more than one thread trains clients, BLAS is made single-threaded so
- * that OpenMP alone provides the parallelism (no oversubscription).
+ * BLAS is made single-threaded: OpenMP alone provides the parallelism (no
+ * oversubscription), and a client's arithmetic never depends on the layout.
  * Returns the number of threads that will be used. Not collective. */
 FM_EXTERN int fm_runtime_setup_threads(int num_threads);
 

@@ -1,6 +1,9 @@
 /* src/runtime/threads.c — who provides the threads: OpenMP trains clients in
- * parallel; when it uses more than one thread, OpenBLAS is set to one thread
- * so the two never oversubscribe the cores. */
+ * parallel and OpenBLAS always runs single-threaded. That keeps cores from
+ * being oversubscribed, and it keeps every client's arithmetic identical
+ * whatever the layout (a multi-threaded GEMM may split its work differently
+ * with a different thread count), which the bitwise-reproducibility guarantee
+ * relies on. */
 #include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -16,7 +19,7 @@ int fm_runtime_setup_threads(int num_threads) {
   nt = 1;
 #endif
   if (nt < 1) nt = 1;
-  if (nt > 1) openblas_set_num_threads(1);
+  openblas_set_num_threads(1);
   return nt;
 }
 
