@@ -141,7 +141,8 @@ FM_EXTERN int fm_client_owner(uint64_t c, uint64_t population, int size);
 
 /* Evaluate weights w on clients (NULL: all clients of data) with forward passes
  * only (training = 0), batch_size examples at a time, one epoch, no shuffle.
- * Collective. On rank 0, out gets accuracy, loss, num_examples, num_batches
+ * Collective; w is read on rank 0 and broadcast (pass fm_state_weights(s):
+ * other ranks' copies are a round behind). On rank 0, out gets accuracy, loss, num_examples, num_batches
  * (and the model's other metrics), finalized. */
 FM_EXTERN int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *data,
                           const uint64_t *clients, size_t num_clients, size_t batch_size, int num_threads,

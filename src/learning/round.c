@@ -399,8 +399,16 @@ int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *dat
     clients = all;
   }
   size_t mvals = fm_model_num_metric_values(model);
+  size_t numel = fm_layout_numel(fm_model_layout(model));
   fm_exact *total = fm__malloc((mvals ? mvals : 1) * sizeof *total);
-  int rc = total ? FM_OK : FM_ERR_NOMEM;
+  float *wb = fm__malloc(numel * sizeof *wb);
+  int rc = total && wb ? FM_OK : FM_ERR_NOMEM;
+  /* Rank 0's weights are the ones evaluated: other ranks' copies may be a
+   * round behind (the server update happens on rank 0 only). */
+  if (rc == FM_OK) memcpy(wb, w, numel * sizeof *wb);
+  rc = comm->ops->agree(comm, rc);
+  if (rc == FM_OK) rc = comm->ops->bcast(comm, wb, numel * sizeof *wb);
+  w = wb;
   int ndim;
   size_t shape[FM_MAX_DIMS], d = 1;
   fm_client_data_feature_shape(data, &ndim, shape);
@@ -417,6 +425,7 @@ int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *dat
   if (rc == FM_OK) rc = comm->ops->reduce_exact(comm, total, mvals);
   if (rc == FM_OK && comm->rank == 0 && out) rc = fm__metrics_finalize(model, total, "", out);
   fm__free(total);
+  fm__free(wb);
   fm__free(all);
   return rc;
 }
