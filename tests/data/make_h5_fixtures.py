@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Write small HDF5 ClientData fixtures with h5py, for tests/unit/test_data.c.
+
+Usage: make_h5_fixtures.py OUTDIR
+
+Writes into OUTDIR (all in TFF's layout /examples/<client_id>/<feature>):
+  emnist.h5        EMNIST-like: pixels float32 (N, 28, 28), label int32 (N),
+                   ids "f0000_14" style, one empty client; root num_classes = 62
+  odd_ids.h5       ids with spaces, dots, unicode, digits; libver="latest" and
+                   more than 8 clients so the group uses dense link storage;
+                   x float64 (N, 2), y int64 (N); one empty client
+  odd_ids.txt      the ids in Python's sorted() order, one per line (UTF-8)
+  dtypes.h5        x uint8 / int64 / float64 per client, y uint8 / int64 with
+                   shape (N,) or (N, 1), an extra feature; features named x, y
+  mismatch.h5      client 'bad_client': x has 12 rows, y has 10
+  float_labels.h5  y is float32
+  no_examples.h5   a /data group instead of /examples
+  shape_mismatch.h5 client 'a' x (3, 4), client 'b' x (3, 5)
+  no_x.h5          client features 'foo' and 'label' only
+  bad_label.h5     root num_classes = 3 but client 'c0' has label 5 (example 1)
+
+Values are simple functions of (client, example, feature index) so the C test
+can recompute them exactly (see the comments at each writer).
+"""
+import os
+import sys
+
+import h5py
+import numpy as np
+
+
+def emnist(path):
+    # pixels[i].flat[j] = float32(k + i + j / 1000), label[i] = (k * 7 + i) % 62
+    ids = ["f0000_14", "f0001_41", "f0002_00", "f0003_07"]
+    counts = [3, 0, 5, 2]
+    with h5py.File(path, "w") as f:
+        f.attrs["num_classes"] = np.int64(62)
+        ex = f.create_group("examples")
+        for k, (cid, n) in enumerate(zip(ids, counts)):
+            g = ex.create_group(cid)
+            j = np.arange(28 * 28, dtype=np.float64).reshape(28, 28)
+            px = np.stack([(k + i) + j / 1000.0 for i in range(n)]) if n else np.zeros((0, 28, 28))
+            g.create_dataset("pixels", data=px.astype(np.float32))
+            g.create_dataset("label", data=np.array([(k * 7 + i) % 62 for i in range(n)], dtype=np.int32))
+
+
+ODD_IDS = ["a", "a b", "a.b", "A", "Z", "\u00e9t\u00e9", "\u00fc-client", "z", "0", "10", "9", "_",
+           "~tilde", "\u65e5\u672c", " space", "a.b.c", "b"]
+
+
+def odd_ids(path, txt):
+    # client index k in ODD_IDS (write order, not sorted): n = k % 4 examples;
+    # x[i] = [k, i + 0.5] (float64), y[i] = k + i (int64).
+    with h5py.File(path, "w", libver="latest") as f:
+        ex = f.create_group("examples")
+        for k, cid in enumerate(ODD_IDS):
+            n = k % 4
+            g = ex.create_group(cid)
+            x = np.array([[k, i + 0.5] for i in range(n)], dtype=np.float64).reshape(n, 2)
+            g.create_dataset("x", data=x)
+            g.create_dataset("y", data=np.array([k + i for i in range(n)], dtype=np.int64))
+    with open(txt, "w", encoding="utf-8") as t:
+        for cid in sorted(ODD_IDS):
+            t.write("%s\t%d\n" % (cid, ODD_IDS.index(cid)))
+
+
+def dtypes(path):
+    # client "c_u8":  x uint8 (4, 3): rows i < 3 are 250 + i + j, row 3 is [0, 1, 2]; y uint8 (4,) = i
+    # client "c_i64": x int64 (2, 3) = -(i * 3 + j) * 1000000, y int64 (2, 1) = 5 + i
+    # client "c_f64": x float64 (3, 3) = i + j / 4, y int32 (3,) = 9 - i; an extra feature "id" (str)
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("examples")
+        g = ex.create_group("c_u8")
+        g.create_dataset("x", data=np.array([[250 + i + j for j in range(3)] for i in range(3)] +
+                                            [[0, 1, 2]], dtype=np.uint8))
+        g.create_dataset("y", data=np.arange(4, dtype=np.uint8))
+        g = ex.create_group("c_i64")
+        g.create_dataset("x", data=np.array([[-(i * 3 + j) * 1000000 for j in range(3)] for i in range(2)],
+                                            dtype=np.int64))
+        g.create_dataset("y", data=np.array([[5], [6]], dtype=np.int64))
+        g = ex.create_group("c_f64")
+        g.create_dataset("x", data=np.array([[i + j / 4 for j in range(3)] for i in range(3)], dtype=np.float64))
+        g.create_dataset("y", data=np.array([9, 8, 7], dtype=np.int32))
+        g.create_dataset("id", data=np.array([b"p", b"q", b"r"]))
+
+
+def mismatch(path):
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("examples")
+        g = ex.create_group("a_good")
+        g.create_dataset("x", data=np.zeros((2, 3), np.float32))
+        g.create_dataset("y", data=np.zeros(2, np.int32))
+        g = ex.create_group("bad_client")
+        g.create_dataset("x", data=np.zeros((12, 3), np.float32))
+        g.create_dataset("y", data=np.zeros(10, np.int32))
+
+
+def float_labels(path):
+    with h5py.File(path, "w") as f:
+        g = f.create_group("examples").create_group("c0")
+        g.create_dataset("x", data=np.zeros((2, 3), np.float32))
+        g.create_dataset("y", data=np.zeros(2, np.float32))
+
+
+def no_examples(path):
+    with h5py.File(path, "w") as f:
+        g = f.create_group("data").create_group("c0")
+        g.create_dataset("x", data=np.zeros((2, 3), np.float32))
+
+
+def shape_mismatch(path):
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("examples")
+        for cid, d in (("a", 4), ("b", 5)):
+            g = ex.create_group(cid)
+            g.create_dataset("x", data=np.zeros((3, d), np.float32))
+            g.create_dataset("y", data=np.zeros(3, np.int32))
+
+
+def no_x(path):
+    with h5py.File(path, "w") as f:
+        g = f.create_group("examples").create_group("c0")
+        g.create_dataset("foo", data=np.zeros((2, 3), np.float32))
+        g.create_dataset("label", data=np.zeros(2, np.int32))
+
+
+def bad_label(path):
+    with h5py.File(path, "w") as f:
+        f.attrs["num_classes"] = np.int32(3)
+        g = f.create_group("examples").create_group("c0")
+        g.create_dataset("x", data=np.zeros((2, 3), np.float32))
+        g.create_dataset("y", data=np.array([0, 5], np.int32))
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "."
+    os.makedirs(out, exist_ok=True)
+    p = lambda name: os.path.join(out, name)
+    emnist(p("emnist.h5"))
+    odd_ids(p("odd_ids.h5"), p("odd_ids.txt"))
+    dtypes(p("dtypes.h5"))
+    mismatch(p("mismatch.h5"))
+    float_labels(p("float_labels.h5"))
+    no_examples(p("no_examples.h5"))
+    shape_mismatch(p("shape_mismatch.h5"))
+    no_x(p("no_x.h5"))
+    bad_label(p("bad_label.h5"))
+
+
+if __name__ == "__main__":
+    main()
