@@ -260,9 +260,17 @@ int cli_write_ini(const cli_command *cmd, const void *cfg, const char *path) {
       case CLI_INT:
         fprintf(f, "%s = %lld\n", o->name, (long long)*(const int64_t *)p);
         break;
-      case CLI_DOUBLE:
-        fprintf(f, "%s = %.17g\n", o->name, *(const double *)p);
+      case CLI_DOUBLE: {
+        /* shortest text that reads back as the same double */
+        double v = *(const double *)p;
+        char num[64];
+        for (int prec = 6; prec <= 17; prec++) {
+          snprintf(num, sizeof num, "%.*g", prec, v);
+          if (strtod(num, NULL) == v) break;
+        }
+        fprintf(f, "%s = %s\n", o->name, num);
         break;
+      }
       case CLI_FLAG:
         fprintf(f, "%s = %s\n", o->name, *(const int *)p ? "true" : "false");
         break;

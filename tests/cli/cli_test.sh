@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# tests/cli/cli_test.sh — end-to-end tests of the fedmpi command, run through
+# mpiexec like a user would.
+#   usage: cli_test.sh SCENARIO FEDMPI MPIEXEC [MPIEXEC PREFLAGS...]
+# Each scenario runs in the current (per-test) directory and exits non-zero
+# with a message on the first failed expectation.
+set -u
+scenario=$1 fedmpi=$2 mpiexec=$3
+shift 3
+preflags=("$@")
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1
+rm -rf ./*
+
+fail() { echo "FAIL [$scenario]: $*" >&2; exit 1; }
+# run NP ARGS...: fedmpi under mpiexec with a hard time limit; stdout/stderr kept in files
+run() {
+  local np=$1; shift
+  timeout 120 "$mpiexec" -n "$np" "${preflags[@]}" "$fedmpi" "$@" >out.txt 2>err.txt
+  status=$?
+  [ $status -eq 124 ] && fail "timed out (a rank hung?): fedmpi $*"
+  return 0
+}
+expect_ok() { run "$@"; [ $status -eq 0 ] || { cat out.txt err.txt >&2; fail "exit $status for: fedmpi ${*:2}"; }; }
+# expect_error NP NEEDLE ARGS...: non-zero exit, exactly one error line, mentioning NEEDLE
+expect_error() {
+  local np=$1 needle=$2; shift 2
+  run "$np" "$@"
+  [ $status -ne 0 ] || fail "expected failure for: fedmpi $*"
+  local n; n=$(grep -c "^fedmpi.*error:" err.txt)
+  [ "$n" -eq 1 ] || { cat err.txt >&2; fail "expected exactly one error line, got $n for: fedmpi $*"; }
+  grep -qF -- "$needle" err.txt || { cat err.txt >&2; fail "error message does not mention '$needle' for: fedmpi $*"; }
+}
+same_weights() { h5diff -q "$1" "$2" >/dev/null || fail "$1 and $2 differ"; }
+json_rounds() { wc -l <"$1"; }
+
+case $scenario in
+train_np2)
+  expect_ok 2 train --out out --rounds 8 --epochs 3 --eval-every 1
+  for f in config.ini metrics.jsonl metrics.csv weights.h5 synthetic_train.h5 synthetic_test.h5; do
+    [ -s out/$f ] || fail "out/$f missing"
+  done
+  [ "$(grep -c '^round ' out.txt)" -eq 8 ] || fail "expected 8 progress lines"
+  [ "$(json_rounds out/metrics.jsonl)" -eq 8 ] || fail "expected 8 metrics records"
+  [ "$(wc -l <out/metrics.csv)" -eq 9 ] || fail "expected header + 8 CSV rows"
+  python3 - out/metrics.jsonl <<'PY' || fail "metrics content"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+for r in recs:
+    t = r["client_work"]["train"]
+    assert set(t) >= {"loss", "accuracy", "num_examples", "num_batches"}, t
+    assert r["finalizer"]["update_non_finite"] == 0
+    assert "distributor" in r and "aggregator" in r
+    assert isinstance(t["num_examples"], int)
+first, last = recs[0]["evaluation"]["loss"], recs[-1]["evaluation"]["loss"]
+assert last < first, (first, last)
+print("evaluation loss", first, "->", last)
+PY
+  grep -q "final test accuracy" out.txt || fail "no final accuracy line"
+  ;;
+layouts)
+  expect_ok 1 train --out a --rounds 4 --model mlp:20 --epochs 2 --quiet
+  expect_ok 3 train --out b --rounds 4 --model mlp:20 --epochs 2 --quiet
+  run 2 train --out c --rounds 4 --model mlp:20 --epochs 2 --threads 2 --quiet
+  [ $status -eq 0 ] || fail "2 ranks x 2 threads failed"
+  same_weights a/weights.h5 b/weights.h5
+  same_weights a/weights.h5 c/weights.h5
+  cmp -s <(cut -d, -f1-6 a/metrics.csv) <(cut -d, -f1-6 c/metrics.csv) || fail "metrics differ across layouts"
+  ;;
+config_roundtrip)
+  expect_ok 1 train --out a --rounds 3 --model mlp:8 --client-lr 0.1 --momentum 0.5 --seed 7 --quiet
+  grep -q "^momentum = 0.5" a/config.ini || fail "config.ini lacks momentum"
+  expect_ok 2 train --config a/config.ini --out b
+  same_weights a/weights.h5 b/weights.h5
+  printf '[train]\nrounds = 5\nclient_lr = 0.2\n' >c.ini
+  expect_ok 1 train --config c.ini --rounds 2 --out c --quiet
+  [ "$(json_rounds c/metrics.jsonl)" -eq 2 ] || fail "flag did not override the config file"
+  grep -q "^client-lr = 0.2$" c/config.ini || fail "config value not applied"
+  ;;
+init_weights)
+  expect_ok 1 train --out a --rounds 3 --model mlp:8 --quiet
+  # lr 0: the model cannot move, so the loaded weights come back out unchanged
+  expect_ok 2 train --out b --rounds 1 --model mlp:8 --client-lr 0 --init-weights a/weights.h5 \
+    --data a/synthetic_train.h5 --test-data a/synthetic_test.h5 --quiet
+  same_weights a/weights.h5 b/weights.h5
+  expect_error 2 "dense_0/kernel" train --out c --rounds 1 --model mlp:9 --init-weights a/weights.h5 \
+    --data a/synthetic_train.h5
+  expect_ok 2 eval --weights a/weights.h5 --data a/synthetic_test.h5 --model mlp:8
+  grep -q "^accuracy " out.txt || fail "eval printed no accuracy"
+  ;;
+bad_input)
+  expect_ok 1 data synth --out-train d.h5 --out-test t.h5 --clients 12 --seed 3
+  expect_error 2 "unknown model type 'foo'" train --data d.h5 --model foo --out o
+  expect_error 2 "client-lr must be >= 0" train --data d.h5 --client-lr -1 --out o
+  expect_error 2 "invalid value 'abc' for --client-lr" train --data d.h5 --client-lr abc --out o
+  expect_error 2 "more than the 12 clients" train --data d.h5 --clients-per-round 13 --out o
+  expect_error 2 "nope.h5" train --data nope.h5 --out o
+  echo "this is not HDF5" >bad.h5
+  expect_error 2 "bad.h5" train --data bad.h5 --out o
+  head -c 2000 d.h5 >trunc.h5
+  expect_error 2 "trunc.h5" train --data trunc.h5 --out o
+  expect_error 2 "unknown option '--frobnicate'" train --data d.h5 --frobnicate --out o
+  expect_error 2 "needs a value" train --data d.h5 --out o --rounds
+  expect_error 2 "rounds must be >= 1" train --data d.h5 --rounds 0 --out o
+  expect_error 2 "momentum must be in" train --data d.h5 --momentum 2 --out o
+  expect_error 2 "num_examples|uniform" train --data d.h5 --weighting median --out o
+  printf '[train]\ncolour = red\n' >bad.ini
+  expect_error 2 "unknown option 'colour'" train --config bad.ini --data d.h5
+  expect_error 2 "cannot open config file" train --config missing.ini
+  touch afile
+  expect_error 2 "cannot create output directory" train --data d.h5 --out afile/sub
+  expect_error 2 "unknown command" frobnicate
+  expect_error 2 "outside [0, 3)" train --data d.h5 --num-classes 3 --out o
+  expect_error 2 "nope.h5" eval --weights nope.h5 --data d.h5
+  ;;
+help)
+  expect_ok 1 train --help
+  for o in --data --test-data --model --rounds --clients-per-round --epochs --batch-size --client-lr --server-lr \
+    --momentum --weighting --seed --out --init-weights --config --threads; do
+    grep -q -- "$o" out.txt || fail "train --help lacks $o"
+  done
+  expect_ok 1 --help
+  grep -q "train" out.txt || fail "fedmpi --help lacks train"
+  expect_ok 1 version
+  grep -q "^fedmpi [0-9]" out.txt || fail "version"
+  for c in eval "data synth" "data info"; do
+    # shellcheck disable=SC2086
+    expect_ok 1 $c --help
+    grep -q "usage:" out.txt || fail "$c --help"
+  done
+  ;;
+data_commands)
+  expect_ok 1 data synth --out-train s.h5 --out-test s_test.h5 --clients 7 --alpha 0.5 --beta 0.5 --seed 2
+  expect_ok 1 data info s.h5
+  grep -q "^clients     7$" out.txt || { cat out.txt; fail "data info clients"; }
+  grep -q "^classes     10$" out.txt || fail "data info classes"
+  h5dump -H s.h5 | grep -q '"examples"' || fail "no /examples group"
+  expect_ok 2 data synth --out-train s2.h5 --out-test "" --clients 7 --alpha 0.5 --beta 0.5 --seed 2
+  expect_ok 1 data info s2.h5
+  grep -q "^clients     7$" out.txt || fail "data info clients (2)"
+  ;;
+*)
+  fail "unknown scenario"
+  ;;
+esac
+echo "PASS [$scenario]"
