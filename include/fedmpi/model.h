@@ -83,7 +83,7 @@ typedef struct fm_model_ops {
   /* Write initial weights (all P floats, trainable and not) into w,
    * deterministically from seed (use fm_rng with FM_RNG_INIT). */
   int (*init_weights)(const fm_model *m, float *w, uint64_t seed);
-  /* Forward pass on a batch: x (N, D), y (N).
+  /* Forward pass on a batch: x (N, D), y (N); N <= the max_batch ws was sized for.
    *   *loss  <- mean over the batch of the per-example loss
    *   probs  <- (N, C) class probabilities, if probs != NULL
    * With training = 1 it caches in ws what backward() needs. */
@@ -98,7 +98,8 @@ typedef struct fm_model_ops {
 } fm_model_ops;
 
 /* Create a model from a vtable. Takes ownership of layout (even on failure).
- * data belongs to the implementation and is released by ops->destroy.
+ * data belongs to the implementation and is released by ops->destroy once
+ * the model exists; if creation fails, data stays with the caller.
  * Metrics default to: accuracy, loss, num_examples, num_batches.
  * FM_ERR_INVALID_ARG if a required slot (workspace_size, init_weights,
  * forward, backward) is missing or the spec is invalid. */
