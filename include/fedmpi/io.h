@@ -14,9 +14,11 @@
 #ifndef FEDMPI_IO_H
 #define FEDMPI_IO_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "fedmpi/export.h"
+#include "fedmpi/hparams.h"
 #include "fedmpi/metrics.h"
 #include "fedmpi/model.h"
 
@@ -39,10 +41,75 @@ FM_EXTERN int fm_weights_load(const char *path, const fm_layout *l, float *w);
  * not in the header are kept in the JSON lines only. */
 typedef struct fm_metrics_writer fm_metrics_writer;
 FM_EXTERN int fm_metrics_writer_open(const char *dir, fm_metrics_writer **out);
+/* Continue the files of a resumed run: records of rounds after `round` (done
+ * after the checkpoint, so about to be redone) are dropped, the rest kept,
+ * and new records are appended under the existing CSV header. Missing files
+ * are created. */
+FM_EXTERN int fm_metrics_writer_resume(const char *dir, long round, fm_metrics_writer **out);
 FM_EXTERN int fm_metrics_writer_write(fm_metrics_writer *w, long round, const fm_metrics *m);
 FM_EXTERN void fm_metrics_writer_close(fm_metrics_writer **w);
 /* Nested JSON text of a report (caller frees with free()). */
 FM_EXTERN char *fm_metrics_to_json(const fm_metrics *m, long round);
+
+/* ---- checkpoints -------------------------------------------------------------
+ *
+ * Checkpoint file (HDF5, format "fedmpi-checkpoint", version 1), one per saved
+ * round, named DIR/ckpt_<round, 8 digits>.h5:
+ *   root attributes: fedmpi_format, format_version, round, seed (uint64),
+ *                    model, config (the run's effective INI text), config_hash
+ *                    (FNV-1a 64 of config, hex), fedmpi_version
+ *   /state/weights                 float32 [P]   global model weights
+ *   /state/client_work             attributes: the client optimizer hparams
+ *   /state/finalizer               attributes: the server optimizer hparams;
+ *                                  step (int64), num_slots (int64), n (int64)
+ *   /state/finalizer/slots         float32 [num_slots, n] (absent if num_slots = 0)
+ *   /state/aggregator              attribute kind (stateless aggregators)
+ * Datasets are chunked with HDF5's Fletcher-32 checksum, so a corrupted file
+ * fails to load instead of loading wrong numbers. Cohort sampling and
+ * shuffling are functions of (seed, round, client), so seed and round are the
+ * complete sampler and generator state. Writes go to "<name>.tmp", are
+ * fsync'ed and renamed; the directory is fsync'ed too. */
+
+#define FM_CHECKPOINT_FORMAT "fedmpi-checkpoint"
+#define FM_CHECKPOINT_FORMAT_VERSION 1
+
+typedef struct fm_state_view fm_state_view;
+
+/* A loaded checkpoint; view points into the owned buffers. */
+typedef struct fm_checkpoint {
+  char *path;
+  char *config;
+  char *model;
+  char *fedmpi_version;
+  float *weights;
+  float *slots;
+  struct {
+    uint64_t round, seed;
+    size_t numel;
+    int64_t opt_step;
+    size_t opt_num_slots, opt_n;
+    fm_hparams client_hparams, server_hparams;
+  } info;
+} fm_checkpoint;
+
+/* Save state (view) to dir/ckpt_<round>.h5 and then delete older checkpoints
+ * except the first one and the newest keep_last (>= 1). Not collective.
+ * Stale "*.tmp" files left by an interrupted save are removed. */
+FM_EXTERN int fm_checkpoint_save(const char *dir, const fm_state_view *v, const char *model_name,
+                                 const char *config_text, int keep_last);
+/* Load and fully validate one checkpoint file (every dataset read, checksums
+ * checked). FM_ERR_IO, FM_ERR_FORMAT naming the file and the part. */
+FM_EXTERN int fm_checkpoint_load(const char *path, fm_checkpoint *out);
+FM_EXTERN void fm_checkpoint_free(fm_checkpoint *c);
+/* Fill a state view from a loaded checkpoint (pointers into c). */
+FM_EXTERN void fm_checkpoint_view(const fm_checkpoint *c, fm_state_view *v);
+/* Load the newest checkpoint in dir that is valid. Each newer one that is not
+ * is reported through warn (may be NULL) and skipped. FM_ERR_IO if dir has
+ * no valid checkpoint. */
+typedef void (*fm_warn_fn)(void *ctx, const char *message);
+FM_EXTERN int fm_checkpoint_load_latest(const char *dir, fm_checkpoint *out, fm_warn_fn warn, void *ctx);
+/* FNV-1a 64-bit hash of text as 16 hex digits (buf >= 17 bytes). */
+FM_EXTERN void fm_config_hash(const char *text, char *buf);
 
 #ifdef __cplusplus
 }

@@ -112,6 +112,29 @@ FM_EXTERN int fm_process_get_hparams(const fm_process *p, const fm_state *s, fm_
 FM_EXTERN int fm_process_set_hparams(const fm_process *p, fm_state *s, const fm_hparams *client_work,
                                      const fm_hparams *finalizer);
 
+/* Everything a checkpoint needs to continue a run exactly: a flat view of
+ * the state. Pointers are borrowed from the state (export) or read from
+ * (import). */
+typedef struct fm_state_view {
+  uint64_t round;            /* rounds completed */
+  uint64_t seed;             /* key of every random stream */
+  size_t numel;              /* P */
+  const float *weights;      /* (P) global model weights */
+  fm_hparams client_hparams; /* client_work state */
+  fm_hparams server_hparams; /* finalizer state: server optimizer hparams ... */
+  size_t opt_num_slots;      /* ... and its buffers */
+  size_t opt_n;              /* T */
+  const float *opt_slots;    /* (opt_num_slots, T) */
+  int64_t opt_step;
+} fm_state_view;
+
+/* Borrowed view of s (valid until s changes). */
+FM_EXTERN int fm_state_export(const fm_process *p, const fm_state *s, fm_state_view *out);
+/* Overwrite s from v after checking every size against the process
+ * (FM_ERR_STATE_MISMATCH naming the part that differs) and the hparams (as
+ * set_hparams). Nothing changes on failure. */
+FM_EXTERN int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v);
+
 /* What one round trains on. */
 typedef struct fm_round_input {
   const fm_client_data *data;

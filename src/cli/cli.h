@@ -12,6 +12,14 @@
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAILURE 1 /* the run failed (bad data, I/O, numerical error) */
 #define CLI_EXIT_USAGE 2   /* bad command line or configuration */
+#define CLI_EXIT_INTERRUPTED 75 /* stopped by SIGTERM/SIGINT/SIGUSR1 after a checkpoint (EX_TEMPFAIL): resume it */
+
+/* Propagate an fm error code from a CLI helper returning int. */
+#define FM_CALL_CLI(expr)          \
+  do {                             \
+    int fm_cli_rc_ = (expr);       \
+    if (fm_cli_rc_ != FM_OK) return fm_cli_rc_; \
+  } while (0)
 
 typedef struct cli_ctx {
   fm_comm *comm;
@@ -30,6 +38,13 @@ int cli_agree(cli_ctx *ctx, const char *cmd, int status);
  * Returns -1 to continue, else the exit status to return. */
 int cli_parse_or_exit(cli_ctx *ctx, const cli_command *cmd, void *cfg, int argc, char **argv, char **pos,
                       int max_pos, int *num_pos);
+/* As cli_parse_or_exit, with a base configuration (see cli_parse_base). */
+int cli_parse_or_exit_base(cli_ctx *ctx, const cli_command *cmd, void *cfg, const char *base_ini, int argc, char **argv,
+                           char **pos, int max_pos, int *num_pos);
+/* SIGTERM, SIGINT and SIGUSR1 set a flag instead of killing the process. */
+void cli_install_stop_handlers(void);
+/* 1 once such a signal arrived. */
+int cli_stop_requested(void);
 /* mkdir -p */
 int cli_mkdirs(const char *path);
 /* Spec for a model from data: feature shape of the file and the number of classes. */

@@ -2,6 +2,7 @@
  * subcommands, and the shared error path. The CLI is the only code that
  * prints usage or chooses an exit status; the library only returns codes. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,8 +23,13 @@ int cli_agree(cli_ctx *ctx, const char *cmd, int status) {
 
 int cli_parse_or_exit(cli_ctx *ctx, const cli_command *cmd, void *cfg, int argc, char **argv, char **pos,
                       int max_pos, int *num_pos) {
+  return cli_parse_or_exit_base(ctx, cmd, cfg, NULL, argc, argv, pos, max_pos, num_pos);
+}
+
+int cli_parse_or_exit_base(cli_ctx *ctx, const cli_command *cmd, void *cfg, const char *base_ini, int argc, char **argv,
+                           char **pos, int max_pos, int *num_pos) {
   char err[2048] = "";
-  int rc = cli_parse(cmd, cfg, argc, argv, err, sizeof err, pos, max_pos, num_pos);
+  int rc = cli_parse_base(cmd, cfg, base_ini, argc, argv, err, sizeof err, pos, max_pos, num_pos);
   if (rc == 1) {
     if (ctx->rank == 0) cli_print_help(cmd, stdout);
     return CLI_EXIT_OK;
@@ -34,6 +40,25 @@ int cli_parse_or_exit(cli_ctx *ctx, const cli_command *cmd, void *cfg, int argc,
   }
   return -1;
 }
+
+static volatile sig_atomic_t cli_stop_flag = 0;
+
+static void cli_on_stop_signal(int sig) {
+  (void)sig;
+  cli_stop_flag = 1;
+}
+
+void cli_install_stop_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = cli_on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
+}
+
+int cli_stop_requested(void) { return cli_stop_flag != 0; }
 
 int cli_mkdirs(const char *path) {
   char buf[CLI_STR_MAX];

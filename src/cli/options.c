@@ -14,6 +14,8 @@
 
 #define FIELD(cfg, o) ((char *)(cfg) + (o)->offset)
 
+int cli_is_transient(const char *name) { return strcmp(name, "resume") == 0; }
+
 static const cli_opt *find_opt(const cli_command *cmd, const char *name) {
   char norm[128];
   size_t i;
@@ -148,9 +150,23 @@ static int load_config(const cli_command *cmd, void *cfg, const char *path, char
 
 int cli_parse(const cli_command *cmd, void *cfg, int argc, char **argv, char *err, size_t errlen, char **pos,
               int max_pos, int *num_pos) {
+  return cli_parse_base(cmd, cfg, NULL, argc, argv, err, errlen, pos, max_pos, num_pos);
+}
+
+int cli_parse_base(const cli_command *cmd, void *cfg, const char *base_ini, int argc, char **argv, char *err,
+                   size_t errlen, char **pos, int max_pos, int *num_pos) {
   *num_pos = 0;
   for (size_t k = 0; k < cmd->num_opts; k++)
     if (cli_set(cmd, cfg, cmd->opts[k].name, cmd->opts[k].def, err, errlen) != 0) return -1;
+  if (base_ini) {
+    ini_ctx c = {cmd, cfg, "checkpoint configuration", err, errlen, 0};
+    int line = ini_parse_string(base_ini, cli_ini_handler, &c);
+    if (c.failed) return -1;
+    if (line != 0) {
+      snprintf(err, errlen, "checkpoint configuration: syntax error at line %d", line);
+      return -1;
+    }
+  }
 
   /* getopt_long table: every option takes an argument except flags. */
   size_t n = cmd->num_opts;
@@ -243,14 +259,19 @@ void cli_print_help(const cli_command *cmd, FILE *f) {
   fprintf(f, "  %-34s %s\n", "--help", "show this help");
 }
 
-int cli_write_ini(const cli_command *cmd, const void *cfg, const char *path) {
-  char tmp[CLI_STR_MAX + 8];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  if (!f) return -1;
+/* The shortest decimal text that reads back as the same double. */
+static void cli_shortest_double(double v, char *buf, size_t n) {
+  for (int prec = 6; prec <= 17; prec++) {
+    snprintf(buf, n, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) return;
+  }
+}
+
+static void cli_format_ini(const cli_command *cmd, const void *cfg, FILE *f) {
   fprintf(f, "; effective configuration of 'fedmpi %s' (read it back with --config)\n[%s]\n", cmd->name, cmd->name);
   for (size_t k = 0; k < cmd->num_opts; k++) {
     const cli_opt *o = &cmd->opts[k];
+    if (cli_is_transient(o->name)) continue;
     const char *p = (const char *)cfg + o->offset;
     switch (o->type) {
       case CLI_STR:
@@ -261,13 +282,8 @@ int cli_write_ini(const cli_command *cmd, const void *cfg, const char *path) {
         fprintf(f, "%s = %lld\n", o->name, (long long)*(const int64_t *)p);
         break;
       case CLI_DOUBLE: {
-        /* shortest text that reads back as the same double */
-        double v = *(const double *)p;
         char num[64];
-        for (int prec = 6; prec <= 17; prec++) {
-          snprintf(num, sizeof num, "%.*g", prec, v);
-          if (strtod(num, NULL) == v) break;
-        }
+        cli_shortest_double(*(const double *)p, num, sizeof num);
         fprintf(f, "%s = %s\n", o->name, num);
         break;
       }
@@ -276,7 +292,71 @@ int cli_write_ini(const cli_command *cmd, const void *cfg, const char *path) {
         break;
     }
   }
+}
+
+char *cli_ini_text(const cli_command *cmd, const void *cfg) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  cli_format_ini(cmd, cfg, f);
+  if (fclose(f) != 0) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+int cli_write_ini(const cli_command *cmd, const void *cfg, const char *path) {
+  char tmp[CLI_STR_MAX + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return -1;
+  cli_format_ini(cmd, cfg, f);
   int bad = fclose(f) != 0;
   if (bad || rename(tmp, path) != 0) return -1;
   return 0;
+}
+
+static void cli_value_text(const cli_opt *o, const void *cfg, char *buf, size_t n) {
+  const char *p = (const char *)cfg + o->offset;
+  switch (o->type) {
+    case CLI_STR:
+    case CLI_CHOICE:
+      snprintf(buf, n, "'%s'", p);
+      break;
+    case CLI_INT:
+      snprintf(buf, n, "%lld", (long long)*(const int64_t *)p);
+      break;
+    case CLI_DOUBLE:
+      cli_shortest_double(*(const double *)p, buf, n);
+      break;
+    case CLI_FLAG:
+      snprintf(buf, n, "%s", *(const int *)p ? "true" : "false");
+      break;
+  }
+}
+
+int cli_diff(const cli_command *cmd, const void *a, const void *b, const char *const *safe, char *out,
+             size_t outlen) {
+  int n = 0;
+  size_t used = 0;
+  if (outlen) out[0] = '\0';
+  for (size_t k = 0; k < cmd->num_opts; k++) {
+    const cli_opt *o = &cmd->opts[k];
+    if (cli_is_transient(o->name)) continue;
+    int skip = 0;
+    for (const char *const *sp = safe; sp && *sp; sp++) skip |= strcmp(*sp, o->name) == 0;
+    if (skip) continue;
+    char va[CLI_STR_MAX + 8], vb[CLI_STR_MAX + 8];
+    cli_value_text(o, a, va, sizeof va);
+    cli_value_text(o, b, vb, sizeof vb);
+    if (strcmp(va, vb) == 0) continue;
+    n++;
+    if (used < outlen) {
+      int w = snprintf(out + used, outlen - used, "%s--%s %s -> %s", n > 1 ? "; " : "", o->name, va, vb);
+      if (w > 0) used += (size_t)w;
+    }
+  }
+  return n;
 }

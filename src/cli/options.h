@@ -24,6 +24,10 @@ typedef struct cli_opt {
   const char *help;
 } cli_opt;
 
+/* Options that belong to one invocation, never to a configuration: they are
+ * not written to config files and not compared on resume. */
+int cli_is_transient(const char *name);
+
 typedef struct cli_command {
   const char *name;    /* "train" */
   const char *usage;   /* "fedmpi train [options]" */
@@ -39,6 +43,17 @@ typedef struct cli_command {
  * pos (pointers into argv), at most max_pos. */
 int cli_parse(const cli_command *cmd, void *cfg, int argc, char **argv, char *err, size_t errlen, char **pos,
               int max_pos, int *num_pos);
+/* cli_parse with a base configuration (INI text, may be NULL) applied after
+ * the defaults and before --config and the flags: how --resume restores a
+ * checkpoint's configuration. */
+int cli_parse_base(const cli_command *cmd, void *cfg, const char *base_ini, int argc, char **argv, char *err,
+                   size_t errlen, char **pos, int max_pos, int *num_pos);
+/* The effective configuration as INI text (malloc'd), as cli_write_ini writes it. */
+char *cli_ini_text(const cli_command *cmd, const void *cfg);
+/* Names and values of the options that differ between a and b, skipping
+ * transient options and those listed in safe (NULL-terminated); written to
+ * out as "name: a -> b; ...". Returns the number of differences. */
+int cli_diff(const cli_command *cmd, const void *a, const void *b, const char *const *safe, char *out, size_t outlen);
 /* Set one option by name from text (flag or config value). */
 int cli_set(const cli_command *cmd, void *cfg, const char *name, const char *value, char *err, size_t errlen);
 void cli_print_help(const cli_command *cmd, FILE *f);

@@ -18,8 +18,9 @@
 typedef struct train_cfg {
   char data[CLI_STR_MAX], test_data[CLI_STR_MAX], model[CLI_STR_MAX], out[CLI_STR_MAX];
   char init_weights[CLI_STR_MAX], weighting[CLI_STR_MAX], x_feature[CLI_STR_MAX], y_feature[CLI_STR_MAX];
+  char resume[CLI_STR_MAX];
   int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
-  int64_t synth_clients;
+  int64_t synth_clients, checkpoint_every, keep_checkpoints;
   double client_lr, client_momentum, server_lr, momentum, synth_alpha, synth_beta;
   int synth_iid, quiet, no_shuffle;
 } train_cfg;
@@ -65,14 +66,26 @@ static const cli_opt train_opts[] = {
      "generated data: Synthetic beta (data heterogeneity)"},
     {"synth-clients", CLI_INT, OFF(synth_clients), "30", 1, 1e9, NULL, "K", "generated data: number of clients"},
     {"synth-iid", CLI_FLAG, OFF(synth_iid), "0", 0, 0, NULL, NULL, "generated data: Synthetic-IID"},
+    {"checkpoint-every", CLI_INT, OFF(checkpoint_every), "10", 0, BIG, NULL, "K",
+     "write OUT/checkpoints/ckpt_<round>.h5 every K rounds, at round 0 and after the last round (0: never)"},
+    {"keep-checkpoints", CLI_INT, OFF(keep_checkpoints), "5", 1, 1e6, NULL, "K",
+     "checkpoints kept: the first plus the newest K"},
+    {"resume", CLI_STR, OFF(resume), "", 0, 0, NULL, "DIR",
+     "continue the run whose output directory is DIR from its newest valid checkpoint, with its configuration "
+     "(flags may change only rounds, eval-every, eval-batch-size, test-data, threads, quiet, checkpointing, out)"},
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no per-round progress lines"},
 };
+/* What may change when a run is resumed: nothing that changes the trajectory. */
+static const char *const resume_safe[] = {"rounds", "eval-every", "eval-batch-size", "test-data", "threads", "quiet",
+                                          "checkpoint-every", "keep-checkpoints", "out", NULL};
 static const cli_command train_cmd = {
     "train", "fedmpi train [options]",
     "Federated averaging (tff.learning.algorithms.build_weighted_fed_avg): each round samples clients, trains\n"
     "them locally with SGD, averages their updates (weighted by examples) and applies the server optimizer.\n"
     "Rank 0 is the server; every rank, rank 0 included, trains the sampled clients of its shard with\n"
-    "--threads OpenMP threads. Writes config.ini, metrics.jsonl, metrics.csv and weights.h5 to --out.",
+    "--threads OpenMP threads. Writes config.ini, metrics.jsonl, metrics.csv, weights.h5 and checkpoints/ to --out.\n"
+    "SIGTERM, SIGINT or SIGUSR1 stop the run at the next round boundary after writing a checkpoint; the exit\n"
+    "status is then 75 and 'fedmpi train --resume OUT' continues it exactly.",
     train_opts, sizeof train_opts / sizeof train_opts[0], 1};
 
 static int generate_synth(const train_cfg *c, const char *train, const char *test) {
@@ -102,29 +115,97 @@ static void print_round(const train_cfg *c, uint64_t round, const fm_metrics *m,
   fflush(stdout);
 }
 
+static void warn_rank0(void *vctx, const char *msg) {
+  const cli_ctx *ctx = vctx;
+  if (ctx->rank == 0) {
+    fprintf(stderr, "fedmpi train: warning: %s\n", msg);
+    fflush(stderr);
+  }
+}
+
+/* The value of --resume from argv ("--resume DIR" or "--resume=DIR"), or NULL. */
+static const char *find_resume(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--")) break;
+    if (!strcmp(argv[i], "--resume")) return i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strncmp(argv[i], "--resume=", 9)) return argv[i] + 9;
+  }
+  return NULL;
+}
+
+static int save_checkpoint(const train_cfg *c, const fm_process *proc, const fm_state *state, const char *config) {
+  char dir[CLI_STR_MAX + 16];
+  snprintf(dir, sizeof dir, "%s/checkpoints", c->out);
+  if (cli_mkdirs(dir) != 0)
+    return fm_set_error(FM_ERR_IO, "cannot create checkpoint directory '%s': %s", dir, strerror(errno));
+  fm_state_view v;
+  FM_CALL_CLI(fm_state_export(proc, state, &v));
+  return fm_checkpoint_save(dir, &v, c->model, config, (int)c->keep_checkpoints);
+}
+
 int cmd_train(cli_ctx *ctx, int argc, char **argv) {
-  train_cfg *c = calloc(1, sizeof *c);
+  train_cfg *c = calloc(1, sizeof *c), *saved = NULL;
   if (!c) return CLI_EXIT_FAILURE;
   char *pos[1];
-  int npos = 0, status = CLI_EXIT_FAILURE, rc = FM_OK;
+  int npos = 0, status = CLI_EXIT_FAILURE, rc = FM_OK, resuming = 0;
   fm_client_data *train = NULL, *test = NULL;
   fm_model *model = NULL;
   fm_process *proc = NULL;
   fm_state *state = NULL;
   fm_metrics_writer *writer = NULL;
+  fm_checkpoint ckpt = {0};
   uint64_t *cohort = NULL;
   float *w = NULL;
+  char *config_text = NULL;
   fm_metrics m, em;
   fm_metrics_init(&m);
   fm_metrics_init(&em);
   char path[CLI_STR_MAX + 64];
 
-  int ex = cli_parse_or_exit(ctx, &train_cmd, c, argc, argv, pos, 0, &npos);
+  /* --resume DIR: the newest valid checkpoint's configuration is the base
+   * that flags may adjust; every rank reads the same file. */
+  const char *resume_dir = find_resume(argc, argv);
+  if (resume_dir && *resume_dir) {
+    char dir[CLI_STR_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/checkpoints", resume_dir);
+    rc = fm_checkpoint_load_latest(dir, &ckpt, warn_rank0, ctx);
+    if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+    resuming = 1;
+  }
+  int ex = cli_parse_or_exit_base(ctx, &train_cmd, c, resuming ? ckpt.config : NULL, argc, argv, pos, 0, &npos);
   if (ex >= 0) {
-    free(c);
-    return ex;
+    status = ex;
+    goto done;
+  }
+  if (resuming) {
+    /* Refuse changes that would change the trajectory, naming them. */
+    saved = calloc(1, sizeof *saved);
+    char err[1024] = "", diff[4096];
+    if (!saved || cli_parse_base(&train_cmd, saved, ckpt.config, 1, argv, err, sizeof err, pos, 0, &npos) != 0) {
+      cli_error(ctx, "train", err[0] ? err : "out of memory");
+      goto done;
+    }
+    if (cli_diff(&train_cmd, saved, c, resume_safe, diff, sizeof diff) > 0) {
+      char msg[sizeof diff + 512];
+      snprintf(msg, sizeof msg,
+               "cannot resume %s: the configuration differs from the checkpoint's (%s); only rounds, "
+               "eval-every, eval-batch-size, test-data, threads, quiet, checkpointing and out may change",
+               ckpt.path, diff);
+      cli_error(ctx, "train", msg);
+      status = CLI_EXIT_USAGE;
+      goto done;
+    }
+    if (ckpt.info.round > (uint64_t)c->rounds) {
+      char msg[CLI_STR_MAX + 256];
+      snprintf(msg, sizeof msg, "the checkpoint %s is at round %llu, past --rounds %lld; raise --rounds to continue",
+               ckpt.path, (unsigned long long)ckpt.info.round, (long long)c->rounds);
+      cli_error(ctx, "train", msg);
+      status = CLI_EXIT_USAGE;
+      goto done;
+    }
   }
   int nt = fm_runtime_setup_threads((int)c->threads);
+  cli_install_stop_handlers();
 
   /* Output directory (rank 0 writes everything). */
   rc = FM_OK;
@@ -187,22 +268,32 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   size_t numel = fm_layout_numel(fm_model_layout(model));
   w = malloc(numel * sizeof *w);
   cohort = malloc((size_t)c->clients_per_round * sizeof *cohort);
-  rc = (w && cohort) ? FM_OK : fm_set_error(FM_ERR_NOMEM, "out of memory");
-  if (rc == FM_OK && c->init_weights[0] && ctx->rank == 0) {
+  config_text = cli_ini_text(&train_cmd, c);
+  rc = (w && cohort && config_text) ? FM_OK : fm_set_error(FM_ERR_NOMEM, "out of memory");
+  if (rc == FM_OK && resuming) {
+    fm_state_view v;
+    fm_checkpoint_view(&ckpt, &v);
+    rc = fm_state_import(proc, state, &v);
+  } else if (rc == FM_OK && c->init_weights[0] && ctx->rank == 0) {
     rc = fm_weights_load(c->init_weights, fm_model_layout(model), w);
     if (rc == FM_OK) rc = fm_process_set_model_weights(proc, state, w);
   }
   if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
 
+  uint64_t start = fm_state_round(state);
   if (ctx->rank == 0) {
     snprintf(path, sizeof path, "%s/config.ini", c->out);
     rc = cli_write_ini(&train_cmd, c, path) == 0 ? FM_OK
                                                 : fm_set_error(FM_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-    if (rc == FM_OK) rc = fm_metrics_writer_open(c->out, &writer);
+    if (rc == FM_OK)
+      rc = resuming ? fm_metrics_writer_resume(c->out, (long)start, &writer) : fm_metrics_writer_open(c->out, &writer);
+    if (rc == FM_OK && !resuming && c->checkpoint_every > 0) rc = save_checkpoint(c, proc, state, config_text);
   }
   if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
 
   if (ctx->rank == 0 && !c->quiet) {
+    if (resuming)
+      printf("resuming from %s (round %llu)\n", ckpt.path, (unsigned long long)start);
     printf("fedmpi %s: FedAvg, model %s (%zu parameters), %llu clients (%llu examples) from %s\n", fm_version(),
            c->model, numel, (unsigned long long)population,
            (unsigned long long)fm_client_data_total_examples(train), c->data);
@@ -217,7 +308,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
                        .cohort = cohort,
                        .cohort_size = (size_t)c->clients_per_round,
                        .num_threads = nt};
-  for (int64_t r = 1; r <= c->rounds; r++) {
+  for (int64_t r = (int64_t)start + 1; r <= c->rounds; r++) {
     fm_metrics_clear(&m);
     double t0 = MPI_Wtime();
     rc = fm_sample_cohort((uint64_t)c->seed, fm_state_round(state), population, (size_t)c->clients_per_round, cohort);
@@ -237,12 +328,32 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
       }
       if (ctx->rank == 0) fm_metrics_merge(&m, "evaluation", &em);
     }
+    /* A stop request on any rank (SIGTERM from SLURM, Ctrl-C) ends the run
+     * here, at a round boundary, after a checkpoint. */
+    double stop = cli_stop_requested();
+    rc = ctx->comm->ops->allreduce_max(ctx->comm, &stop, 1);
+    if (rc != FM_OK) {
+      cli_error(ctx, "train", fm_last_error());
+      goto done;
+    }
     if (ctx->rank == 0) {
       fm_metrics_put(&m, "training_time_in_seconds", secs, FM_METRIC_FLOAT);
       rc = fm_metrics_writer_write(writer, (long)r, &m);
       if (!c->quiet) print_round(c, (uint64_t)r, &m, secs);
+      if (rc == FM_OK && (last || stop > 0 || (c->checkpoint_every > 0 && r % c->checkpoint_every == 0)))
+        rc = save_checkpoint(c, proc, state, config_text);
     }
     if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+    if (stop > 0 && !last) {
+      if (ctx->rank == 0) {
+        printf("stopped by a signal after round %lld; checkpoint written to %s/checkpoints\n"
+               "continue with: fedmpi train --resume %s\n",
+               (long long)r, c->out, c->out);
+        fflush(stdout);
+      }
+      status = CLI_EXIT_INTERRUPTED;
+      goto done;
+    }
   }
 
   rc = FM_OK;
@@ -266,6 +377,8 @@ done:
   fm_metrics_writer_close(&writer);
   fm_metrics_free(&m);
   fm_metrics_free(&em);
+  fm_checkpoint_free(&ckpt);
+  free(config_text);
   free(w);
   free(cohort);
   fm_state_destroy(&state);
@@ -273,6 +386,7 @@ done:
   fm_model_destroy(&model);
   fm_client_data_close(&train);
   fm_client_data_close(&test);
+  free(saved);
   free(c);
   return status;
 }

@@ -84,6 +84,82 @@ int fm_metrics_writer_open(const char *dir, fm_metrics_writer **out) {
   return FM_OK;
 }
 
+/* Rewrite path keeping the lines keep() accepts (the first line of a CSV is
+ * its header and is always kept); atomic through a temporary file. */
+static int fm__filter_file(const char *path, int csv, long round, char ***header_cols, size_t *num_cols) {
+  FILE *in = fopen(path, "r");
+  if (!in) return FM_OK; /* nothing written yet */
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *out = fopen(tmp, "w");
+  if (!out) {
+    fclose(in);
+    return FM_ERR(FM_ERR_IO, "cannot write '%s'", tmp);
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  long lineno = 0;
+  int rc = FM_OK;
+  while ((len = getline(&line, &cap, in)) > 0) {
+    lineno++;
+    if (line[len - 1] != '\n') break; /* a torn last line from a killed run */
+    int keep = 0;
+    if (csv && lineno == 1) {
+      keep = 1;
+      /* the header fixes the columns of the appended rows */
+      char *save = NULL, *copy = fm__strdup(line);
+      if (!copy) {
+        rc = FM_ERR_NOMEM;
+        break;
+      }
+      copy[len - 1] = '\0';
+      size_t n = 0;
+      for (char *p = copy; *p; p++) n += *p == ',';
+      *header_cols = fm__calloc(n + 1, sizeof **header_cols);
+      char *tok = strtok_r(copy, ",", &save); /* "round" */
+      while (*header_cols && (tok = strtok_r(NULL, ",", &save))) (*header_cols)[(*num_cols)++] = fm__strdup(tok);
+      fm__free(copy);
+    } else if (csv) {
+      keep = strtol(line, NULL, 10) <= round;
+    } else {
+      json_object *o = json_tokener_parse(line), *r = NULL;
+      keep = o && json_object_object_get_ex(o, "round", &r) && json_object_get_int64(r) <= round;
+      if (o) json_object_put(o);
+    }
+    if (keep && fputs(line, out) == EOF) rc = FM_ERR(FM_ERR_IO, "cannot write '%s'", tmp);
+  }
+  free(line);
+  fclose(in);
+  if (fclose(out) != 0 && rc == FM_OK) rc = FM_ERR(FM_ERR_IO, "cannot write '%s'", tmp);
+  if (rc == FM_OK && rename(tmp, path) != 0) rc = FM_ERR(FM_ERR_IO, "cannot replace '%s'", path);
+  if (rc != FM_OK) remove(tmp);
+  return rc;
+}
+
+int fm_metrics_writer_resume(const char *dir, long round, fm_metrics_writer **out) {
+  FM_CHECK(dir && out, FM_ERR_INVALID_ARG, "NULL argument");
+  *out = NULL;
+  fm_metrics_writer *w = fm__calloc(1, sizeof *w);
+  if (!w) return FM_ERR_NOMEM;
+  char jpath[4096], cpath[4096];
+  snprintf(jpath, sizeof jpath, "%s/metrics.jsonl", dir);
+  snprintf(cpath, sizeof cpath, "%s/metrics.csv", dir);
+  int rc = fm__filter_file(jpath, 0, round, NULL, NULL);
+  if (rc == FM_OK) rc = fm__filter_file(cpath, 1, round, &w->columns, &w->num_columns);
+  if (rc == FM_OK) {
+    w->jsonl = fopen(jpath, "a");
+    w->csv = w->jsonl ? fopen(cpath, "a") : NULL;
+    if (!w->jsonl || !w->csv) rc = FM_ERR(FM_ERR_IO, "cannot append to the metrics files in '%s'", dir);
+  }
+  if (rc != FM_OK) {
+    fm_metrics_writer_close(&w);
+    return rc;
+  }
+  *out = w;
+  return FM_OK;
+}
+
 static int fm__csv_header(fm_metrics_writer *w, const fm_metrics *m) {
   w->columns = fm__calloc(m->n + 1, sizeof *w->columns);
   if (!w->columns) return FM_ERR_NOMEM;
@@ -129,8 +205,8 @@ int fm_metrics_writer_write(fm_metrics_writer *w, long round, const fm_metrics *
 
 void fm_metrics_writer_close(fm_metrics_writer **w) {
   if (!w || !*w) return;
-  fclose((*w)->jsonl);
-  fclose((*w)->csv);
+  if ((*w)->jsonl) fclose((*w)->jsonl);
+  if ((*w)->csv) fclose((*w)->csv);
   for (size_t i = 0; i < (*w)->num_columns; i++) fm__free((*w)->columns[i]);
   fm__free((*w)->columns);
   fm__free(*w);

@@ -254,3 +254,43 @@ int fm_client_owner(uint64_t c, uint64_t population, int size) {
    *             = floor(((c + 1) size - 1) / N).  (No overflow below N * size = 2^64.) */
   return (int)(((c + 1) * (uint64_t)size - 1) / population);
 }
+
+/* ---- checkpoint views ------------------------------------------------------ */
+
+int fm_state_export(const fm_process *p, const fm_state *s, fm_state_view *out) {
+  FM__CHECK_STATE(p, s);
+  FM_CHECK(out, FM_ERR_INVALID_ARG, "out is NULL");
+  memset(out, 0, sizeof *out);
+  out->round = s->round;
+  out->seed = s->seed;
+  out->numel = p->numel;
+  out->weights = s->weights;
+  fm_optimizer_get_hparams(s->client_opt, &out->client_hparams);
+  fm_optimizer_get_hparams(s->server_opt, &out->server_hparams);
+  out->opt_num_slots = s->server_state.num_slots;
+  out->opt_n = s->server_state.n;
+  out->opt_slots = s->server_state.slots;
+  out->opt_step = s->server_state.step;
+  return FM_OK;
+}
+
+int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
+  FM__CHECK_STATE(p, s);
+  FM_CHECK(v && v->weights, FM_ERR_INVALID_ARG, "NULL state view");
+  FM_CHECK(v->numel == p->numel, FM_ERR_STATE_MISMATCH, "saved weights have %zu values, the model has %zu",
+           v->numel, p->numel);
+  FM_CHECK(v->opt_num_slots == s->server_state.num_slots && v->opt_n == s->server_state.n, FM_ERR_STATE_MISMATCH,
+           "saved server optimizer state is %zu x %zu, '%s' needs %zu x %zu", v->opt_num_slots, v->opt_n,
+           fm_optimizer_type(s->server_opt), s->server_state.num_slots, s->server_state.n);
+  FM_CHECK(v->opt_num_slots == 0 || v->opt_slots, FM_ERR_INVALID_ARG, "saved optimizer slots missing");
+  for (size_t i = 0; i < p->numel; i++)
+    FM_CHECK(isfinite(v->weights[i]), FM_ERR_NON_FINITE, "saved model weight %zu is not finite", i);
+  FM_CALL(fm_process_set_hparams(p, s, &v->client_hparams, &v->server_hparams));
+  memcpy(s->weights, v->weights, p->numel * sizeof(float));
+  if (v->opt_num_slots)
+    memcpy(s->server_state.slots, v->opt_slots, v->opt_num_slots * v->opt_n * sizeof(float));
+  s->server_state.step = v->opt_step;
+  s->round = v->round;
+  s->seed = v->seed;
+  return FM_OK;
+}

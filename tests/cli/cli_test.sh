@@ -5,33 +5,12 @@
 # Each scenario runs in the current (per-test) directory and exits non-zero
 # with a message on the first failed expectation.
 set -u
+# shellcheck disable=SC2034 # used by common.sh
 scenario=$1 fedmpi=$2 mpiexec=$3
 shift 3
 preflags=("$@")
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1
-rm -rf ./*
-
-fail() { echo "FAIL [$scenario]: $*" >&2; exit 1; }
-# run NP ARGS...: fedmpi under mpiexec with a hard time limit; stdout/stderr kept in files
-run() {
-  local np=$1; shift
-  timeout 120 "$mpiexec" -n "$np" "${preflags[@]}" "$fedmpi" "$@" >out.txt 2>err.txt
-  status=$?
-  [ $status -eq 124 ] && fail "timed out (a rank hung?): fedmpi $*"
-  return 0
-}
-expect_ok() { run "$@"; [ $status -eq 0 ] || { cat out.txt err.txt >&2; fail "exit $status for: fedmpi ${*:2}"; }; }
-# expect_error NP NEEDLE ARGS...: non-zero exit, exactly one error line, mentioning NEEDLE
-expect_error() {
-  local np=$1 needle=$2; shift 2
-  run "$np" "$@"
-  [ $status -ne 0 ] || fail "expected failure for: fedmpi $*"
-  local n; n=$(grep -c "^fedmpi.*error:" err.txt)
-  [ "$n" -eq 1 ] || { cat err.txt >&2; fail "expected exactly one error line, got $n for: fedmpi $*"; }
-  grep -qF -- "$needle" err.txt || { cat err.txt >&2; fail "error message does not mention '$needle' for: fedmpi $*"; }
-}
-same_weights() { h5diff -q "$1" "$2" >/dev/null || fail "$1 and $2 differ"; }
-json_rounds() { wc -l <"$1"; }
+# shellcheck source=../common.sh
+source "$(dirname "$0")/../common.sh"
 
 case $scenario in
 train_np2)

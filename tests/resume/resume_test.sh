@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# tests/resume/resume_test.sh — checkpoints and resume, end to end through
+# mpiexec: a resumed run (after a clean stop, a signal, or SIGKILL at random
+# moments, even mid-checkpoint) must end bit-identical to an uninterrupted run,
+# whatever ranks and threads either part used.
+#   usage: resume_test.sh SCENARIO FEDMPI MPIEXEC [MPIEXEC PREFLAGS...]
+set -u
+# shellcheck disable=SC2034 # used by common.sh
+scenario=$1 fedmpi=$2 mpiexec=$3
+shift 3
+preflags=("$@")
+# shellcheck source=../common.sh
+source "$(dirname "$0")/../common.sh"
+
+# The workload: an MLP on generated Synthetic(1,1), momentum on the server so
+# the optimizer state matters, a checkpoint every other round.
+common=(--model mlp:64,32 --epochs 2 --server-lr 0.8 --momentum 0.9 --checkpoint-every 2 --quiet --seed 11)
+reference() { expect_ok 2 train --out ref --rounds "$1" "${common[@]}"; }
+
+# start_bg NP ARGS...: fedmpi under mpiexec in its own process group (pid in $bg)
+start_bg() {
+  local np=$1; shift
+  setsid "$mpiexec" -n "$np" "${preflags[@]}" "$fedmpi" "$@" >bg.out 2>bg.err &
+  bg=$!
+}
+# SIGKILL the launcher and every rank at once (Open MPI puts each rank in its
+# own process group, so kill the whole tree), as a node failure would.
+kill_all() {
+  local pids
+  pids="$1 $(pgrep -P "$1" | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  kill -9 $pids 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+no_leftovers() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    pgrep -f "$fedmpi train --out $1" >/dev/null || return 0
+    sleep 0.1
+  done
+  fail "processes left behind after the kill"
+}
+wait_for() { # wait_for GLOB SECONDS
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do compgen -G "$1" >/dev/null && return 0; sleep 0.05; done
+  return 1
+}
+
+case $scenario in
+resume_identical)
+  reference 12
+  expect_ok 1 train --out run --rounds 5 "${common[@]}" # stops after round 5: checkpoints 0,2,4,5
+  ls run/checkpoints/ckpt_00000005.h5 >/dev/null || fail "no final checkpoint"
+  expect_ok 3 train --resume run --rounds 9          # another rank count
+  expect_ok 1 train --resume run --rounds 12 --threads 2 # and threads
+  grep -q "^rounds = 12$" run/config.ini || fail "config.ini not updated"
+  same_weights ref/weights.h5 run/weights.h5
+  same_metrics ref/metrics.csv run/metrics.csv
+  # keep policy: the first plus the newest 5 (0 and 4..12 step 2 plus the finals)
+  ls run/checkpoints >ckpts.txt
+  grep -q ckpt_00000000.h5 ckpts.txt || fail "the first checkpoint was pruned"
+  [ "$(wc -l <ckpts.txt)" -le 6 ] || { cat ckpts.txt; fail "more than first + 5 checkpoints kept"; }
+  ;;
+kill9)
+  reference 14
+  RANDOM=7 # the moments are random but the same each time the test runs
+  for trial in 1 2 3 4; do
+    rm -rf run
+    # slow checkpoints widen the window in which a kill lands mid-write
+    FEDMPI_DEBUG_CHECKPOINT_PAUSE_MS=150 start_bg 2 train --out run --rounds 14 "${common[@]}"
+    wait_for "run/checkpoints/ckpt_00000000.h5" 30 || { cat bg.err; fail "trial $trial: no first checkpoint"; }
+    if [ "$trial" -eq 1 ]; then
+      # kill exactly while a checkpoint is being written
+      wait_for "run/checkpoints/*.tmp" 30 || fail "never saw a checkpoint being written"
+    else
+      sleep "0.$((RANDOM % 9 + 1))"
+    fi
+    kill_all "$bg"
+    no_leftovers run
+    # resume, possibly several times, until the run completes
+    for attempt in 1 2 3; do
+      run 3 train --resume run --rounds 14
+      [ $status -eq 0 ] && break
+      cat out.txt err.txt >&2
+      fail "trial $trial: resume failed with status $status"
+    done
+    same_weights ref/weights.h5 run/weights.h5
+    same_metrics ref/metrics.csv run/metrics.csv
+    python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' run/metrics.jsonl ||
+      fail "trial $trial: metrics.jsonl has an invalid line"
+    echo "trial $trial: identical after kill -9 and resume"
+  done
+  ;;
+corrupted)
+  reference 8
+  expect_ok 2 train --out run --rounds 6 "${common[@]}" # checkpoints 0 2 4 6
+  # flip bytes inside the newest checkpoint's weights: the checksum must catch it
+  /usr/bin/python3 - run/checkpoints/ckpt_00000006.h5 <<'PY' || fail "could not corrupt the checkpoint"
+import sys, h5py
+path = sys.argv[1]
+with h5py.File(path, "r") as f:
+    off = f["state/weights"].id.get_chunk_info(0).byte_offset
+with open(path, "r+b") as f:
+    f.seek(off + 100)
+    b = f.read(8)
+    f.seek(off + 100)
+    f.write(bytes(x ^ 0xFF for x in b))
+PY
+  # and truncate a second copy to make sure a torn file is skipped too
+  cp run/checkpoints/ckpt_00000004.h5 run/checkpoints/ckpt_00000005.h5
+  truncate -s 3000 run/checkpoints/ckpt_00000005.h5
+  run 2 train --resume run --rounds 8
+  [ $status -eq 0 ] || { cat err.txt; fail "resume past corrupted checkpoints failed"; }
+  grep -q "warning: skipping checkpoint run/checkpoints/ckpt_00000006.h5" err.txt || { cat err.txt; fail "no warning for the corrupted checkpoint"; }
+  grep -q "warning: skipping checkpoint run/checkpoints/ckpt_00000005.h5" err.txt || fail "no warning for the truncated checkpoint"
+  grep -q "resuming from run/checkpoints/ckpt_00000004.h5" err.txt out.txt || true
+  same_weights ref/weights.h5 run/weights.h5
+  ;;
+refused)
+  expect_ok 1 train --out run --rounds 4 "${common[@]}"
+  expect_error 2 "--client-lr 0.05 -> 0.1" train --resume run --client-lr 0.1 --rounds 6
+  expect_error 2 "--model 'mlp:64,32' -> 'softmax'" train --resume run --model softmax
+  expect_error 2 "past --rounds 3" train --resume run --rounds 3
+  expect_error 2 "nothing/checkpoints" train --resume nothing
+  # safe changes are accepted
+  expect_ok 2 train --resume run --rounds 6 --eval-every 3 --threads 1
+  ;;
+signal)
+  start_bg 2 train --out run --rounds 1000000 "${common[@]}" --checkpoint-every 0
+  wait_for "run/metrics.csv" 30 || fail "run did not start"
+  sleep 1
+  ranks=$(pgrep -f "$fedmpi train --out run" | grep -v "^$bg$")
+  # SLURM's --signal delivers to the tasks: send SIGTERM to the ranks themselves
+  for p in $ranks; do [ "$(cat /proc/"$p"/comm 2>/dev/null)" = fedmpi ] && kill -TERM "$p"; done
+  wait "$bg"
+  st=$?
+  [ $st -eq 75 ] || { cat bg.out bg.err; fail "expected exit status 75 after SIGTERM, got $st"; }
+  grep -q "continue with: fedmpi train --resume run" bg.out || fail "no resume hint"
+  stopped=$(sed -n 's/^stopped by a signal after round \([0-9]*\);.*/\1/p' bg.out)
+  [ -n "$stopped" ] && [ -f "run/checkpoints/ckpt_$(printf %08d "$stopped").h5" ] || fail "no checkpoint at the stop"
+  expect_ok 2 train --resume run --rounds $((stopped + 3))
+  reference $((stopped + 3))
+  same_weights ref/weights.h5 run/weights.h5
+  ;;
+*)
+  fail "unknown scenario"
+  ;;
+esac
+echo "PASS [$scenario]"
