@@ -54,7 +54,38 @@ typedef struct fm_finalizer fm_finalizer;
  * FM_ERR_INVALID_ARG for an unknown weighting. */
 FM_EXTERN int fm_client_work_create_model_delta(const fm_model *model, fm_optimizer *client_opt,
                                                 fm_weighting weighting, fm_client_work **out);
+/* FedProx client work (build_weighted_fed_prox): every step's gradient gets
+ * + proximal_strength * (w - w_initial), the gradient of (mu/2)||w - w0||^2 as
+ * in Li et al. (TFF v0.82's code has the opposite sign; we follow the paper).
+ * proximal_strength must be finite and >= 0 (FM_ERR_HPARAM_VALUE); 0 is FedAvg. */
+FM_EXTERN int fm_client_work_create_fed_prox(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
+                                             double proximal_strength, fm_client_work **out);
+/* FedSGD client work (build_fed_sgd): no local steps; the update is the
+ * example-weighted mean gradient at the broadcast weights over every batch. */
+FM_EXTERN int fm_client_work_create_fed_sgd(const fm_model *model, fm_weighting weighting, fm_client_work **out);
+/* Mime Lite client work (build_weighted_mime_lite): the client first computes
+ * its full-batch gradient at the broadcast weights (one pass over its examples),
+ * then trains with base_opt applied from the server's base optimizer state,
+ * which the client never changes; it sends its delta and its full gradient.
+ * The server advances the base optimizer state with the mean full gradient. */
+FM_EXTERN int fm_client_work_create_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_weighting weighting,
+                                              fm_client_work **out);
+/* SCAFFOLD (Karimireddy et al. 2020, option II): steps use the gradient
+ * corrected by c - c_i; after K local steps the client's control variate
+ * becomes c_i+ = c_i - c + (w0 - w)/(K lr); the server's c grows by the sum of
+ * (c_i+ - c_i) over the cohort divided by the population. c_i persist across
+ * rounds on the rank that owns client i. The client optimizer must be sgdm. */
+FM_EXTERN int fm_client_work_create_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
+                                             fm_client_work **out);
+/* FedNova (Wang et al. 2020): each client's delta is divided by a_i, its
+ * number of local steps (with momentum rho: (tau - rho(1 - rho^tau)/(1 - rho))/(1 - rho));
+ * the server rescales the weighted mean by tau_eff = sum p_i a_i. With equal
+ * local steps it is FedAvg. The client optimizer must be sgdm. */
+FM_EXTERN int fm_client_work_create_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
+                                             fm_client_work **out);
 FM_EXTERN void fm_client_work_destroy(fm_client_work **cw);
+/* "fedavg", "fedprox", "fedsgd", "mime_lite", "scaffold", "fednova". */
+FM_EXTERN const char *fm_client_work_algorithm(const fm_client_work *cw);
 FM_EXTERN fm_weighting fm_client_work_weighting(const fm_client_work *cw);
 
 /* tff.aggregators.MeanFactory (weighted) and UnweightedMeanFactory. */
@@ -89,6 +120,18 @@ FM_EXTERN int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *cli
 /* build_unweighted_fed_avg: UNIFORM weighting, UnweightedMeanFactory by default. */
 FM_EXTERN int fm_build_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt,
                                           fm_optimizer *server_opt, fm_aggregator *agg, fm_process **out);
+/* The other algorithms, same conventions (optimizers and agg taken; agg
+ * NULL = weighted mean, or unweighted mean with UNIFORM weighting). */
+FM_EXTERN int fm_build_fed_prox(const fm_model *model, double proximal_strength, fm_optimizer *client_opt,
+                                fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, fm_process **out);
+FM_EXTERN int fm_build_fed_sgd(const fm_model *model, fm_optimizer *server_opt, fm_weighting weighting,
+                               fm_aggregator *agg, fm_process **out);
+FM_EXTERN int fm_build_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_optimizer *server_opt,
+                                 fm_weighting weighting, fm_aggregator *agg, fm_process **out);
+FM_EXTERN int fm_build_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+                                fm_weighting weighting, fm_aggregator *agg, fm_process **out);
+FM_EXTERN int fm_build_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+                                fm_weighting weighting, fm_aggregator *agg, fm_process **out);
 FM_EXTERN void fm_process_destroy(fm_process **p);
 FM_EXTERN const fm_model *fm_process_model(const fm_process *p);
 

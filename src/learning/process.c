@@ -60,6 +60,8 @@ int fm_process_compose(const fm_model *model, fm_client_work *cw, fm_aggregator 
   p->numel = fm_layout_numel(fm_model_layout(model));
   p->trainable = fm_layout_trainable_numel(fm_model_layout(model));
   p->num_metric_values = fm_model_num_metric_values(model);
+  p->algo = cw->algo;
+  p->extra_slots = fm__algo_extra_slots(cw->algo, p->trainable);
   *out = p;
   return FM_OK;
 fail:
@@ -69,32 +71,27 @@ fail:
   return rc;
 }
 
-static int fm__build_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
-                             fm_weighting weighting, fm_aggregator *agg, int weighted_default, fm_process **out) {
-  int rc;
+/* Every builder: a client work of the given kind, the default aggregator when
+ * agg is NULL (weighted mean, or unweighted with UNIFORM weighting when
+ * weighted_default is 0), the apply-optimizer finalizer, then compose. */
+static int fm__build(const fm_model *model, fm__algo algo, double mu, fm_optimizer *client_opt,
+                     fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, int weighted_default,
+                     fm_process **out) {
+  int rc = FM_OK;
   fm_client_work *cw = NULL;
   fm_finalizer *fin = NULL;
-  if (!model) {
-    fm_optimizer_destroy(&client_opt);
-    fm_optimizer_destroy(&server_opt);
-    fm_aggregator_destroy(&agg);
-    return FM_ERR(FM_ERR_MISSING_STAGE, "federated averaging needs a model");
-  }
-  if (!agg) {
+  if (!model) rc = FM_ERR(FM_ERR_MISSING_STAGE, "%s needs a model", fm__algo_name(algo));
+  if (rc == FM_OK && !agg)
     rc = weighted_default ? fm_aggregator_create_mean(&agg) : fm_aggregator_create_unweighted_mean(&agg);
-    if (rc != FM_OK) {
-      fm_optimizer_destroy(&client_opt);
-      fm_optimizer_destroy(&server_opt);
-      return rc;
-    }
-  }
-  rc = fm_client_work_create_model_delta(model, client_opt, weighting, &cw);
   if (rc != FM_OK) {
+    fm_optimizer_destroy(&client_opt);
     fm_optimizer_destroy(&server_opt);
     fm_aggregator_destroy(&agg);
     return rc;
   }
-  rc = fm_finalizer_create_apply_optimizer(server_opt, fm_model_layout(model), &fin);
+  rc = fm__client_work_new_kind(model, client_opt, weighting, algo, mu, &cw); /* takes client_opt */
+  if (rc == FM_OK) rc = fm_finalizer_create_apply_optimizer(server_opt, fm_model_layout(model), &fin);
+  else fm_optimizer_destroy(&server_opt);
   if (rc != FM_OK) {
     fm_client_work_destroy(&cw);
     fm_aggregator_destroy(&agg);
@@ -105,12 +102,42 @@ static int fm__build_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm
 
 int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                               fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
-  return fm__build_fed_avg(model, client_opt, server_opt, weighting, agg, 1, out);
+  return fm__build(model, FM__ALGO_FEDAVG, 0, client_opt, server_opt, weighting, agg, 1, out);
 }
 
 int fm_build_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                                 fm_aggregator *agg, fm_process **out) {
-  return fm__build_fed_avg(model, client_opt, server_opt, FM_WEIGHTING_UNIFORM, agg, 0, out);
+  return fm__build(model, FM__ALGO_FEDAVG, 0, client_opt, server_opt, FM_WEIGHTING_UNIFORM, agg, 0, out);
+}
+
+int fm_build_fed_prox(const fm_model *model, double proximal_strength, fm_optimizer *client_opt,
+                      fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
+  return fm__build(model, FM__ALGO_FEDPROX, proximal_strength, client_opt, server_opt, weighting, agg,
+                   weighting == FM_WEIGHTING_NUM_EXAMPLES, out);
+}
+
+int fm_build_fed_sgd(const fm_model *model, fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg,
+                     fm_process **out) {
+  return fm__build(model, FM__ALGO_FEDSGD, 0, NULL, server_opt, weighting, agg, weighting == FM_WEIGHTING_NUM_EXAMPLES,
+                   out);
+}
+
+int fm_build_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_optimizer *server_opt, fm_weighting weighting,
+                       fm_aggregator *agg, fm_process **out) {
+  return fm__build(model, FM__ALGO_MIME, 0, base_opt, server_opt, weighting, agg, weighting == FM_WEIGHTING_NUM_EXAMPLES,
+                   out);
+}
+
+int fm_build_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting,
+                      fm_aggregator *agg, fm_process **out) {
+  return fm__build(model, FM__ALGO_SCAFFOLD, 0, client_opt, server_opt, weighting, agg,
+                   weighting == FM_WEIGHTING_NUM_EXAMPLES, out);
+}
+
+int fm_build_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting,
+                      fm_aggregator *agg, fm_process **out) {
+  return fm__build(model, FM__ALGO_FEDNOVA, 0, client_opt, server_opt, weighting, agg,
+                   weighting == FM_WEIGHTING_NUM_EXAMPLES, out);
 }
 
 void fm_process_destroy(fm_process **p) {
@@ -139,10 +166,19 @@ int fm_process_initialize(const fm_process *p, uint64_t seed, fm_state **out) {
     rc = FM_ERR_NOMEM;
     goto fail;
   }
+  fm__client_store_init(&s->clients, p->trainable);
   FM_CALL_GOTO(rc, fm_model_init_weights(p->model, s->weights, seed), fail);
-  FM_CALL_GOTO(rc, fm_optimizer_clone(p->cw->opt, &s->client_opt), fail);
+  if (p->cw->opt) FM_CALL_GOTO(rc, fm_optimizer_clone(p->cw->opt, &s->client_opt), fail);
   FM_CALL_GOTO(rc, fm_optimizer_clone(p->fin->opt, &s->server_opt), fail);
   FM_CALL_GOTO(rc, fm_optim_state_init(s->server_opt, p->trainable, &s->server_state), fail);
+  if (p->algo == FM__ALGO_MIME) FM_CALL_GOTO(rc, fm_optim_state_init(s->client_opt, p->trainable, &s->base_state), fail);
+  if (p->algo == FM__ALGO_SCAFFOLD) {
+    s->control = fm__calloc(p->trainable ? p->trainable : 1, sizeof(float));
+    if (!s->control) {
+      rc = FM_ERR_NOMEM;
+      goto fail;
+    }
+  }
   *out = s;
   return FM_OK;
 fail:
@@ -156,6 +192,9 @@ void fm_state_destroy(fm_state **s) {
   fm_optimizer_destroy(&(*s)->client_opt);
   fm_optimizer_destroy(&(*s)->server_opt);
   fm_optim_state_free(&(*s)->server_state);
+  fm_optim_state_free(&(*s)->base_state);
+  fm__free((*s)->control);
+  fm__client_store_free(&(*s)->clients);
   fm__free(*s);
   *s = NULL;
 }
@@ -184,7 +223,12 @@ int fm_process_set_model_weights(const fm_process *p, fm_state *s, const float *
 
 int fm_process_get_hparams(const fm_process *p, const fm_state *s, fm_hparams *client_work, fm_hparams *finalizer) {
   FM__CHECK_STATE(p, s);
-  if (client_work) fm_optimizer_get_hparams(s->client_opt, client_work);
+  if (client_work) {
+    if (s->client_opt)
+      fm_optimizer_get_hparams(s->client_opt, client_work);
+    else
+      fm_hparams_clear(client_work); /* FedSGD: no client optimizer */
+  }
   if (finalizer) fm_optimizer_get_hparams(s->server_opt, finalizer);
   return FM_OK;
 }
@@ -195,7 +239,11 @@ int fm_process_set_hparams(const fm_process *p, fm_state *s, const fm_hparams *c
   /* Validate both before changing either, so a failure changes nothing. */
   fm_optimizer *c = NULL, *f = NULL;
   int rc = FM_OK;
-  FM_CALL_GOTO(rc, fm_optimizer_clone(s->client_opt, &c), done);
+  if (client_work && client_work->n && !s->client_opt)
+    return FM_ERR(FM_ERR_HPARAM_UNKNOWN, "%s has no client hyperparameters ('%s' given)", fm__algo_name(p->algo),
+                  client_work->item[0].name);
+  if (!s->client_opt) client_work = NULL;
+  if (s->client_opt) FM_CALL_GOTO(rc, fm_optimizer_clone(s->client_opt, &c), done);
   FM_CALL_GOTO(rc, fm_optimizer_clone(s->server_opt, &f), done);
   if (client_work) FM_CALL_GOTO(rc, fm_optimizer_set_hparams(c, client_work), done);
   if (finalizer) FM_CALL_GOTO(rc, fm_optimizer_set_hparams(f, finalizer), done);

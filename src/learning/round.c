@@ -21,6 +21,7 @@ typedef struct fm__worker {
   void *ws;              /* model workspace */
   float *w;              /* (P) local model weights */
   float *grad;           /* (T) gradient, then the client's delta */
+  float *gacc;           /* (T) FedSGD gradient sum / Mime Lite full gradient / SCAFFOLD delta c */
   float *xb;             /* (B, D) batch features */
   int32_t *yb;           /* (B) batch labels */
   float *probs;          /* (B, C) predictions */
@@ -37,6 +38,7 @@ static void fm__worker_free(fm__worker *k) {
   fm__free(k->ws);
   fm__free(k->w);
   fm__free(k->grad);
+  fm__free(k->gacc);
   fm__free(k->xb);
   fm__free(k->yb);
   fm__free(k->probs);
@@ -62,13 +64,14 @@ static int fm__worker_init(fm__worker *k, const fm_model *model, size_t batch, s
   k->ws = fm__malloc(fm_model_workspace_size(model, batch));
   k->w = fm__malloc(p * sizeof(float));
   k->grad = fm__malloc((t ? t : 1) * sizeof(float));
+  k->gacc = fm__malloc((t ? t : 1) * sizeof(float));
   k->xb = fm__malloc(batch * spec->num_features * sizeof(float));
   k->yb = fm__malloc(batch * sizeof(int32_t));
   k->probs = fm__malloc(batch * spec->num_classes * sizeof(float));
   k->msum = fm__calloc(fm_model_num_metric_values(model) + 1, sizeof(double));
   k->mbatch = fm__calloc(mv + 1, sizeof(double));
   k->acc = fm__calloc(num_slots, sizeof(fm_exact));
-  if (!k->ws || !k->w || !k->grad || !k->xb || !k->yb || !k->probs || !k->msum || !k->mbatch || !k->acc) {
+  if (!k->ws || !k->w || !k->grad || !k->gacc || !k->xb || !k->yb || !k->probs || !k->msum || !k->mbatch || !k->acc) {
     fm__worker_free(k);
     return FM_ERR_NOMEM;
   }
@@ -127,24 +130,71 @@ static void fm__metrics_update(const fm_model *model, fm__worker *k, size_t nb, 
   }
 }
 
-/* Client work for one client: local training from global weights w0, then
- * the aggregator's prepare step into k->acc. */
-static int fm__train_client(const fm_process *p, const fm_state *s, const float *w0, const fm_round_input *in,
-                            uint64_t c, fm__worker *k, double limit) {
+/* What the round broadcast besides the weights, as the clients see it. */
+typedef struct fm__round_shared {
+  const float *w0;          /* (P) global weights */
+  const fm_optim_state *base; /* Mime Lite: the server's base optimizer state (frozen) */
+  const float *control;     /* SCAFFOLD: server control variate c (T) */
+  double limit;             /* exact-sum limit per contribution */
+} fm__round_shared;
+
+/* Mime Lite: the example-weighted mean gradient of one pass over the client's
+ * examples at w0, into k->gacc. */
+static int fm__full_gradient(const fm_process *p, const float *w0, const fm_examples *ex, size_t batch, uint64_t c,
+                             fm__worker *k) {
+  const size_t t = p->trainable;
+  memset(k->gacc, 0, t * sizeof(float));
+  fm_batching one = {.epochs = 1, .batch_size = batch, .shuffle = 0};
+  fm_batch_iter it;
+  fm_batch_iter_init(&it, &one, ex->n, k->order, 0, 0, c);
+  size_t nb;
+  float loss;
+  while ((nb = fm_batch_iter_next(&it, ex, k->xb, k->yb)) > 0) {
+    FM_CALL(fm_model_forward(p->model, k->ws, w0, k->xb, k->yb, nb, 1, &loss, NULL));
+    memset(k->grad, 0, t * sizeof(float));
+    FM_CALL(fm_model_backward(p->model, k->ws, w0, k->xb, k->yb, nb, k->grad));
+    for (size_t i = 0; i < t; i++) k->gacc[i] += (float)nb * k->grad[i];
+  }
+  if (ex->n)
+    for (size_t i = 0; i < t; i++) k->gacc[i] /= (float)ex->n;
+  return FM_OK;
+}
+
+/* FedNova's a_i: local steps, or with momentum rho the sum of the momentum
+ * coefficients, (tau - rho (1 - rho^tau) / (1 - rho)) / (1 - rho). */
+static double fm__nova_norm(const fm_optimizer *opt, uint64_t steps) {
+  double rho = fm_optimizer_hparam(opt, "momentum"); /* NaN when built without momentum */
+  if (!(rho > 0)) return (double)steps;
+  double tau = (double)steps;
+  return (tau - rho * (1.0 - pow(rho, tau)) / (1.0 - rho)) / (1.0 - rho);
+}
+
+/* Client work for one client: local training from the broadcast weights,
+ * then the aggregator's prepare step (and the algorithm's extras) into k->acc. */
+static int fm__train_client(const fm_process *p, fm_state *s, const fm__round_shared *sh, const fm_round_input *in,
+                            uint64_t c, fm__worker *k) {
   const fm_model *model = p->model;
   const size_t t = p->trainable, mvals = p->num_metric_values;
+  const float *w0 = sh->w0;
+  const fm__algo algo = p->algo;
   fm_examples ex = {0};
   FM_CALL(fm__load_client(model, in->data, c, &ex));
   int rc = fm__worker_order(k, ex.n);
+  float *ci = algo == FM__ALGO_SCAFFOLD ? fm__client_store_find(&s->clients, c) : NULL;
   if (rc != FM_OK) goto done;
+  FM_CHECK_GOTO(rc, algo != FM__ALGO_SCAFFOLD || ci, done, FM_ERR_INVALID_ARG,
+                "internal: no control variate for client %llu", (unsigned long long)c);
   memcpy(k->w, w0, p->numel * sizeof(float));
-  FM_CALL_GOTO(rc, fm_optim_state_reset(s->client_opt, &k->opt), done);
+  if (s->client_opt) FM_CALL_GOTO(rc, fm_optim_state_reset(s->client_opt, &k->opt), done);
   memset(k->msum, 0, mvals * sizeof(double));
+  if (algo == FM__ALGO_FEDSGD) memset(k->gacc, 0, t * sizeof(float));
+  if (algo == FM__ALGO_MIME) FM_CALL_GOTO(rc, fm__full_gradient(p, w0, &ex, in->batching.batch_size, c, k), done);
 
   fm_batch_iter it;
   fm_batch_iter_init(&it, &in->batching, ex.n, k->order, s->seed, s->round, c);
   size_t nb;
-  uint64_t examples = 0;
+  uint64_t examples = 0, steps = 0;
+  const float mu = (float)p->cw->mu;
   while ((nb = fm_batch_iter_next(&it, &ex, k->xb, k->yb)) > 0) {
     float loss = 0.0f;
     FM_CALL_GOTO(rc, fm_model_forward(model, k->ws, k->w, k->xb, k->yb, nb, 1, &loss, k->probs), done);
@@ -152,26 +202,82 @@ static int fm__train_client(const fm_process *p, const fm_state *s, const float 
     fm__metrics_update(model, k, nb, loss);
     memset(k->grad, 0, t * sizeof(float));
     FM_CALL_GOTO(rc, fm_model_backward(model, k->ws, k->w, k->xb, k->yb, nb, k->grad), done);
-    FM_CALL_GOTO(rc, fm_optimizer_step(s->client_opt, &k->opt, k->w, k->grad, t), done);
     examples += nb;
+    switch (algo) {
+      case FM__ALGO_FEDSGD: /* no step: accumulate n_b * g_b at w0 */
+        for (size_t i = 0; i < t; i++) k->gacc[i] += (float)nb * k->grad[i];
+        continue;
+      case FM__ALGO_FEDPROX: /* d/dw (mu/2)||w - w0||^2 */
+        for (size_t i = 0; i < t; i++) k->grad[i] += mu * (k->w[i] - w0[i]);
+        break;
+      case FM__ALGO_SCAFFOLD:
+        for (size_t i = 0; i < t; i++) k->grad[i] += sh->control[i] - ci[i];
+        break;
+      case FM__ALGO_MIME: /* apply the server's state; the client never keeps the new one */
+        if (k->opt.num_slots) memcpy(k->opt.slots, sh->base->slots, k->opt.num_slots * t * sizeof(float));
+        k->opt.step = sh->base->step;
+        break;
+      default:
+        break;
+    }
+    FM_CALL_GOTO(rc, fm_optimizer_step(s->client_opt, &k->opt, k->w, k->grad, t), done);
+    steps++;
   }
 
-  /* update = initial - trained (the pseudo-gradient), trainable part only. */
+  /* The update: initial - trained (the pseudo-gradient), or FedSGD's mean gradient. */
   int finite = 1;
-  for (size_t i = 0; i < t; i++) {
-    k->grad[i] = w0[i] - k->w[i];
+  if (algo == FM__ALGO_FEDSGD) {
+    for (size_t i = 0; i < t; i++) k->grad[i] = examples ? k->gacc[i] / (float)examples : 0.0f;
+  } else {
+    for (size_t i = 0; i < t; i++) k->grad[i] = w0[i] - k->w[i];
+  }
+  double a = 1.0;
+  if (algo == FM__ALGO_FEDNOVA && steps > 0) {
+    a = fm__nova_norm(s->client_opt, steps);
+    for (size_t i = 0; i < t; i++) k->grad[i] = (float)(k->grad[i] / a);
+  }
+  for (size_t i = 0; i < t; i++)
     if (!isfinite(k->grad[i])) finite = 0;
+  if (algo == FM__ALGO_MIME)
+    for (size_t i = 0; i < t && finite; i++) finite = isfinite(k->gacc[i]);
+  if (algo == FM__ALGO_SCAFFOLD && finite) {
+    /* c_i+ = c_i - c + (w0 - w) / (K lr); send delta c = c_i+ - c_i */
+    double klr = (double)steps * fm_optimizer_hparam(s->client_opt, "learning_rate");
+    for (size_t i = 0; i < t; i++) {
+      float next = klr > 0 ? (float)((double)ci[i] - sh->control[i] + k->grad[i] / klr) : ci[i];
+      k->gacc[i] = next - ci[i];
+      if (!isfinite(next)) finite = 0;
+    }
+    if (finite)
+      for (size_t i = 0; i < t; i++) ci[i] += k->gacc[i];
   }
   float weight;
   if (finite) {
     weight = p->cw->weighting == FM_WEIGHTING_NUM_EXAMPLES ? (float)examples : 1.0f;
   } else {
     memset(k->grad, 0, t * sizeof(float));
+    memset(k->gacc, 0, t * sizeof(float));
     memset(k->msum, 0, mvals * sizeof(double));
     weight = 0.0f;
   }
+  const double limit = sh->limit;
   size_t rejected = fm__aggregator_prepare(p->agg, k->grad, weight, t, k->acc, limit);
   for (size_t j = 0; j < mvals; j++) rejected += (size_t)fm_exact_add(&k->acc[FM__SLOT_METRICS(t) + j], k->msum[j], limit);
+  fm_exact *extra = &k->acc[FM__SLOT_EXTRA(t, mvals)];
+  float agg_w = fm_aggregator_is_weighted(p->agg) ? weight : (finite ? 1.0f : 0.0f);
+  switch (algo) {
+    case FM__ALGO_MIME: /* full gradients, averaged like the updates */
+      rejected += fm_exact_add_scaled(extra, k->gacc, agg_w, t, limit);
+      break;
+    case FM__ALGO_SCAFFOLD: /* sum of delta c over the cohort (unweighted) */
+      rejected += fm_exact_add_scaled(extra, k->gacc, 1.0f, t, limit);
+      break;
+    case FM__ALGO_FEDNOVA: /* sum w * a_i, for tau_eff */
+      rejected += (size_t)fm_exact_add(extra, (double)agg_w * a, limit);
+      break;
+    default:
+      break;
+  }
   if (rejected) fm_exact_add(&k->acc[FM__SLOT_REJECTED(t)], 1.0, limit);
 done:
   fm_examples_free(&ex);
@@ -274,21 +380,21 @@ static int fm__client_map(const fm_model *model, size_t batch, const fm_optimize
 
 typedef struct fm__train_ctx {
   const fm_process *p;
-  const fm_state *s;
-  const float *w0;
+  fm_state *s;
+  const fm__round_shared *sh;
   const fm_round_input *in;
-  double limit;
 } fm__train_ctx;
 
 static int fm__train_fn(void *vctx, uint64_t c, fm__worker *k) {
   fm__train_ctx *x = vctx;
-  return fm__train_client(x->p, x->s, x->w0, x->in, c, k, x->limit);
+  return fm__train_client(x->p, x->s, x->sh, x->in, c, k);
 }
 
 /* Header broadcast with the weights: what clients need besides them. */
 typedef struct fm__bcast_header {
   uint64_t round;
   uint64_t seed;
+  int64_t base_step; /* Mime Lite: the base optimizer's step counter */
   fm_hparams client_hp;
 } fm__bcast_header;
 
@@ -313,46 +419,101 @@ static int fm__check_round_input(const fm_process *p, const fm_round_input *in) 
   return FM_OK;
 }
 
+/* Server side of the algorithms' extras, on rank 0, after the mean update. */
+static int fm__server_extras(const fm_process *p, fm_state *s, const fm_exact *total, uint64_t population, float *mean,
+                             int *non_finite) {
+  const size_t t = p->trainable;
+  const fm_exact *extra = &total[FM__SLOT_EXTRA(t, p->num_metric_values)];
+  double denom = fm_exact_to_double(&total[FM__SLOT_DENOM(t)]);
+  switch (p->algo) {
+    case FM__ALGO_FEDNOVA: { /* update = tau_eff * mean of normalised deltas */
+      double tau_eff = fm_exact_to_double(extra) / denom;
+      for (size_t i = 0; i < t; i++) mean[i] = (float)((double)mean[i] * tau_eff);
+      break;
+    }
+    case FM__ALGO_MIME: { /* advance the base optimizer's global state with the mean full gradient */
+      if (*non_finite) break;
+      float *g = fm__malloc((t ? t : 1) * sizeof *g), *scratch = fm__calloc(t ? t : 1, sizeof *scratch);
+      int rc = g && scratch ? FM_OK : FM_ERR_NOMEM;
+      for (size_t i = 0; rc == FM_OK && i < t; i++) {
+        g[i] = (float)(fm_exact_to_double(&extra[i]) / denom);
+        if (!isfinite(g[i])) *non_finite = 1;
+      }
+      if (rc == FM_OK && !*non_finite) rc = fm_optimizer_step(s->client_opt, &s->base_state, scratch, g, t);
+      fm__free(g);
+      fm__free(scratch);
+      FM_CALL(rc);
+      break;
+    }
+    case FM__ALGO_SCAFFOLD: /* c += sum(delta c_i) / N */
+      if (*non_finite) break;
+      for (size_t i = 0; i < t; i++)
+        s->control[i] = (float)((double)s->control[i] + fm_exact_to_double(&extra[i]) / (double)population);
+      break;
+    default:
+      break;
+  }
+  return FM_OK;
+}
+
 int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, fm_comm *comm,
                     fm_metrics *metrics) {
   FM_CHECK(p && s && comm, FM_ERR_INVALID_ARG, "NULL process, state or communicator");
   FM_CHECK(s->owner == p, FM_ERR_STATE_MISMATCH, "the state was initialized by a different process");
   const size_t t = p->trainable, mvals = p->num_metric_values;
-  const size_t num_slots = FM__SLOT_METRICS(t) + mvals;
+  const size_t num_slots = FM__SLOT_EXTRA(t, mvals) + p->extra_slots;
   int rc = comm->ops->agree(comm, fm__check_round_input(p, in));
   if (rc != FM_OK) return rc;
+  const uint64_t population = fm_client_data_num_clients(in->data);
 
-  /* 1. distributor: broadcast weights and client hparams from rank 0. */
-  fm__bcast_header h = {.round = s->round, .seed = s->seed};
-  fm_optimizer_get_hparams(s->client_opt, &h.client_hp);
+  /* 1. distributor: weights, client hparams and what the algorithm's clients
+   * need (Mime Lite's base optimizer state, SCAFFOLD's c) from rank 0. */
+  fm__bcast_header h = {.round = s->round, .seed = s->seed, .base_step = s->base_state.step};
+  if (s->client_opt) fm_optimizer_get_hparams(s->client_opt, &h.client_hp);
   FM_CALL(comm->ops->bcast(comm, &h, sizeof h));
   FM_CALL(comm->ops->bcast(comm, s->weights, p->numel * sizeof(float)));
+  if (p->algo == FM__ALGO_MIME && s->base_state.num_slots)
+    FM_CALL(comm->ops->bcast(comm, s->base_state.slots, s->base_state.num_slots * t * sizeof(float)));
+  if (p->algo == FM__ALGO_SCAFFOLD) FM_CALL(comm->ops->bcast(comm, s->control, t * sizeof(float)));
   if (comm->rank != 0) {
     s->round = h.round;
     s->seed = h.seed;
-    FM_CALL(fm_optimizer_set_hparams(s->client_opt, &h.client_hp));
+    s->base_state.step = h.base_step;
+    if (s->client_opt) FM_CALL(fm_optimizer_set_hparams(s->client_opt, &h.client_hp));
   }
+
+  /* Per-client state of the owned cohort clients exists before the threads start. */
+  rc = FM_OK;
+  if (p->algo == FM__ALGO_SCAFFOLD)
+    for (size_t i = 0; rc == FM_OK && i < in->cohort_size; i++)
+      if (fm_client_owner(in->cohort[i], population, comm->size) == comm->rank) {
+        float *ci;
+        rc = fm__client_store_get(&s->clients, in->cohort[i], &ci);
+      }
 
   /* 2. client work + aggregator prepare, per client, into exact sums. */
   fm_exact *total = fm__malloc(num_slots * sizeof *total);
   float *mean = fm__malloc((t ? t : 1) * sizeof *mean);
-  if (!total || !mean) {
-    rc = FM_ERR_NOMEM;
-  } else {
-    fm__train_ctx ctx = {p, s, s->weights, in, fm_exact_limit(in->cohort_size + 1)};
-    rc = fm__client_map(p->model, in->batching.batch_size, s->client_opt, in->cohort, in->cohort_size,
-                        fm_client_data_num_clients(in->data), comm, in->num_threads, num_slots, fm__train_fn, &ctx,
-                        total);
+  if (!total || !mean) rc = FM_ERR_NOMEM;
+  if (rc == FM_OK) {
+    fm__round_shared sh = {.w0 = s->weights, .base = &s->base_state, .control = s->control,
+                           .limit = fm_exact_limit(in->cohort_size + 1)};
+    fm__train_ctx ctx = {p, s, &sh, in};
+    rc = fm__client_map(p->model, in->batching.batch_size, s->client_opt, in->cohort, in->cohort_size, population,
+                        comm, in->num_threads, num_slots, fm__train_fn, &ctx, total);
   }
   rc = comm->ops->agree(comm, rc);
   if (rc != FM_OK) goto done;
   FM_CALL_GOTO(rc, comm->ops->reduce_exact(comm, total, num_slots), done);
 
-  /* 3. server: aggregator finalize, finalizer, metrics (rank 0). */
+  /* 3. server: aggregator finalize, algorithm extras, finalizer, metrics (rank 0). */
   if (comm->rank == 0) {
     if (metrics) FM_CALL_GOTO(rc, fm_metrics_put(metrics, "distributor", 0, FM_METRIC_GROUP), done);
     FM_CALL_GOTO(rc, fm__aggregator_finalize(p->agg, total, t, mean), done);
     int non_finite = fm_exact_to_double(&total[FM__SLOT_REJECTED(t)]) > 0.0;
+    for (size_t i = 0; i < t && !non_finite; i++)
+      if (!isfinite(mean[i])) non_finite = 1;
+    FM_CALL_GOTO(rc, fm__server_extras(p, s, total, population, mean, &non_finite), done);
     for (size_t i = 0; i < t && !non_finite; i++)
       if (!isfinite(mean[i])) non_finite = 1;
     if (!non_finite) FM_CALL_GOTO(rc, fm_optimizer_step(s->server_opt, &s->server_state, s->weights, mean, t), done);

@@ -11,29 +11,89 @@
 
 /* ---- client work ---------------------------------------------------------- */
 
-int fm_client_work_create_model_delta(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
-                                      fm_client_work **out) {
+const char *fm__algo_name(fm__algo algo) {
+  switch (algo) {
+    case FM__ALGO_FEDAVG: return "fedavg";
+    case FM__ALGO_FEDPROX: return "fedprox";
+    case FM__ALGO_FEDSGD: return "fedsgd";
+    case FM__ALGO_MIME: return "mime_lite";
+    case FM__ALGO_SCAFFOLD: return "scaffold";
+    case FM__ALGO_FEDNOVA: return "fednova";
+  }
+  return "?";
+}
+
+size_t fm__algo_extra_slots(fm__algo algo, size_t t) {
+  switch (algo) {
+    case FM__ALGO_MIME:
+    case FM__ALGO_SCAFFOLD: return t;
+    case FM__ALGO_FEDNOVA: return 1;
+    default: return 0;
+  }
+}
+
+int fm__client_work_new_kind(const fm_model *model, fm_optimizer *opt, fm_weighting weighting, fm__algo algo,
+                               double mu, fm_client_work **out) {
   int rc = FM_OK;
   fm_client_work *cw = NULL;
+  const char *name = fm__algo_name(algo);
   FM_CHECK_GOTO(rc, out, fail, FM_ERR_INVALID_ARG, "out is NULL");
   *out = NULL;
-  FM_CHECK_GOTO(rc, model, fail, FM_ERR_INVALID_ARG, "client work needs a model");
-  FM_CHECK_GOTO(rc, client_opt, fail, FM_ERR_INVALID_ARG, "client work needs a client optimizer");
+  FM_CHECK_GOTO(rc, model, fail, FM_ERR_INVALID_ARG, "%s client work needs a model", name);
+  FM_CHECK_GOTO(rc, opt || algo == FM__ALGO_FEDSGD, fail, FM_ERR_INVALID_ARG, "%s client work needs a client optimizer",
+                name);
   FM_CHECK_GOTO(rc, weighting == FM_WEIGHTING_UNIFORM || weighting == FM_WEIGHTING_NUM_EXAMPLES, fail,
                 FM_ERR_INVALID_ARG, "unknown client weighting %d (use NUM_EXAMPLES or UNIFORM)", (int)weighting);
+  FM_CHECK_GOTO(rc, isfinite(mu) && mu >= 0.0, fail, FM_ERR_HPARAM_VALUE,
+                "fedprox: proximal_strength must be a finite number >= 0, got %g", mu);
+  if (algo == FM__ALGO_SCAFFOLD || algo == FM__ALGO_FEDNOVA)
+    FM_CHECK_GOTO(rc, strcmp(fm_optimizer_type(opt), "sgdm") == 0, fail, FM_ERR_INVALID_ARG,
+                  "%s needs an SGD client optimizer (sgdm), not '%s': its update rule assumes SGD steps", name,
+                  fm_optimizer_type(opt));
   cw = fm__calloc(1, sizeof *cw);
   if (!cw) {
     rc = FM_ERR_NOMEM;
     goto fail;
   }
   cw->model = model;
-  cw->opt = client_opt;
+  cw->opt = opt;
   cw->weighting = weighting;
+  cw->algo = algo;
+  cw->mu = mu;
   *out = cw;
   return FM_OK;
 fail:
-  fm_optimizer_destroy(&client_opt);
+  fm_optimizer_destroy(&opt);
   return rc;
+}
+
+int fm_client_work_create_model_delta(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
+                                      fm_client_work **out) {
+  return fm__client_work_new_kind(model, client_opt, weighting, FM__ALGO_FEDAVG, 0.0, out);
+}
+
+int fm_client_work_create_fed_prox(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
+                                   double proximal_strength, fm_client_work **out) {
+  return fm__client_work_new_kind(model, client_opt, weighting, FM__ALGO_FEDPROX, proximal_strength, out);
+}
+
+int fm_client_work_create_fed_sgd(const fm_model *model, fm_weighting weighting, fm_client_work **out) {
+  return fm__client_work_new_kind(model, NULL, weighting, FM__ALGO_FEDSGD, 0.0, out);
+}
+
+int fm_client_work_create_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_weighting weighting,
+                                    fm_client_work **out) {
+  return fm__client_work_new_kind(model, base_opt, weighting, FM__ALGO_MIME, 0.0, out);
+}
+
+int fm_client_work_create_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
+                                   fm_client_work **out) {
+  return fm__client_work_new_kind(model, client_opt, weighting, FM__ALGO_SCAFFOLD, 0.0, out);
+}
+
+int fm_client_work_create_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
+                                   fm_client_work **out) {
+  return fm__client_work_new_kind(model, client_opt, weighting, FM__ALGO_FEDNOVA, 0.0, out);
 }
 
 void fm_client_work_destroy(fm_client_work **cw) {
@@ -128,3 +188,5 @@ void fm_finalizer_destroy(fm_finalizer **f) {
   fm__free(*f);
   *f = NULL;
 }
+
+const char *fm_client_work_algorithm(const fm_client_work *cw) { return fm__algo_name(cw->algo); }
