@@ -64,6 +64,11 @@ FM_EXTERN char *fm_metrics_to_json(const fm_metrics *m, long round);
  *                                  step (int64), num_slots (int64), n (int64)
  *   /state/finalizer/slots         float32 [num_slots, n] (absent if num_slots = 0)
  *   /state/aggregator              attribute kind (stateless aggregators)
+ *   /state/client_work/base_slots  float32 [k, T]  Mime Lite's base optimizer state
+ *                                  (attributes base_step, base_num_slots)
+ *   /state/control                 float32 [T]     SCAFFOLD's server control variate
+ *   /state/clients/ids, /values    uint64 [K], float32 [K, T]  per-client state
+ *                                  (SCAFFOLD's c_i), sorted by client index
  * Datasets are chunked with HDF5's Fletcher-32 checksum, so a corrupted file
  * fails to load instead of loading wrong numbers. Cohort sampling and
  * shuffling are functions of (seed, round, client), so seed and round are the
@@ -83,12 +88,19 @@ typedef struct fm_checkpoint {
   char *fedmpi_version;
   float *weights;
   float *slots;
+  float *base_slots;     /* Mime Lite */
+  float *control;        /* SCAFFOLD */
+  uint64_t *client_ids;  /* per-client state */
+  float *client_values;
   struct {
     uint64_t round, seed;
     size_t numel;
     int64_t opt_step;
     size_t opt_num_slots, opt_n;
     fm_hparams client_hparams, server_hparams;
+    size_t base_num_slots;
+    int64_t base_step;
+    size_t num_clients, client_floats;
   } info;
 } fm_checkpoint;
 

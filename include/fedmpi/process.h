@@ -169,13 +169,29 @@ typedef struct fm_state_view {
   size_t opt_n;              /* T */
   const float *opt_slots;    /* (opt_num_slots, T) */
   int64_t opt_step;
+  /* Mime Lite: the base optimizer's global state (0 slots otherwise) */
+  size_t base_num_slots;
+  const float *base_slots;   /* (base_num_slots, T) */
+  int64_t base_step;
+  const float *control;      /* SCAFFOLD: server control variate (T), else NULL */
+  /* per-client state (SCAFFOLD's c_i), sorted by client index */
+  size_t num_clients;
+  size_t client_floats;      /* floats per client (T) */
+  const uint64_t *client_ids;
+  const float *client_values; /* (num_clients, client_floats) */
 } fm_state_view;
 
-/* Borrowed view of s (valid until s changes). */
+/* Borrowed view of s (valid until s changes), without per-client state. */
 FM_EXTERN int fm_state_export(const fm_process *p, const fm_state *s, fm_state_view *out);
+/* Collective: the per-client states of every rank, on rank 0, sorted by
+ * client (*ids and *values allocated, free() them; other ranks get NULL, 0).
+ * Put them in a view's client fields to checkpoint the complete state. */
+FM_EXTERN int fm_state_gather_clients(const fm_process *p, const fm_state *s, fm_comm *comm, uint64_t **ids,
+                                      float **values, size_t *num_clients);
 /* Overwrite s from v after checking every size against the process
  * (FM_ERR_STATE_MISMATCH naming the part that differs) and the hparams (as
- * set_hparams). Nothing changes on failure. */
+ * set_hparams). Every per-client state in v is installed: pass only the
+ * clients this rank owns. Nothing changes on failure. */
 FM_EXTERN int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v);
 
 /* What one round trains on. */

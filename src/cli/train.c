@@ -18,10 +18,11 @@
 typedef struct train_cfg {
   char data[CLI_STR_MAX], test_data[CLI_STR_MAX], model[CLI_STR_MAX], out[CLI_STR_MAX];
   char init_weights[CLI_STR_MAX], weighting[CLI_STR_MAX], x_feature[CLI_STR_MAX], y_feature[CLI_STR_MAX];
-  char resume[CLI_STR_MAX];
+  char resume[CLI_STR_MAX], algorithm[CLI_STR_MAX], aggregator[CLI_STR_MAX];
+  char client_optimizer[CLI_STR_MAX], server_optimizer[CLI_STR_MAX], client_opt[CLI_STR_MAX], server_opt[CLI_STR_MAX];
   int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
   int64_t synth_clients, checkpoint_every, keep_checkpoints;
-  double client_lr, client_momentum, server_lr, momentum, synth_alpha, synth_beta;
+  double client_lr, client_momentum, server_lr, momentum, synth_alpha, synth_beta, proximal_strength;
   int synth_iid, quiet, no_shuffle;
 } train_cfg;
 
@@ -39,13 +40,27 @@ static const cli_opt train_opts[] = {
      "clients sampled uniformly without replacement each round"},
     {"epochs", CLI_INT, OFF(epochs), "1", 1, 1e6, NULL, "E", "local epochs per client"},
     {"batch-size", CLI_INT, OFF(batch_size), "10", 1, 1e7, NULL, "B", "local batch size"},
-    {"client-lr", CLI_DOUBLE, OFF(client_lr), "0.05", 0, INFINITY, NULL, "LR", "client SGD learning rate"},
-    {"client-momentum", CLI_DOUBLE, OFF(client_momentum), "0", 0, 1, NULL, "M", "client SGD momentum"},
+    {"algorithm", CLI_CHOICE, OFF(algorithm), "fedavg", 0, 0, "fedavg|fedprox|fedsgd|mime_lite|scaffold|fednova", NULL,
+     "federated algorithm (FedOpt = fedavg with a --server-optimizer other than sgdm)"},
+    {"client-optimizer", CLI_STR, OFF(client_optimizer), "sgdm", 0, 0, NULL, "TYPE",
+     "client optimizer (Mime Lite's base optimizer): sgdm, adam, adamw, adagrad, yogi, rmsprop"},
+    {"client-lr", CLI_DOUBLE, OFF(client_lr), "0.05", 0, INFINITY, NULL, "LR", "client learning_rate"},
+    {"client-momentum", CLI_DOUBLE, OFF(client_momentum), "0", 0, 1, NULL, "M", "client sgdm momentum"},
+    {"client-opt", CLI_STR, OFF(client_opt), "", 0, 0, NULL, "K=V,...",
+     "other client optimizer hyperparameters by TFF name, e.g. beta_1=0.9,epsilon=1e-7"},
+    {"server-optimizer", CLI_STR, OFF(server_optimizer), "sgdm", 0, 0, NULL, "TYPE",
+     "server optimizer: sgdm (FedAvg/FedAvgM), adam (FedAdam), yogi (FedYogi), adagrad (FedAdagrad), ..."},
     {"server-lr", CLI_DOUBLE, OFF(server_lr), "1", 0, INFINITY, NULL, "LR",
-     "server SGD learning rate (1 with momentum 0 is plain FedAvg)"},
-    {"momentum", CLI_DOUBLE, OFF(momentum), "0", 0, 1, NULL, "M", "server SGD momentum (FedAvgM)"},
+     "server learning_rate (sgdm 1 with momentum 0 is plain FedAvg)"},
+    {"momentum", CLI_DOUBLE, OFF(momentum), "0", 0, 1, NULL, "M", "server sgdm momentum (FedAvgM)"},
+    {"server-opt", CLI_STR, OFF(server_opt), "", 0, 0, NULL, "K=V,...",
+     "other server optimizer hyperparameters by TFF name, e.g. beta_1=0.9,beta_2=0.99,epsilon=1e-3"},
+    {"proximal-strength", CLI_DOUBLE, OFF(proximal_strength), "0", 0, INFINITY, NULL, "MU",
+     "FedProx mu: gradient += mu (w - w_initial)"},
     {"weighting", CLI_CHOICE, OFF(weighting), "num_examples", 0, 0, "num_examples|uniform", NULL,
      "client weighting in the mean"},
+    {"aggregator", CLI_CHOICE, OFF(aggregator), "auto", 0, 0, "auto|mean|unweighted_mean", NULL,
+     "model update aggregator (auto: mean, or unweighted_mean with --weighting uniform, as TFF's builders)"},
     {"seed", CLI_INT, OFF(seed), "0", 0, BIG, NULL, "S", "seed of every random draw (sampling, shuffling, init)"},
     {"out", CLI_STR, OFF(out), "fedmpi-out", 0, 0, NULL, "DIR", "output directory"},
     {"init-weights", CLI_STR, OFF(init_weights), "", 0, 0, NULL, "FILE",
@@ -115,6 +130,68 @@ static void print_round(const train_cfg *c, uint64_t round, const fm_metrics *m,
   fflush(stdout);
 }
 
+/* "k=v,k=v" -> hparams (FM_ERR_CONFIG naming the option and the bad text). */
+static int parse_hparams(const char *opt, const char *text, fm_hparams *h) {
+  char buf[CLI_STR_MAX], *save = NULL;
+  snprintf(buf, sizeof buf, "%s", text);
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '='), *end = NULL;
+    if (!eq || eq == tok)
+      return fm_set_error(FM_ERR_CONFIG, "--%s: '%s' is not KEY=VALUE", opt, tok);
+    *eq = '\0';
+    double v = strtod(eq + 1, &end);
+    if (!eq[1] || *end || !isfinite(v))
+      return fm_set_error(FM_ERR_CONFIG, "--%s: value of '%s' is not a finite number: '%s'", opt, tok, eq + 1);
+    FM_CALL_CLI(fm_hparams_put(h, tok, v));
+  }
+  return FM_OK;
+}
+
+/* An optimizer from its type, the dedicated flags and the K=V list. Keys the
+ * type does not have are refused by the optimizer, naming them. */
+static int make_optimizer(const char *who, const char *type, double lr, double momentum, const char *extra,
+                          fm_optimizer **out) {
+  fm_hparams h = {0};
+  char opt[32];
+  snprintf(opt, sizeof opt, "%s-opt", who);
+  FM_CALL_CLI(fm_hparams_put(&h, "learning_rate", lr));
+  if (strcmp(type, "sgdm") == 0 || strcmp(type, "sgd") == 0) FM_CALL_CLI(fm_hparams_put(&h, "momentum", momentum));
+  else if (momentum != 0)
+    return fm_set_error(FM_ERR_CONFIG, "--%s momentum applies to sgdm only, the %s optimizer is '%s'",
+                        strcmp(who, "client") == 0 ? "client-momentum" : "momentum", who, type);
+  FM_CALL_CLI(parse_hparams(opt, extra, &h));
+  int rc = fm_optimizer_create(type, &h, out);
+  if (rc != FM_OK) return fm_set_error(rc, "%s optimizer: %s", who, fm_last_error());
+  return FM_OK;
+}
+
+static int build_process(const train_cfg *c, const fm_model *model, fm_process **out) {
+  fm_weighting wt = strcmp(c->weighting, "uniform") == 0 ? FM_WEIGHTING_UNIFORM : FM_WEIGHTING_NUM_EXAMPLES;
+  fm_optimizer *copt = NULL, *sopt = NULL;
+  fm_aggregator *agg = NULL;
+  int rc = FM_OK;
+  if (strcmp(c->algorithm, "fedsgd") != 0)
+    rc = make_optimizer("client", c->client_optimizer, c->client_lr, c->client_momentum, c->client_opt, &copt);
+  if (rc == FM_OK) rc = make_optimizer("server", c->server_optimizer, c->server_lr, c->momentum, c->server_opt, &sopt);
+  if (rc == FM_OK && strcmp(c->aggregator, "auto") != 0)
+    rc = strcmp(c->aggregator, "mean") == 0 ? fm_aggregator_create_mean(&agg) : fm_aggregator_create_unweighted_mean(&agg);
+  if (rc == FM_OK && c->proximal_strength != 0 && strcmp(c->algorithm, "fedprox") != 0)
+    rc = fm_set_error(FM_ERR_CONFIG, "--proximal-strength is for --algorithm fedprox (got %s)", c->algorithm);
+  if (rc != FM_OK) {
+    fm_optimizer_destroy(&copt);
+    fm_optimizer_destroy(&sopt);
+    return rc;
+  }
+  /* every builder takes the optimizers and the aggregator */
+  if (!strcmp(c->algorithm, "fedprox")) return fm_build_fed_prox(model, c->proximal_strength, copt, sopt, wt, agg, out);
+  if (!strcmp(c->algorithm, "fedsgd")) return fm_build_fed_sgd(model, sopt, wt, agg, out);
+  if (!strcmp(c->algorithm, "mime_lite")) return fm_build_mime_lite(model, copt, sopt, wt, agg, out);
+  if (!strcmp(c->algorithm, "scaffold")) return fm_build_scaffold(model, copt, sopt, wt, agg, out);
+  if (!strcmp(c->algorithm, "fednova")) return fm_build_fed_nova(model, copt, sopt, wt, agg, out);
+  if (wt == FM_WEIGHTING_UNIFORM) return fm_build_unweighted_fed_avg(model, copt, sopt, agg, out);
+  return fm_build_weighted_fed_avg(model, copt, sopt, wt, agg, out);
+}
+
 static void warn_rank0(void *vctx, const char *msg) {
   const cli_ctx *ctx = vctx;
   if (ctx->rank == 0) {
@@ -133,14 +210,63 @@ static const char *find_resume(int argc, char **argv) {
   return NULL;
 }
 
-static int save_checkpoint(const train_cfg *c, const fm_process *proc, const fm_state *state, const char *config) {
-  char dir[CLI_STR_MAX + 16];
-  snprintf(dir, sizeof dir, "%s/checkpoints", c->out);
-  if (cli_mkdirs(dir) != 0)
-    return fm_set_error(FM_ERR_IO, "cannot create checkpoint directory '%s': %s", dir, strerror(errno));
+/* Collective: per-client state is gathered to rank 0, which writes the file.
+ * The outcome is agreed, so every rank returns the same status. */
+static int save_checkpoint(cli_ctx *ctx, const train_cfg *c, const fm_process *proc, const fm_state *state,
+                           const char *config) {
+  uint64_t *ids = NULL;
+  float *values = NULL;
+  size_t n = 0;
+  int rc = fm_state_gather_clients(proc, state, ctx->comm, &ids, &values, &n);
+  if (rc == FM_OK && ctx->rank == 0) {
+    char dir[CLI_STR_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/checkpoints", c->out);
+    fm_state_view v;
+    if (cli_mkdirs(dir) != 0)
+      rc = fm_set_error(FM_ERR_IO, "cannot create checkpoint directory '%s': %s", dir, strerror(errno));
+    if (rc == FM_OK) rc = fm_state_export(proc, state, &v);
+    if (rc == FM_OK) {
+      v.num_clients = n;
+      v.client_ids = ids;
+      v.client_values = values;
+      rc = fm_checkpoint_save(dir, &v, c->model, config, (int)c->keep_checkpoints);
+    }
+  }
+  free(ids);
+  free(values);
+  return ctx->comm->ops->agree(ctx->comm, rc);
+}
+
+/* Install a checkpoint's state, keeping the per-client states this rank owns. */
+static int restore_checkpoint(cli_ctx *ctx, const fm_checkpoint *ckpt, const fm_process *proc, fm_state *state,
+                              uint64_t population) {
   fm_state_view v;
-  FM_CALL_CLI(fm_state_export(proc, state, &v));
-  return fm_checkpoint_save(dir, &v, c->model, config, (int)c->keep_checkpoints);
+  fm_checkpoint_view(ckpt, &v);
+  size_t keep = 0;
+  uint64_t *ids = malloc((v.num_clients ? v.num_clients : 1) * sizeof *ids);
+  float *vals = malloc((v.num_clients ? v.num_clients : 1) * (v.client_floats ? v.client_floats : 1) * sizeof *vals);
+  if (!ids || !vals) {
+    free(ids);
+    free(vals);
+    return fm_set_error(FM_ERR_NOMEM, "out of memory restoring per-client state");
+  }
+  for (size_t i = 0; i < v.num_clients; i++) {
+    if (v.client_ids[i] >= population)
+      return free(ids), free(vals),
+             fm_set_error(FM_ERR_STATE_MISMATCH, "%s: per-client state for client %llu, but the data has %llu clients",
+                          ckpt->path, (unsigned long long)v.client_ids[i], (unsigned long long)population);
+    if (fm_client_owner(v.client_ids[i], population, ctx->size) != ctx->rank) continue;
+    ids[keep] = v.client_ids[i];
+    memcpy(vals + keep * v.client_floats, v.client_values + i * v.client_floats, v.client_floats * sizeof *vals);
+    keep++;
+  }
+  v.num_clients = keep;
+  v.client_ids = ids;
+  v.client_values = vals;
+  int rc = fm_state_import(proc, state, &v);
+  free(ids);
+  free(vals);
+  return rc;
 }
 
 int cmd_train(cli_ctx *ctx, int argc, char **argv) {
@@ -229,7 +355,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
     if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
   }
 
-  fm_data_options dopt = {c->x_feature[0] ? c->x_feature : NULL, c->y_feature[0] ? c->y_feature : NULL};
+  fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL, .y_feature = c->y_feature[0] ? c->y_feature : NULL};
   rc = fm_client_data_open(c->data, &dopt, &train);
   if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
   rc = c->test_data[0] ? fm_client_data_open(c->test_data, &dopt, &test) : FM_OK;
@@ -253,17 +379,14 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
     goto done;
   }
 
-  fm_optimizer *copt = NULL, *sopt = NULL;
-  rc = fm_optimizer_create_sgdm(c->client_lr, c->client_momentum, &copt);
-  if (rc == FM_OK) rc = fm_optimizer_create_sgdm(c->server_lr, c->momentum, &sopt);
-  if (rc == FM_OK) {
-    fm_weighting wt = strcmp(c->weighting, "uniform") == 0 ? FM_WEIGHTING_UNIFORM : FM_WEIGHTING_NUM_EXAMPLES;
-    rc = fm_build_weighted_fed_avg(model, copt, sopt, wt, NULL, &proc);
-  } else {
-    fm_optimizer_destroy(&copt);
-  }
+  rc = build_process(c, model, &proc);
   if (rc == FM_OK) rc = fm_process_initialize(proc, (uint64_t)c->seed, &state);
-  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+  if (cli_agree(ctx, "train", rc) != FM_OK) {
+    if (rc == FM_ERR_HPARAM_VALUE || rc == FM_ERR_HPARAM_UNKNOWN || rc == FM_ERR_UNKNOWN_TYPE ||
+        rc == FM_ERR_INVALID_ARG || rc == FM_ERR_NOT_WEIGHTED)
+      status = CLI_EXIT_USAGE;
+    goto done;
+  }
 
   size_t numel = fm_layout_numel(fm_model_layout(model));
   w = malloc(numel * sizeof *w);
@@ -271,9 +394,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   config_text = cli_ini_text(&train_cmd, c);
   rc = (w && cohort && config_text) ? FM_OK : fm_set_error(FM_ERR_NOMEM, "out of memory");
   if (rc == FM_OK && resuming) {
-    fm_state_view v;
-    fm_checkpoint_view(&ckpt, &v);
-    rc = fm_state_import(proc, state, &v);
+    rc = restore_checkpoint(ctx, &ckpt, proc, state, population);
   } else if (rc == FM_OK && c->init_weights[0] && ctx->rank == 0) {
     rc = fm_weights_load(c->init_weights, fm_model_layout(model), w);
     if (rc == FM_OK) rc = fm_process_set_model_weights(proc, state, w);
@@ -287,15 +408,18 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
                                                 : fm_set_error(FM_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
     if (rc == FM_OK)
       rc = resuming ? fm_metrics_writer_resume(c->out, (long)start, &writer) : fm_metrics_writer_open(c->out, &writer);
-    if (rc == FM_OK && !resuming && c->checkpoint_every > 0) rc = save_checkpoint(c, proc, state, config_text);
   }
   if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+  if (!resuming && c->checkpoint_every > 0 && save_checkpoint(ctx, c, proc, state, config_text) != FM_OK) {
+    cli_error(ctx, "train", fm_last_error()); /* already agreed */
+    goto done;
+  }
 
   if (ctx->rank == 0 && !c->quiet) {
     if (resuming)
       printf("resuming from %s (round %llu)\n", ckpt.path, (unsigned long long)start);
-    printf("fedmpi %s: FedAvg, model %s (%zu parameters), %llu clients (%llu examples) from %s\n", fm_version(),
-           c->model, numel, (unsigned long long)population,
+    printf("fedmpi %s: %s (server %s), model %s (%zu parameters), %llu clients (%llu examples) from %s\n",
+           fm_version(), c->algorithm, c->server_optimizer, c->model, numel, (unsigned long long)population,
            (unsigned long long)fm_client_data_total_examples(train), c->data);
     printf("%lld rounds x %lld clients, %lld epoch(s), batch %lld, client lr %g, server lr %g; %d rank(s) x %d thread(s)\n",
            (long long)c->rounds, (long long)c->clients_per_round, (long long)c->epochs, (long long)c->batch_size,
@@ -340,10 +464,13 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
       fm_metrics_put(&m, "training_time_in_seconds", secs, FM_METRIC_FLOAT);
       rc = fm_metrics_writer_write(writer, (long)r, &m);
       if (!c->quiet) print_round(c, (uint64_t)r, &m, secs);
-      if (rc == FM_OK && (last || stop > 0 || (c->checkpoint_every > 0 && r % c->checkpoint_every == 0)))
-        rc = save_checkpoint(c, proc, state, config_text);
     }
     if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+    if ((last || stop > 0 || (c->checkpoint_every > 0 && r % c->checkpoint_every == 0)) &&
+        save_checkpoint(ctx, c, proc, state, config_text) != FM_OK) {
+      cli_error(ctx, "train", fm_last_error()); /* already agreed */
+      goto done;
+    }
     if (stop > 0 && !last) {
       if (ctx->rank == 0) {
         printf("stopped by a signal after round %lld; checkpoint written to %s/checkpoints\n"

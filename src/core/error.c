@@ -43,10 +43,14 @@ void fm_clear_error(void) {
 }
 
 static void fm__verror(int code, const char *fmt, va_list ap) {
+  /* Format into a scratch buffer first: callers may pass fm_last_error()
+   * itself as an argument to add context to it. */
+  char tmp[sizeof fm__last_msg];
   if (fmt && *fmt)
-    vsnprintf(fm__last_msg, sizeof fm__last_msg, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
   else
-    snprintf(fm__last_msg, sizeof fm__last_msg, "%s", fm_strerror(code));
+    snprintf(tmp, sizeof tmp, "%s", fm_strerror(code));
+  memcpy(fm__last_msg, tmp, sizeof tmp);
 }
 
 int fm__error(int code, const char *file, int line, const char *func, const char *fmt, ...) {

@@ -162,6 +162,30 @@ static int fm__ckpt_write(hid_t f, const fm_state_view *v, const char *model_nam
     FM_CALL_GOTO(rc, fm__ckpt_write_floats(fin, "slots", 2, sd, v->opt_slots, path), done);
   }
   FM_CALL_GOTO(rc, fm__h5_write_string_attr(agg, "kind", "stateless", path), done);
+  if (v->base_num_slots) {
+    int64_t bs = v->base_step, bn = (int64_t)v->base_num_slots;
+    hsize_t bd[2] = {v->base_num_slots, v->opt_n};
+    FM_CALL_GOTO(rc, fm__ckpt_write_floats(cw, "base_slots", 2, bd, v->base_slots, path), done);
+    FM_CALL_GOTO(rc, fm__h5_write_attr(cw, "base_step", H5T_STD_I64LE, H5T_NATIVE_INT64, &bs, path), done);
+    FM_CALL_GOTO(rc, fm__h5_write_attr(cw, "base_num_slots", H5T_STD_I64LE, H5T_NATIVE_INT64, &bn, path), done);
+  }
+  if (v->control) {
+    hsize_t cd[1] = {v->opt_n};
+    FM_CALL_GOTO(rc, fm__ckpt_write_floats(st, "control", 1, cd, v->control, path), done);
+  }
+  if (v->num_clients) {
+    hid_t cg = H5Gcreate2(st, "clients", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t n1[1] = {v->num_clients}, n2[2] = {v->num_clients, v->client_floats};
+    hid_t sp = cg >= 0 ? H5Screate_simple(1, n1, NULL) : -1;
+    hid_t d = sp >= 0 ? H5Dcreate2(cg, "ids", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v->client_ids) < 0)
+      rc = FM_ERR(FM_ERR_IO, "%s: cannot write the per-client state ids", path);
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    if (rc == FM_OK) rc = fm__ckpt_write_floats(cg, "values", 2, n2, v->client_values, path);
+    if (cg >= 0) H5Gclose(cg);
+    if (rc != FM_OK) goto done;
+  }
 done:
   if (agg >= 0) H5Gclose(agg);
   if (fin >= 0) H5Gclose(fin);
@@ -290,6 +314,10 @@ void fm_checkpoint_free(fm_checkpoint *c) {
   fm__free(c->fedmpi_version);
   fm__free(c->weights);
   fm__free(c->slots);
+  fm__free(c->base_slots);
+  fm__free(c->control);
+  fm__free(c->client_ids);
+  fm__free(c->client_values);
   memset(c, 0, sizeof *c);
 }
 
@@ -365,6 +393,53 @@ static int fm__ckpt_read(hid_t f, const char *path, fm_checkpoint *c) {
     }
     FM_CALL_GOTO(rc, fm__ckpt_read_floats(fin, "slots", (size_t)ns * (size_t)n, c->slots, path), done);
   }
+  long long bn = 0, bs = 0;
+  if (fm__h5_read_int_attr(cw, "base_num_slots", path, &bn) == 1 && bn > 0) {
+    if (fm__h5_read_int_attr(cw, "base_step", path, &bs) != 1) {
+      rc = FM_ERR(FM_ERR_FORMAT, "%s: base_step is missing", path);
+      goto done;
+    }
+    c->info.base_num_slots = (size_t)bn;
+    c->info.base_step = bs;
+    c->base_slots = fm__malloc((size_t)bn * (size_t)n * sizeof(float) + sizeof(float));
+    if (!c->base_slots) {
+      rc = FM_ERR_NOMEM;
+      goto done;
+    }
+    FM_CALL_GOTO(rc, fm__ckpt_read_floats(cw, "base_slots", (size_t)bn * (size_t)n, c->base_slots, path), done);
+  }
+  if (H5Lexists(st, "control", H5P_DEFAULT) > 0) {
+    c->control = fm__malloc((size_t)n * sizeof(float) + sizeof(float));
+    if (!c->control) {
+      rc = FM_ERR_NOMEM;
+      goto done;
+    }
+    FM_CALL_GOTO(rc, fm__ckpt_read_floats(st, "control", (size_t)n, c->control, path), done);
+  }
+  if (H5Lexists(st, "clients", H5P_DEFAULT) > 0) {
+    hid_t cg = H5Gopen2(st, "clients", H5P_DEFAULT);
+    hid_t di = cg >= 0 ? H5Dopen2(cg, "ids", H5P_DEFAULT) : -1;
+    hid_t sp = di >= 0 ? H5Dget_space(di) : -1;
+    hssize_t k = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (k > 0) {
+      c->info.num_clients = (size_t)k;
+      c->info.client_floats = (size_t)n;
+      c->client_ids = fm__malloc((size_t)k * sizeof(uint64_t));
+      c->client_values = fm__malloc((size_t)k * (size_t)n * sizeof(float) + sizeof(float));
+      if (!c->client_ids || !c->client_values)
+        rc = FM_ERR_NOMEM;
+      else if (H5Dread(di, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->client_ids) < 0)
+        rc = FM_ERR(FM_ERR_FORMAT, "%s: the per-client state ids cannot be read", path);
+      else
+        rc = fm__ckpt_read_floats(cg, "values", (size_t)k * (size_t)n, c->client_values, path);
+    } else {
+      rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/clients/ids is missing or empty", path);
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (di >= 0) H5Dclose(di);
+    if (cg >= 0) H5Gclose(cg);
+    if (rc != FM_OK) goto done;
+  }
 done:
   if (fin >= 0) H5Gclose(fin);
   if (cw >= 0) H5Gclose(cw);
@@ -405,6 +480,14 @@ void fm_checkpoint_view(const fm_checkpoint *c, fm_state_view *v) {
   v->opt_n = c->info.opt_n;
   v->opt_slots = c->slots;
   v->opt_step = c->info.opt_step;
+  v->base_num_slots = c->info.base_num_slots;
+  v->base_slots = c->base_slots;
+  v->base_step = c->info.base_step;
+  v->control = c->control;
+  v->num_clients = c->info.num_clients;
+  v->client_floats = c->info.client_floats;
+  v->client_ids = c->client_ids;
+  v->client_values = c->client_values;
 }
 
 int fm_checkpoint_load_latest(const char *dir, fm_checkpoint *out, fm_warn_fn warn, void *ctx) {

@@ -1,5 +1,7 @@
 /* src/learning/comm_serial.c — the single-process fm_comm: every collective
  * is the identity, so the same round code runs on a laptop without mpirun. */
+#include <string.h>
+
 #include "fedmpi/comm.h"
 #include "internal.h"
 
@@ -20,9 +22,21 @@ static int serial_max(fm_comm *c, double *buf, size_t n) {
   return FM_OK;
 }
 
-static const fm_comm_ops fm__serial_ops = {
-    .bcast = serial_bcast, .reduce_exact = serial_reduce, .agree = serial_agree, .allreduce_max = serial_max,
-    .destroy = NULL};
+static int serial_gather(fm_comm *c, const void *send, size_t bytes, void **recv, size_t *recv_bytes) {
+  (void)c;
+  *recv = fm__malloc(bytes ? bytes : 1);
+  if (!*recv) return FM_ERR_NOMEM;
+  if (bytes) memcpy(*recv, send, bytes);
+  *recv_bytes = bytes;
+  return FM_OK;
+}
+
+static const fm_comm_ops fm__serial_ops = {.bcast = serial_bcast,
+                                           .reduce_exact = serial_reduce,
+                                           .agree = serial_agree,
+                                           .allreduce_max = serial_max,
+                                           .gather = serial_gather,
+                                           .destroy = NULL};
 static fm_comm fm__serial = {.ops = &fm__serial_ops, .rank = 0, .size = 1, .impl = NULL};
 
 fm_comm *fm_comm_serial(void) { return &fm__serial; }

@@ -313,12 +313,69 @@ int fm_state_export(const fm_process *p, const fm_state *s, fm_state_view *out) 
   out->seed = s->seed;
   out->numel = p->numel;
   out->weights = s->weights;
-  fm_optimizer_get_hparams(s->client_opt, &out->client_hparams);
+  if (s->client_opt) fm_optimizer_get_hparams(s->client_opt, &out->client_hparams);
   fm_optimizer_get_hparams(s->server_opt, &out->server_hparams);
   out->opt_num_slots = s->server_state.num_slots;
   out->opt_n = s->server_state.n;
   out->opt_slots = s->server_state.slots;
   out->opt_step = s->server_state.step;
+  out->base_num_slots = s->base_state.num_slots;
+  out->base_slots = s->base_state.slots;
+  out->base_step = s->base_state.step;
+  out->control = s->control;
+  out->client_floats = s->clients.n;
+  return FM_OK;
+}
+
+static int fm__cmp_entry(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+int fm_state_gather_clients(const fm_process *p, const fm_state *s, fm_comm *comm, uint64_t **ids, float **values,
+                            size_t *num_clients) {
+  FM__CHECK_STATE(p, s);
+  *ids = NULL;
+  *values = NULL;
+  *num_clients = 0;
+  const size_t t = s->clients.n, rec = sizeof(uint64_t) + t * sizeof(float);
+  /* Pack this rank's entries as [client u64 | T floats] records. */
+  size_t mine = s->clients.count;
+  char *send = fm__malloc(mine * rec + 1), *all = NULL;
+  int rc = send ? FM_OK : FM_ERR_NOMEM;
+  size_t k = 0;
+  for (size_t i = 0; rc == FM_OK && i < s->clients.cap; i++) {
+    if (s->clients.keys[i] == UINT64_MAX) continue;
+    memcpy(send + k * rec, &s->clients.keys[i], sizeof(uint64_t));
+    memcpy(send + k * rec + sizeof(uint64_t), s->clients.vals[i], t * sizeof(float));
+    k++;
+  }
+  size_t bytes = 0;
+  rc = comm->ops->agree(comm, rc);
+  if (rc == FM_OK) rc = comm->ops->gather(comm, send, rc == FM_OK ? k * rec : 0, (void **)&all, &bytes);
+  fm__free(send);
+  if (rc != FM_OK || comm->rank != 0) {
+    fm__free(all);
+    return rc;
+  }
+  size_t n = bytes / rec;
+  qsort(all, n, rec, fm__cmp_entry); /* the file does not depend on the layout */
+  *ids = fm__malloc((n ? n : 1) * sizeof **ids);
+  *values = fm__malloc((n ? n : 1) * t * sizeof **values + sizeof **values);
+  if (!*ids || !*values) {
+    fm__free(*ids);
+    fm__free(*values);
+    fm__free(all);
+    *ids = NULL;
+    *values = NULL;
+    return FM_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    memcpy(&(*ids)[i], all + i * rec, sizeof(uint64_t));
+    memcpy(*values + i * t, all + i * rec + sizeof(uint64_t), t * sizeof(float));
+  }
+  fm__free(all);
+  *num_clients = n;
   return FM_OK;
 }
 
@@ -331,6 +388,15 @@ int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
            "saved server optimizer state is %zu x %zu, '%s' needs %zu x %zu", v->opt_num_slots, v->opt_n,
            fm_optimizer_type(s->server_opt), s->server_state.num_slots, s->server_state.n);
   FM_CHECK(v->opt_num_slots == 0 || v->opt_slots, FM_ERR_INVALID_ARG, "saved optimizer slots missing");
+  FM_CHECK(v->base_num_slots == s->base_state.num_slots && (!v->base_num_slots || v->base_slots), FM_ERR_STATE_MISMATCH,
+           "saved base optimizer state has %zu buffers, the %s process needs %zu", v->base_num_slots,
+           fm__algo_name(p->algo), s->base_state.num_slots);
+  FM_CHECK(!s->control == !v->control, FM_ERR_STATE_MISMATCH, "the saved state %s a SCAFFOLD control variate",
+           v->control ? "has" : "lacks");
+  FM_CHECK(v->num_clients == 0 || (p->algo == FM__ALGO_SCAFFOLD && v->client_floats == p->trainable &&
+                                   v->client_ids && v->client_values),
+           FM_ERR_STATE_MISMATCH, "the saved per-client state (%zu clients x %zu) does not fit the %s process",
+           v->num_clients, v->client_floats, fm__algo_name(p->algo));
   for (size_t i = 0; i < p->numel; i++)
     FM_CHECK(isfinite(v->weights[i]), FM_ERR_NON_FINITE, "saved model weight %zu is not finite", i);
   FM_CALL(fm_process_set_hparams(p, s, &v->client_hparams, &v->server_hparams));
@@ -338,6 +404,14 @@ int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
   if (v->opt_num_slots)
     memcpy(s->server_state.slots, v->opt_slots, v->opt_num_slots * v->opt_n * sizeof(float));
   s->server_state.step = v->opt_step;
+  if (v->base_num_slots) memcpy(s->base_state.slots, v->base_slots, v->base_num_slots * p->trainable * sizeof(float));
+  s->base_state.step = v->base_step;
+  if (s->control) memcpy(s->control, v->control, p->trainable * sizeof(float));
+  for (size_t i = 0; i < v->num_clients; i++) {
+    float *ci;
+    FM_CALL(fm__client_store_get(&s->clients, v->client_ids[i], &ci));
+    memcpy(ci, v->client_values + i * p->trainable, p->trainable * sizeof(float));
+  }
   s->round = v->round;
   s->seed = v->seed;
   return FM_OK;

@@ -84,6 +84,49 @@ static int mpi_allreduce_max(fm_comm *c, double *buf, size_t n) {
   return FM_OK;
 }
 
+static int mpi_gather(fm_comm *c, const void *send, size_t bytes, void **recv, size_t *recv_bytes) {
+  fm__mpi *m = c->impl;
+  *recv = NULL;
+  *recv_bytes = 0;
+  FM_CHECK(bytes <= (size_t)INT_MAX, FM_ERR_OVERFLOW, "gather of %zu bytes from one rank is too large", bytes);
+  int mine = (int)bytes;
+  int *counts = NULL, *displs = NULL;
+  if (c->rank == 0) {
+    counts = fm__malloc((size_t)c->size * sizeof *counts);
+    displs = fm__malloc((size_t)c->size * sizeof *displs);
+    if (!counts || !displs) {
+      fm__free(counts);
+      fm__free(displs);
+      counts = displs = NULL;
+    }
+  }
+  /* Every rank takes part in the collectives even if rank 0 is out of memory. */
+  int ok = c->rank != 0 || counts;
+  FM_MPI_CALL(MPI_Gather(&mine, 1, MPI_INT, counts ? counts : &mine, 1, MPI_INT, 0, m->comm));
+  size_t total = 0;
+  if (c->rank == 0 && ok) {
+    for (int r = 0; r < c->size; r++) {
+      displs[r] = (int)total;
+      total += (size_t)counts[r];
+    }
+    if (total > (size_t)INT_MAX) ok = 0;
+    else *recv = fm__malloc(total ? total : 1);
+    if (!*recv) ok = 0;
+  }
+  int rc = MPI_Gatherv(send, mine, MPI_BYTE, ok && c->rank == 0 ? *recv : NULL, ok ? counts : NULL,
+                       ok ? displs : NULL, MPI_BYTE, 0, m->comm);
+  fm__free(counts);
+  fm__free(displs);
+  if (rc != MPI_SUCCESS || (c->rank == 0 && !ok)) {
+    fm__free(*recv);
+    *recv = NULL;
+    return rc != MPI_SUCCESS ? FM_ERR(FM_ERR_MPI, "MPI_Gatherv failed")
+                             : FM_ERR(FM_ERR_NOMEM, "rank 0 cannot hold %zu gathered bytes", total);
+  }
+  *recv_bytes = c->rank == 0 ? total : 0;
+  return FM_OK;
+}
+
 static void mpi_destroy(fm_comm *c) {
   fm__mpi *m = c->impl;
   int finalized = 0;
@@ -101,6 +144,7 @@ static const fm_comm_ops fm__mpi_ops = {.bcast = mpi_bcast,
                                         .reduce_exact = mpi_reduce_exact,
                                         .agree = mpi_agree,
                                         .allreduce_max = mpi_allreduce_max,
+                                        .gather = mpi_gather,
                                         .destroy = mpi_destroy};
 
 int fm_comm_create_mpi(MPI_Comm comm, fm_comm **out) {

@@ -45,6 +45,38 @@ layouts)
   same_weights a/weights.h5 c/weights.h5
   cmp -s <(cut -d, -f1-6 a/metrics.csv) <(cut -d, -f1-6 c/metrics.csv) || fail "metrics differ across layouts"
   ;;
+algorithms)
+  # every algorithm: loss stays finite, and the result is the same on any layout
+  for alg in fedavg fedprox fedsgd mime_lite scaffold fednova; do
+    extra=()
+    case $alg in
+      fedprox) extra=(--proximal-strength 0.1) ;;
+      fedsgd) extra=(--server-lr 0.5) ;;
+      mime_lite) extra=(--client-momentum 0.5) ;;
+      fednova) extra=(--client-momentum 0.3) ;;
+    esac
+    args=(train --algorithm "$alg" --rounds 4 --model mlp:12 --clients-per-round 7 --epochs 2 --quiet "${extra[@]}")
+    expect_ok 1 "${args[@]}" --out "$alg-1"
+    expect_ok 3 "${args[@]}" --out "$alg-3"
+    expect_ok 2 "${args[@]}" --out "$alg-2t2" --threads 2
+    same_weights "$alg-1/weights.h5" "$alg-3/weights.h5"
+    same_weights "$alg-1/weights.h5" "$alg-2t2/weights.h5"
+    python3 -c '
+import json, math, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    assert r["finalizer"]["update_non_finite"] == 0, r
+    assert math.isfinite(r["client_work"]["train"]["loss"]), r' "$alg-1/metrics.jsonl" || fail "$alg: non-finite round"
+    grep -q "^algorithm = $alg$" "$alg-1/config.ini" || fail "$alg: config.ini"
+  done
+  expect_error 2 "proximal-strength must be >= 0" train --algorithm fedprox --proximal-strength -1 --out o
+  expect_error 2 "--proximal-strength is for --algorithm fedprox" train --proximal-strength 0.5 --out o
+  expect_error 2 "fedavg|fedprox|fedsgd|mime_lite|scaffold|fednova" train --algorithm fedbogus --out o
+  expect_error 2 "unknown optimizer type 'adamx'" train --server-optimizer adamx --out o
+  expect_error 2 "'beta_1' is not KEY=VALUE" train --server-opt beta_1 --out o
+  expect_error 2 "sgdm has no hyperparameter 'beta_1'" train --server-opt beta_1=0.9 --out o
+  expect_error 2 "scaffold needs an SGD client optimizer" train --algorithm scaffold --client-optimizer adagrad --out o
+  ;;
 config_roundtrip)
   expect_ok 1 train --out a --rounds 3 --model mlp:8 --client-lr 0.1 --momentum 0.5 --seed 7 --quiet
   grep -q "^momentum = 0.5" a/config.ini || fail "config.ini lacks momentum"

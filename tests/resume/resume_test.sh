@@ -116,6 +116,19 @@ PY
   grep -q "resuming from run/checkpoints/ckpt_00000004.h5" err.txt out.txt || true
   same_weights ref/weights.h5 run/weights.h5
   ;;
+algorithm_state)
+  # state beyond weights and the server optimizer: Mime Lite's base optimizer
+  # state, SCAFFOLD's control variates (per client, held by the owning rank)
+  for alg in mime_lite scaffold; do
+    a=(--algorithm "$alg" --client-momentum "$([ "$alg" = mime_lite ] && echo 0.8 || echo 0)" --clients-per-round 6)
+    expect_ok 2 train --out "ref-$alg" --rounds 9 "${common[@]}" "${a[@]}"
+    expect_ok 1 train --out "run-$alg" --rounds 4 "${common[@]}" "${a[@]}"
+    expect_ok 3 train --resume "run-$alg" --rounds 9
+    same_weights "ref-$alg/weights.h5" "run-$alg/weights.h5"
+  done
+  h5ls -r run-scaffold/checkpoints/ckpt_00000009.h5 | grep -q "/state/clients/values" || fail "no per-client state saved"
+  h5ls -r run-mime_lite/checkpoints/ckpt_00000009.h5 | grep -q "/state/client_work/base_slots" || fail "no base state saved"
+  ;;
 refused)
   expect_ok 1 train --out run --rounds 4 "${common[@]}"
   expect_error 2 "--client-lr 0.05 -> 0.1" train --resume run --client-lr 0.1 --rounds 6

@@ -12,6 +12,8 @@ static void test_error_names_and_messages(void **st) {
   assert_string_equal(fm_strerror(12345), "unknown error");
   fm_set_error(FM_ERR_CONFIG, "bad %s %d", "thing", 7);
   assert_string_equal(fm_last_error(), "bad thing 7");
+  fm_set_error(FM_ERR_CONFIG, "context: %s", fm_last_error()); /* wrapping the last message in place */
+  assert_string_equal(fm_last_error(), "context: bad thing 7");
   fm_clear_error();
   assert_string_equal(fm_last_error(), "");
   /* every code has a distinct name */
