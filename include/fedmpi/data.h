@@ -1,14 +1,16 @@
-/* fedmpi/data.h — federated client data in TFF's HDF5 layout, batching, and
- * the Synthetic(alpha, beta) generator.
+/* fedmpi/data.h — federated client data in TFF's HDF5 layout, batching,
+ * and the Synthetic(alpha, beta) generator.
  *
  * File layout (TFF's HDF5ClientData): /examples/<client_id>/<feature>, one
  * dataset per feature, all features of a client sharing their first dimension
  * (the client's number of examples). Client ids are in sorted (name) order,
  * so client index i means the i-th id in that order, as TFF's client_ids.
  * A client's features are read only when it is loaded (streaming); opening a
- * file reads only the index (ids and example counts).
+ * file reads only the index (ids and example counts) and the metadata of
+ * every client's features.
  *
- * Dimension legend: n examples of a client, D features per example. */
+ * Dimension legend: n examples of a client, D features per example, K
+ * clients, C classes, N examples in total. */
 #ifndef FEDMPI_DATA_H
 #define FEDMPI_DATA_H
 
@@ -33,17 +35,69 @@ typedef struct fm_examples {
   int32_t *y;           /* (n) labels */
 } fm_examples;
 
+/* What the caller needs from a file (fm_client_data_open_kind). */
+typedef enum fm_data_kind {
+  /* Training data (the default, 0): every client has a numeric input feature
+   * x and an integer label feature y; fm_client_data_load works. */
+  FM_DATA_XY = 0,
+  /* Any TFF file (Shakespeare's snippets, Stack Overflow, ...): only the
+   * index is required. x and y are resolved when present and usable (named
+   * explicitly: must be present and usable), otherwise left unset, and
+   * fm_client_data_load then fails with FM_ERR_UNSUPPORTED. String and other
+   * features are read with fm_client_data_load_strings / _load_feature. */
+  FM_DATA_ANY = 1
+} fm_data_kind;
+
+/* Feature names. The kind is a separate argument of fm_client_data_open_kind
+ * rather than a field here, so that existing {x, y} initialisers stay
+ * complete (-Wmissing-field-initializers) and the struct keeps its size. */
 typedef struct fm_data_options {
   const char *x_feature; /* NULL: auto ("x", else "pixels", else "image") */
   const char *y_feature; /* NULL: auto ("y", else "label") */
 } fm_data_options;
 
+/* Element type of a feature as stored in the file. */
+typedef enum fm_dtype {
+  FM_DTYPE_OTHER = 0, /* compound, enum, array, ...: listed but not readable */
+  FM_DTYPE_FLOAT32,
+  FM_DTYPE_FLOAT64,
+  FM_DTYPE_FLOAT16,   /* any other float width */
+  FM_DTYPE_INT8,
+  FM_DTYPE_UINT8,
+  FM_DTYPE_INT16,
+  FM_DTYPE_UINT16,
+  FM_DTYPE_INT32,
+  FM_DTYPE_UINT32,
+  FM_DTYPE_INT64,
+  FM_DTYPE_UINT64,
+  FM_DTYPE_STRING     /* variable- or fixed-length string (h5py's str / bytes) */
+} fm_dtype;
+/* "float32", "uint8", "string", ... Not collective. */
+FM_EXTERN const char *fm_dtype_name(fm_dtype t);
+
+#define FM_FEATURE_MAX_DIMS 8
+/* One feature of the reference client (the first non-empty client, or the
+ * first client when all are empty). */
+typedef struct fm_feature_info {
+  const char *name;
+  fm_dtype dtype;
+  int ndim;                             /* per-example rank: 0 for one value per example, shape (n,) */
+  size_t shape[FM_FEATURE_MAX_DIMS];    /* per-example shape */
+} fm_feature_info;
+
 /* Open an HDF5 ClientData file; reads the client index (ids, counts) and the
- * feature shape of the first non-empty client. Errors name the file and the
- * client/feature: FM_ERR_IO (cannot open), FM_ERR_FORMAT (no /examples,
- * a feature missing, first dimensions differ, unsupported dtype, no clients).
- * Not collective (every rank opens the file itself). */
+ * metadata of every client's features (FM_DATA_XY; opt NULL: automatic
+ * feature names). Errors name the file and the client/feature: FM_ERR_IO
+ * (cannot open), FM_ERR_FORMAT (no /examples, a feature missing, first
+ * dimensions of a client's features differ, per-example shapes differ
+ * between clients, unsupported dtype, no clients, a client without
+ * features). Not collective (every rank opens the file itself). */
 FM_EXTERN int fm_client_data_open(const char *path, const fm_data_options *opt, fm_client_data **out);
+/* fm_client_data_open with an explicit kind: FM_DATA_XY is the same as
+ * fm_client_data_open; FM_DATA_ANY opens any TFF file, e.g. Shakespeare's
+ * (snippets only). */
+FM_EXTERN int fm_client_data_open_kind(const char *path, const fm_data_options *opt, fm_data_kind kind,
+                                       fm_client_data **out);
 /* In-memory client data (tests, user code): client i has counts[i] examples,
  * rows of x (sum counts, D) and y in client order, ids in sorted order
  * (NULL ids: "client_<i>" zero padded). Copies everything. */
@@ -56,18 +110,72 @@ FM_EXTERN size_t fm_client_data_num_clients(const fm_client_data *cd);
 FM_EXTERN const char *fm_client_data_client_id(const fm_client_data *cd, size_t i);
 FM_EXTERN size_t fm_client_data_num_examples(const fm_client_data *cd, size_t i);
 FM_EXTERN uint64_t fm_client_data_total_examples(const fm_client_data *cd);
-/* Per-example feature shape of the x feature. */
+/* Per-example feature shape of the x feature (ndim 0 if the file was opened
+ * with FM_DATA_ANY and has no x feature). */
 FM_EXTERN void fm_client_data_feature_shape(const fm_client_data *cd, int *ndim, size_t shape[FM_MAX_DIMS]);
 /* Number of classes recorded in the file's root attribute "num_classes", or 0. */
 FM_EXTERN size_t fm_client_data_num_classes(const fm_client_data *cd);
 /* The path it was opened from ("<memory>" for in-memory data). */
 FM_EXTERN const char *fm_client_data_path(const fm_client_data *cd);
+/* Resolved x and y feature names, or NULL when there is none (FM_DATA_ANY).
+ * In-memory data: "x" and "y". */
+FM_EXTERN const char *fm_client_data_x_feature(const fm_client_data *cd);
+FM_EXTERN const char *fm_client_data_y_feature(const fm_client_data *cd);
+/* The features of the reference client, in name order. */
+FM_EXTERN size_t fm_client_data_num_feature_infos(const fm_client_data *cd);
+FM_EXTERN const fm_feature_info *fm_client_data_feature_info(const fm_client_data *cd, size_t j);
 
 /* Load client i's examples into *out (allocated; free with fm_examples_free).
  * Safe to call from several threads at once (HDF5 access is serialised).
- * Errors name file, client id and feature. */
+ * Errors name file, client id and feature: FM_ERR_FORMAT for a NaN or an
+ * infinity in x ("<file>: client '<id>': feature 'pixels' has a non-finite
+ * value at example 3"; a float64 value beyond float32's range counts), a
+ * negative label or one >= the file's num_classes, or unreadable data;
+ * FM_ERR_UNSUPPORTED if the file was opened without x or y (FM_DATA_ANY).
+ * Served from the client cache when one is set (fm_client_data_set_cache_bytes). */
 FM_EXTERN int fm_client_data_load(const fm_client_data *cd, size_t i, fm_examples *out);
+/* As fm_client_data_load, but only the labels: out->x is NULL. Needs y only. */
+FM_EXTERN int fm_client_data_load_labels(const fm_client_data *cd, size_t i, fm_examples *out);
 FM_EXTERN void fm_examples_free(fm_examples *ex);
+
+/* Read a string feature of client i (e.g. Shakespeare's "snippets", vlen
+ * UTF-8 as h5py writes str; fixed-length byte strings too): *out is an array
+ * of *count NUL-terminated strings (count = n * per-example size; n for an
+ * (n,) feature), bytes as stored (UTF-8 is not re-encoded). Free with
+ * fm_strings_free. Works in either kind. FM_ERR_FORMAT if the feature is
+ * missing or not a string (messages name file, client, feature). Thread-safe;
+ * not cached. */
+FM_EXTERN int fm_client_data_load_strings(const fm_client_data *cd, size_t i, const char *feature, char ***out,
+                                          size_t *count);
+FM_EXTERN void fm_strings_free(char **strings, size_t count);
+/* Read any numeric feature of client i converted to `as` (FM_DTYPE_FLOAT32,
+ * FM_DTYPE_FLOAT64, FM_DTYPE_INT32, FM_DTYPE_INT64 or FM_DTYPE_UINT8):
+ * *out holds *count = n * prod(per-example shape) values, row-major. Floats
+ * are checked finite; a float feature cannot be read as an integer type
+ * (FM_ERR_FORMAT); an integer value out of the target's range fails
+ * (FM_ERR_FORMAT). Free with fm_data_free. Thread-safe; not cached. */
+FM_EXTERN int fm_client_data_load_feature(const fm_client_data *cd, size_t i, const char *feature, fm_dtype as,
+                                          void **out, size_t *count);
+FM_EXTERN void fm_data_free(void *p);
+
+/* ---- bounded client cache ----------------------------------------------------
+ * An optional least-recently-used cache of decoded clients (x as float32 and
+ * y as int32, as fm_client_data_load returns them) per fm_client_data. The
+ * bytes it holds (n * (D + 1) * 4 per client plus a small fixed overhead)
+ * never exceed the bound, whatever the population or the number of rounds: a
+ * client larger than the bound is not cached, and entries being copied out
+ * by another thread are never evicted (a new entry is then not inserted).
+ * Loads copy out of the cache, so callers still own what they get. Default 0:
+ * off, since with cohorts sampled from a large population most loads miss and
+ * memory is the scarce resource on a node; turn it on when the population (or
+ * the part one rank owns) fits. Safe to call at any time, also while other
+ * threads load; lowering the bound evicts at once. In-memory data ignores it. */
+typedef struct fm_cache_stats {
+  uint64_t hits, misses, evictions;
+  size_t bytes, peak_bytes, entries, limit;
+} fm_cache_stats;
+FM_EXTERN int fm_client_data_set_cache_bytes(fm_client_data *cd, size_t bytes);
+FM_EXTERN void fm_client_data_cache_stats(const fm_client_data *cd, fm_cache_stats *stats);
 /* Largest label + 1 over all clients (reads every client; for files without
  * a num_classes attribute). */
 FM_EXTERN int fm_client_data_scan_num_classes(const fm_client_data *cd, size_t *num_classes);

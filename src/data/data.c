@@ -3,20 +3,27 @@
  * data with the same interface.
  *
  * Opening reads only the index and metadata (client ids in HDF5 name order,
- * example counts, dtypes and shapes, the root "num_classes" attribute) and
- * validates it; a client's arrays are read when it is loaded. The file stays
- * open read-only; every HDF5 call goes through the module-wide lock
- * (h5lock.h), so loads from several OpenMP threads are safe.
+ * example counts, every client's feature names, dtypes and shapes, the root
+ * "num_classes" attribute) and validates it; a client's arrays are read when
+ * it is loaded. Two kinds of open (fm_data_options.kind): FM_DATA_XY needs a
+ * numeric input x and integer labels y (training); FM_DATA_ANY needs only the
+ * index (Shakespeare's string snippets, Stack Overflow, `fedmpi data info`).
+ * Loads check what the file cannot promise: labels in range, floats finite.
+ * The file stays open read-only; every HDF5 call goes through the
+ * module-wide lock (h5lock.h), so loads from several OpenMP threads are safe.
+ * Decoded clients may be kept in a bounded LRU cache (cache.c).
  *
- * Deliberately does not: cache loaded clients, normalise features (uint8
- * pixels become 0..255 floats, as TFF leaves them), read features other than
- * x and y, or write ClientData files (synth.c does that). */
+ * Deliberately does not: normalise features (uint8 pixels become 0..255
+ * floats, as TFF leaves them), tokenize strings, cache string or generic
+ * feature reads, or write ClientData files (synth.c, writer.c do). */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "data_impl.h"
 #include "fedmpi/data.h"
-#include "h5lock.h"
 #include "internal.h"
 
 #if H5_VERSION_GE(1, 12, 0)
@@ -28,8 +35,12 @@ typedef H5L_info_t fm__link_info;
 struct fm_client_data {
   char *path;         /* file path or "<memory>" */
   hid_t file;         /* open read-only; -1 for in-memory data */
-  char *x_name;       /* resolved feature names (file data) */
+  fm_data_kind kind;
+  char *x_name;       /* resolved feature names; NULL if none (FM_DATA_ANY) */
   char *y_name;
+  fm_feature_info *feats; /* (num_feats) of the reference client, names owned */
+  size_t num_feats;
+  fm__cache *cache;   /* file data only; limit 0 = off */
   size_t num_clients;
   char **ids;         /* (num_clients) in byte (strcmp) order */
   size_t *counts;     /* (num_clients) examples n_k */
@@ -124,7 +135,46 @@ typedef struct {
   int rank;
   hsize_t dims[H5S_MAX_RANK];
   H5T_class_t cls;
+  fm_dtype dtype;
 } fm__dset_meta;
+
+/* The fm_dtype of an HDF5 datatype. */
+static fm_dtype fm__dtype_of(hid_t t) {
+  H5T_class_t c = H5Tget_class(t);
+  size_t sz = H5Tget_size(t);
+  if (c == H5T_STRING) return FM_DTYPE_STRING;
+  if (c == H5T_FLOAT) return sz == 4 ? FM_DTYPE_FLOAT32 : sz == 8 ? FM_DTYPE_FLOAT64 : sz == 2 ? FM_DTYPE_FLOAT16
+                                                                                            : FM_DTYPE_OTHER;
+  if (c == H5T_INTEGER) {
+    int sgn = H5Tget_sign(t) == H5T_SGN_2;
+    switch (sz) {
+      case 1: return sgn ? FM_DTYPE_INT8 : FM_DTYPE_UINT8;
+      case 2: return sgn ? FM_DTYPE_INT16 : FM_DTYPE_UINT16;
+      case 4: return sgn ? FM_DTYPE_INT32 : FM_DTYPE_UINT32;
+      case 8: return sgn ? FM_DTYPE_INT64 : FM_DTYPE_UINT64;
+      default: return FM_DTYPE_OTHER;
+    }
+  }
+  return FM_DTYPE_OTHER;
+}
+
+const char *fm_dtype_name(fm_dtype t) {
+  switch (t) {
+    case FM_DTYPE_FLOAT32: return "float32";
+    case FM_DTYPE_FLOAT64: return "float64";
+    case FM_DTYPE_FLOAT16: return "float16";
+    case FM_DTYPE_INT8: return "int8";
+    case FM_DTYPE_UINT8: return "uint8";
+    case FM_DTYPE_INT16: return "int16";
+    case FM_DTYPE_UINT16: return "uint16";
+    case FM_DTYPE_INT32: return "int32";
+    case FM_DTYPE_UINT32: return "uint32";
+    case FM_DTYPE_INT64: return "int64";
+    case FM_DTYPE_UINT64: return "uint64";
+    case FM_DTYPE_STRING: return "string";
+    default: return "other";
+  }
+}
 
 static int fm__dset_meta_get(hid_t g, const char *path, const char *id, const char *feat, fm__dset_meta *m) {
   int rc = FM_OK;
@@ -147,6 +197,7 @@ static int fm__dset_meta_get(hid_t g, const char *path, const char *id, const ch
                 feat);
   H5Sget_simple_extent_dims(s, m->dims, NULL);
   m->cls = H5Tget_class(t);
+  m->dtype = fm__dtype_of(t);
 done:
   if (t >= 0) H5Tclose(t);
   if (s >= 0) H5Sclose(s);
@@ -180,14 +231,17 @@ static void fm__shape_text(const size_t *dims, int rank, char *buf, size_t size)
 static const char *fm__auto_x[] = {"x", "pixels", "image"};
 static const char *fm__auto_y[] = {"y", "label"};
 
-/* Resolve a feature name: the option, or the first candidate present in g. */
+/* Resolve a feature name: the option, or the first candidate present in g.
+ * Nothing found: an error if required, else *out = NULL. */
 static int fm__resolve_feature(hid_t g, const char *opt, const char *const *cand, size_t ncand, const char *path,
-                               const char *id, const char *role, char **out) {
+                               const char *id, const char *role, int required, char **out) {
   const char *name = opt;
+  *out = NULL;
   if (!name) {
     for (size_t i = 0; i < ncand && !name; i++)
       if (H5Lexists(g, cand[i], H5P_DEFAULT) > 0) name = cand[i];
   }
+  if (!name && !required) return FM_OK;
   if (!name) {
     char have[512], want[128];
     fm__children_text(g, have, sizeof have);
@@ -206,14 +260,129 @@ static int fm__resolve_feature(hid_t g, const char *opt, const char *const *cand
   return *out ? FM_OK : FM_ERR_NOMEM;
 }
 
+/* FM_DATA_ANY: drop an automatically found x or y that training could not
+ * use (a string "x", float "label", ...), so the file still opens. */
+static void fm__drop_unusable(hid_t g, const char *path, const char *id, int is_x, char **name) {
+  fm__dset_meta m;
+  if (!*name || fm__dset_meta_get(g, path, id, *name, &m) != FM_OK) {
+    fm_clear_error();
+    fm__free(*name);
+    *name = NULL;
+    return;
+  }
+  int ok = is_x ? ((m.cls == H5T_FLOAT || m.cls == H5T_INTEGER) && m.rank <= 1 + FM_MAX_DIMS)
+                : (m.cls == H5T_INTEGER && (m.rank == 1 || (m.rank == 2 && m.dims[1] == 1)));
+  if (!ok) {
+    fm__free(*name);
+    *name = NULL;
+  }
+}
+
+static void fm__feats_free(fm_client_data *cd) {
+  for (size_t j = 0; j < cd->num_feats; j++) fm__free((char *)cd->feats[j].name);
+  fm__free(cd->feats);
+  cd->feats = NULL;
+  cd->num_feats = 0;
+}
+
 /* ---- open ----------------------------------------------------------------- */
 
+/* Check client id's features (names fl) and set *n_out, its example count.
+ * The reference client's features are recorded when take_info. Lock held. */
+static int fm__check_client(fm_client_data *cd, hid_t g, const char *id, const fm__name_list *fl, int take_info,
+                            size_t *n_out) {
+  const char *path = cd->path;
+  fm__dset_meta mx, my, m;
+  FM_CHECK(fl->n > 0, FM_ERR_FORMAT,
+           "%s: client '%s' has no features (an empty client still needs its datasets, with 0 rows)", path, id);
+  if (cd->x_name) FM_CALL(fm__dset_meta_get(g, path, id, cd->x_name, &mx));
+  if (cd->y_name) FM_CALL(fm__dset_meta_get(g, path, id, cd->y_name, &my));
+  if (cd->x_name)
+    FM_CHECK(mx.cls == H5T_FLOAT || mx.cls == H5T_INTEGER, FM_ERR_FORMAT,
+             "%s: client '%s': feature '%s' has %s dtype; features must be float or integer numbers", path, id,
+             cd->x_name, fm__class_name(mx.cls));
+  if (cd->y_name) {
+    FM_CHECK(my.cls == H5T_INTEGER, FM_ERR_FORMAT,
+             "%s: client '%s': feature '%s' has %s dtype; labels must be integers (int32, int64, uint8, ...)", path,
+             id, cd->y_name, fm__class_name(my.cls));
+    FM_CHECK(my.rank == 1 || (my.rank == 2 && my.dims[1] == 1), FM_ERR_FORMAT,
+             "%s: client '%s': feature '%s' has rank %d; labels must be one integer per example, shape (n,)", path,
+             id, cd->y_name, my.rank);
+  }
+  if (cd->x_name && cd->y_name)
+    FM_CHECK(mx.dims[0] == my.dims[0], FM_ERR_FORMAT, "%s: client '%s': feature '%s' has %llu rows but '%s' has %llu",
+             path, id, cd->x_name, (unsigned long long)mx.dims[0], cd->y_name, (unsigned long long)my.dims[0]);
+  if (cd->x_name)
+    FM_CHECK(mx.rank <= 1 + FM_MAX_DIMS, FM_ERR_FORMAT,
+             "%s: client '%s': feature '%s' has rank %d; at most %d per-example dimensions are supported", path, id,
+             cd->x_name, mx.rank, FM_MAX_DIMS);
+
+  /* The example count: y's rows, else x's, else the first feature's. */
+  const char *ref = cd->y_name ? cd->y_name : cd->x_name ? cd->x_name : fl->names[0];
+  hsize_t n;
+  if (cd->y_name)
+    n = my.dims[0];
+  else if (cd->x_name)
+    n = mx.dims[0];
+  else {
+    FM_CALL(fm__dset_meta_get(g, path, id, ref, &m));
+    n = m.dims[0];
+  }
+  fm_feature_info *fi = NULL;
+  if (take_info) {
+    fi = fm__calloc(fl->n, sizeof *fi);
+    FM_CHECK(fi != NULL, FM_ERR_NOMEM, "%s: out of memory listing the features of client '%s'", path, id);
+  }
+  int rc = FM_OK;
+  for (size_t j = 0; j < fl->n; j++) {
+    const char *f = fl->names[j];
+    FM_CALL_GOTO(rc, fm__dset_meta_get(g, path, id, f, &m), fail);
+    FM_CHECK_GOTO(rc, m.dims[0] == n, fail, FM_ERR_FORMAT,
+                  "%s: client '%s': feature '%s' has %llu rows but '%s' has %llu", path, id, f,
+                  (unsigned long long)m.dims[0], ref, (unsigned long long)n);
+    if (fi) {
+      FM_CHECK_GOTO(rc, m.rank - 1 <= FM_FEATURE_MAX_DIMS, fail, FM_ERR_FORMAT,
+                    "%s: client '%s': feature '%s' has rank %d; at most %d per-example dimensions are supported", path,
+                    id, f, m.rank, FM_FEATURE_MAX_DIMS);
+      fi[j].name = fm__strdup(f);
+      FM_CHECK_GOTO(rc, fi[j].name != NULL, fail, FM_ERR_NOMEM, "%s: out of memory", path);
+      fi[j].dtype = m.dtype;
+      fi[j].ndim = m.rank - 1;
+      for (int k = 0; k < m.rank - 1; k++) fi[j].shape[k] = (size_t)m.dims[k + 1];
+    }
+  }
+  if (fi) {
+    fm__feats_free(cd);
+    cd->feats = fi;
+    cd->num_feats = fl->n;
+  }
+  *n_out = (size_t)n;
+  return FM_OK;
+fail:
+  if (fi) {
+    for (size_t j = 0; j < fl->n; j++) fm__free((char *)fi[j].name);
+    fm__free(fi);
+  }
+  return rc;
+}
+
+/* Per-example shape of x in client id (lock held). */
+static int fm__x_shape(hid_t g, const char *path, const char *id, const char *x, int *ndim, size_t shape[FM_MAX_DIMS]) {
+  fm__dset_meta mx;
+  FM_CALL(fm__dset_meta_get(g, path, id, x, &mx));
+  /* dims[1..]; a rank-1 feature is one value per example. */
+  *ndim = mx.rank == 1 ? 1 : mx.rank - 1;
+  for (int j = 0; j < FM_MAX_DIMS; j++) shape[j] = j < *ndim ? (mx.rank == 1 ? 1 : (size_t)mx.dims[j + 1]) : 0;
+  return FM_OK;
+}
+
 static int fm__open_locked(fm_client_data *cd, const fm_data_options *opt) {
+  const int any = cd->kind == FM_DATA_ANY;
   const char *path = cd->path;
   int rc = FM_OK;
   hid_t ex = -1, g = -1;
-  fm__name_list l = {0};
-  int have_shape = 0;
+  fm__name_list l = {0}, fl = {0};
+  int have_shape = 0, have_info = 0;
   size_t ref = 0; /* the client whose per-example shape is the reference */
 
   FM_CALL(fm__h5_open_read(path, &cd->file));
@@ -251,89 +420,81 @@ static int fm__open_locked(fm_client_data *cd, const fm_data_options *opt) {
 
   for (size_t i = 0; i < cd->num_clients; i++) {
     const char *id = cd->ids[i];
-    fm__dset_meta mx, my;
     g = H5Gopen2(ex, id, H5P_DEFAULT);
     FM_CHECK_GOTO(rc, g >= 0, done, FM_ERR_FORMAT, "%s: '/examples/%s' is not a group (client '%s')", path, id, id);
     if (i == 0) {
-      FM_CALL_GOTO(rc, fm__resolve_feature(g, opt ? opt->x_feature : NULL, fm__auto_x, 3, path, id, "x", &cd->x_name),
-                   done);
-      FM_CALL_GOTO(rc, fm__resolve_feature(g, opt ? opt->y_feature : NULL, fm__auto_y, 2, path, id, "y", &cd->y_name),
-                   done);
+      const char *xo = opt ? opt->x_feature : NULL, *yo = opt ? opt->y_feature : NULL;
+      FM_CALL_GOTO(rc, fm__resolve_feature(g, xo, fm__auto_x, 3, path, id, "x", !any || xo, &cd->x_name), done);
+      FM_CALL_GOTO(rc, fm__resolve_feature(g, yo, fm__auto_y, 2, path, id, "y", !any || yo, &cd->y_name), done);
+      if (any && !xo) fm__drop_unusable(g, path, id, 1, &cd->x_name);
+      if (any && !yo) fm__drop_unusable(g, path, id, 0, &cd->y_name);
     }
-    FM_CALL_GOTO(rc, fm__dset_meta_get(g, path, id, cd->x_name, &mx), done);
-    FM_CALL_GOTO(rc, fm__dset_meta_get(g, path, id, cd->y_name, &my), done);
-    H5Gclose(g);
-    g = -1;
+    FM_CALL_GOTO(rc, fm__list_children(g, &fl, path, "its features"), done);
+    size_t n = 0;
+    FM_CALL_GOTO(rc, fm__check_client(cd, g, id, &fl, !have_info, &n), done);
+    fm__name_list_free(&fl);
+    if (n > 0) have_info = 1;
+    cd->counts[i] = n;
+    cd->total += n;
 
-    FM_CHECK_GOTO(rc, mx.cls == H5T_FLOAT || mx.cls == H5T_INTEGER, done, FM_ERR_FORMAT,
-                  "%s: client '%s': feature '%s' has %s dtype; features must be float or integer numbers", path, id,
-                  cd->x_name, fm__class_name(mx.cls));
-    FM_CHECK_GOTO(rc, my.cls == H5T_INTEGER, done, FM_ERR_FORMAT,
-                  "%s: client '%s': feature '%s' has %s dtype; labels must be integers (int32, int64, uint8, ...)",
-                  path, id, cd->y_name, fm__class_name(my.cls));
-    FM_CHECK_GOTO(rc, my.rank == 1 || (my.rank == 2 && my.dims[1] == 1), done, FM_ERR_FORMAT,
-                  "%s: client '%s': feature '%s' has rank %d; labels must be one integer per example, shape (n,)",
-                  path, id, cd->y_name, my.rank);
-    FM_CHECK_GOTO(rc, mx.dims[0] == my.dims[0], done, FM_ERR_FORMAT,
-                  "%s: client '%s': feature '%s' has %llu rows but '%s' has %llu", path, id, cd->x_name,
-                  (unsigned long long)mx.dims[0], cd->y_name, (unsigned long long)my.dims[0]);
-    FM_CHECK_GOTO(rc, mx.rank <= 1 + FM_MAX_DIMS, done, FM_ERR_FORMAT,
-                  "%s: client '%s': feature '%s' has rank %d; at most %d per-example dimensions are supported", path,
-                  id, cd->x_name, mx.rank, FM_MAX_DIMS);
-    cd->counts[i] = (size_t)my.dims[0];
-    cd->total += cd->counts[i];
-
-    /* Per-example shape: dims[1..]; a rank-1 feature is one value per example. */
-    int ndim = mx.rank == 1 ? 1 : mx.rank - 1;
-    size_t shape[FM_MAX_DIMS];
-    for (int j = 0; j < ndim; j++) shape[j] = mx.rank == 1 ? 1 : (size_t)mx.dims[j + 1];
-    if (!have_shape && cd->counts[i] > 0) {
-      /* The first non-empty client fixes the shape. */
-      cd->ndim = ndim;
-      memcpy(cd->shape, shape, sizeof shape);
-      have_shape = 1;
-      ref = i;
-    } else if (have_shape && cd->counts[i] > 0) {
-      int same = ndim == cd->ndim;
-      for (int j = 0; same && j < ndim; j++) same = shape[j] == cd->shape[j];
-      if (!same) {
-        char a[96], b[96];
-        fm__shape_text(shape, ndim, a, sizeof a);
-        fm__shape_text(cd->shape, cd->ndim, b, sizeof b);
-        rc = FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature '%s' has per-example shape (%s) but client '%s' has (%s)",
-                    path, id, cd->x_name, a, cd->ids[ref], b);
-        goto done;
+    if (cd->x_name && (n > 0 || (i == 0))) {
+      int ndim;
+      size_t shape[FM_MAX_DIMS];
+      FM_CALL_GOTO(rc, fm__x_shape(g, path, id, cd->x_name, &ndim, shape), done);
+      if (!have_shape) {
+        /* The first non-empty client fixes the shape (client 0 until then). */
+        cd->ndim = ndim;
+        memcpy(cd->shape, shape, sizeof shape);
+        have_shape = n > 0;
+        ref = i;
+      } else {
+        int same = ndim == cd->ndim;
+        for (int j = 0; same && j < ndim; j++) same = shape[j] == cd->shape[j];
+        if (!same) {
+          char a[96], b[96];
+          fm__shape_text(shape, ndim, a, sizeof a);
+          fm__shape_text(cd->shape, cd->ndim, b, sizeof b);
+          rc = FM_ERR(FM_ERR_FORMAT,
+                      "%s: client '%s': feature '%s' has per-example shape (%s) but client '%s' has (%s)", path, id,
+                      cd->x_name, a, cd->ids[ref], b);
+          goto done;
+        }
       }
     }
+    H5Gclose(g);
+    g = -1;
   }
-  if (!have_shape) {
-    /* Every client is empty: shape from the first client. Redo it cheaply. */
-    fm__dset_meta mx;
-    g = H5Gopen2(ex, cd->ids[0], H5P_DEFAULT);
-    FM_CHECK_GOTO(rc, g >= 0, done, FM_ERR_FORMAT, "%s: '/examples/%s' is not a group", path, cd->ids[0]);
-    FM_CALL_GOTO(rc, fm__dset_meta_get(g, path, cd->ids[0], cd->x_name, &mx), done);
-    cd->ndim = mx.rank == 1 ? 1 : mx.rank - 1;
-    for (int j = 0; j < cd->ndim; j++) cd->shape[j] = mx.rank == 1 ? 1 : (size_t)mx.dims[j + 1];
+  if (cd->x_name) {
+    cd->num_features = 1;
+    for (int j = 0; j < cd->ndim; j++) cd->num_features *= cd->shape[j];
+    FM_CHECK_GOTO(rc, cd->num_features > 0, done, FM_ERR_FORMAT, "%s: feature '%s' has a zero per-example dimension",
+                  path, cd->x_name);
   }
-  cd->num_features = 1;
-  for (int j = 0; j < cd->ndim; j++) cd->num_features *= cd->shape[j];
-  FM_CHECK_GOTO(rc, cd->num_features > 0, done, FM_ERR_FORMAT,
-                "%s: feature '%s' has a zero per-example dimension", path, cd->x_name);
 done:
   fm__name_list_free(&l);
+  fm__name_list_free(&fl);
   if (g >= 0) H5Gclose(g);
   if (ex >= 0) H5Gclose(ex);
   return rc;
 }
 
 int fm_client_data_open(const char *path, const fm_data_options *opt, fm_client_data **out) {
+  return fm_client_data_open_kind(path, opt, FM_DATA_XY, out);
+}
+
+int fm_client_data_open_kind(const char *path, const fm_data_options *opt, fm_data_kind kind,
+                             fm_client_data **out) {
   FM_CHECK(path && out, FM_ERR_INVALID_ARG, "fm_client_data_open: path and out must not be NULL");
   *out = NULL;
+  FM_CHECK(kind == FM_DATA_XY || kind == FM_DATA_ANY, FM_ERR_INVALID_ARG,
+           "fm_client_data_open_kind: unknown kind %d (FM_DATA_XY or FM_DATA_ANY)", (int)kind);
   fm_client_data *cd = fm__calloc(1, sizeof *cd);
   if (!cd) return FM_ERR_NOMEM;
   cd->file = -1;
+  cd->kind = kind;
   cd->path = fm__strdup(path);
-  if (!cd->path) {
+  if (!cd->path || fm__cache_create(&cd->cache) != FM_OK) {
+    fm__free(cd->path);
     fm__free(cd);
     return FM_ERR_NOMEM;
   }
@@ -385,6 +546,20 @@ int fm_client_data_from_memory(size_t num_clients, const char *const *ids, const
   cd->num_features = D;
   cd->total = total;
   cd->path = fm__strdup("<memory>");
+  cd->x_name = fm__strdup("x");
+  cd->y_name = fm__strdup("y");
+  cd->feats = fm__calloc(2, sizeof *cd->feats);
+  if (cd->feats) {
+    cd->num_feats = 2;
+    cd->feats[0].name = fm__strdup("x");
+    cd->feats[0].dtype = FM_DTYPE_FLOAT32;
+    cd->feats[0].ndim = ndim;
+    for (int j = 0; j < ndim; j++) cd->feats[0].shape[j] = shape[j];
+    cd->feats[1].name = fm__strdup("y");
+    cd->feats[1].dtype = FM_DTYPE_INT32;
+  }
+  FM_CHECK_GOTO(rc, cd->x_name && cd->y_name && cd->feats && cd->feats[0].name && cd->feats[1].name, fail,
+                FM_ERR_NOMEM, "out of memory creating in-memory client data");
   cd->ids = fm__calloc(num_clients, sizeof *cd->ids);
   cd->counts = fm__calloc(num_clients, sizeof *cd->counts);
   cd->offsets = fm__calloc(num_clients, sizeof *cd->offsets);
@@ -432,6 +607,8 @@ void fm_client_data_close(fm_client_data **pcd) {
   fm__free(cd->my);
   fm__free(cd->x_name);
   fm__free(cd->y_name);
+  fm__feats_free(cd);
+  fm__cache_destroy(cd->cache);
   fm__free(cd->path);
   fm__free(cd);
   *pcd = NULL;
@@ -465,6 +642,16 @@ size_t fm_client_data_num_classes(const fm_client_data *cd) { return cd ? cd->nu
 
 const char *fm_client_data_path(const fm_client_data *cd) { return cd ? cd->path : NULL; }
 
+const char *fm_client_data_x_feature(const fm_client_data *cd) { return cd ? cd->x_name : NULL; }
+
+const char *fm_client_data_y_feature(const fm_client_data *cd) { return cd ? cd->y_name : NULL; }
+
+size_t fm_client_data_num_feature_infos(const fm_client_data *cd) { return cd ? cd->num_feats : 0; }
+
+const fm_feature_info *fm_client_data_feature_info(const fm_client_data *cd, size_t j) {
+  return (cd && j < cd->num_feats) ? &cd->feats[j] : NULL;
+}
+
 /* ---- loading -------------------------------------------------------------- */
 
 /* Read one feature of client id into buf as mem_type (lock held). Checks the
@@ -488,18 +675,53 @@ done:
   return rc;
 }
 
+/* /examples/<id> of client i, or -1 with the error recorded (lock held). */
+static hid_t fm__open_client_group(const fm_client_data *cd, size_t i) {
+  hid_t g = H5Gopen2(cd->file, "examples", H5P_DEFAULT), cg = -1;
+  if (g >= 0) cg = H5Gopen2(g, cd->ids[i], H5P_DEFAULT);
+  if (g >= 0) H5Gclose(g);
+  if (cg < 0) FM_ERR(FM_ERR_FORMAT, "%s: client '%s': cannot open '/examples/%s'", cd->path, cd->ids[i], cd->ids[i]);
+  return cg;
+}
+
+/* The first non-finite value of x (count values, per-example stride D) is an
+ * error naming the example. */
+static int fm__check_finite(const fm_client_data *cd, size_t i, const char *feat, const float *x, size_t count,
+                            size_t D) {
+  for (size_t k = 0; k < count; k++)
+    if (!isfinite(x[k]))
+      return FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature '%s' has a non-finite value at example %zu", cd->path,
+                    cd->ids[i], feat, D ? k / D : k);
+  return FM_OK;
+}
+
+static int fm__check_index(const fm_client_data *cd, size_t i, const char *what) {
+  FM_CHECK(cd, FM_ERR_INVALID_ARG, "%s: client data is NULL", what);
+  FM_CHECK(i < cd->num_clients, FM_ERR_INVALID_ARG, "%s: client index %zu out of range (%zu clients)", cd->path, i,
+           cd->num_clients);
+  return FM_OK;
+}
+
 /* Load client i: labels always, features only if want_x. */
 static int fm__load(const fm_client_data *cd, size_t i, int want_x, fm_examples *out) {
   memset(out, 0, sizeof *out);
-  FM_CHECK(cd, FM_ERR_INVALID_ARG, "fm_client_data_load: client data is NULL");
-  FM_CHECK(i < cd->num_clients, FM_ERR_INVALID_ARG, "%s: client index %zu out of range (%zu clients)", cd->path, i,
-           cd->num_clients);
+  FM_CALL(fm__check_index(cd, i, "fm_client_data_load"));
+  FM_CHECK(cd->y_name && (!want_x || cd->x_name), FM_ERR_UNSUPPORTED,
+           "%s: opened without %s feature (no usable %s); name it (--x-feature, --y-feature) or read features one "
+           "by one",
+           cd->path, cd->y_name ? "an input" : "a label", cd->y_name ? "x, pixels or image" : "y or label");
   const char *id = cd->ids[i];
   size_t n = cd->counts[i], D = cd->num_features;
   out->n = n;
   out->num_features = D;
   if (n == 0) return FM_OK;
   int rc = FM_OK;
+  if (cd->cache) {
+    rc = fm__cache_get(cd->cache, i, want_x, out);
+    if (rc < 0) return rc;
+    if (rc == 1) return FM_OK;
+    rc = FM_OK;
+  }
   if (want_x) {
     out->x = fm__malloc(n * D * sizeof *out->x);
     FM_CHECK_GOTO(rc, out->x != NULL, fail, FM_ERR_NOMEM, "%s: client '%s': out of memory for %zu x %zu features",
@@ -514,14 +736,11 @@ static int fm__load(const fm_client_data *cd, size_t i, int want_x, fm_examples 
     return FM_OK;
   }
   fm__h5_lock();
-  hid_t g = H5Gopen2(cd->file, "examples", H5P_DEFAULT), cg = -1;
-  if (g >= 0) cg = H5Gopen2(g, id, H5P_DEFAULT);
-  if (cg < 0)
-    rc = FM_ERR(FM_ERR_FORMAT, "%s: client '%s': cannot open '/examples/%s'", cd->path, id, id);
+  hid_t cg = fm__open_client_group(cd, i);
+  if (cg < 0) rc = FM_ERR_FORMAT;
   if (rc == FM_OK && want_x) rc = fm__read_feature(cd, cg, id, cd->x_name, H5T_NATIVE_FLOAT, n, out->x);
   if (rc == FM_OK) rc = fm__read_feature(cd, cg, id, cd->y_name, H5T_NATIVE_INT32, n, out->y);
   if (cg >= 0) H5Gclose(cg);
-  if (g >= 0) H5Gclose(g);
   fm__h5_unlock();
   if (rc != FM_OK) goto fail;
   for (size_t r = 0; r < n; r++) {
@@ -532,6 +751,9 @@ static int fm__load(const fm_client_data *cd, size_t i, int want_x, fm_examples 
                   "%s: client '%s': feature '%s' has label %d at example %zu but the file's num_classes is %zu",
                   cd->path, id, cd->y_name, (int)v, r, cd->num_classes);
   }
+  /* float64 values beyond float32's range arrive here as infinities too. */
+  if (want_x) FM_CALL_GOTO(rc, fm__check_finite(cd, i, cd->x_name, out->x, n * D, D), fail);
+  if (want_x && cd->cache) fm__cache_put(cd->cache, i, out);
   return FM_OK;
 fail:
   fm_examples_free(out);
@@ -541,6 +763,11 @@ fail:
 int fm_client_data_load(const fm_client_data *cd, size_t i, fm_examples *out) {
   FM_CHECK(out, FM_ERR_INVALID_ARG, "fm_client_data_load: out must not be NULL");
   return fm__load(cd, i, 1, out);
+}
+
+int fm_client_data_load_labels(const fm_client_data *cd, size_t i, fm_examples *out) {
+  FM_CHECK(out, FM_ERR_INVALID_ARG, "fm_client_data_load_labels: out must not be NULL");
+  return fm__load(cd, i, 0, out);
 }
 
 void fm_examples_free(fm_examples *ex) {
@@ -562,4 +789,290 @@ int fm_client_data_scan_num_classes(const fm_client_data *cd, size_t *num_classe
   }
   *num_classes = (size_t)(mx + 1);
   return FM_OK;
+}
+
+/* ---- any feature: strings and numbers ------------------------------------- */
+
+/* Open feature feat of client i's group cg and check it is still (n, ...)
+ * (lock held). *count = number of values; m filled. */
+static int fm__open_any_feature(const fm_client_data *cd, size_t i, hid_t cg, const char *feat, fm__dset_meta *m,
+                                hid_t *d, size_t *count) {
+  const char *id = cd->ids[i];
+  FM_CALL(fm__dset_meta_get(cg, cd->path, id, feat, m));
+  FM_CHECK(m->dims[0] == cd->counts[i], FM_ERR_FORMAT, "%s: client '%s': feature '%s' changed since the file was opened",
+           cd->path, id, feat);
+  size_t c = 1;
+  for (int k = 0; k < m->rank; k++) {
+    FM_CHECK(m->dims[k] == 0 || c <= SIZE_MAX / (size_t)m->dims[k], FM_ERR_OVERFLOW,
+             "%s: client '%s': feature '%s' is too large", cd->path, id, feat);
+    c *= (size_t)m->dims[k];
+  }
+  *d = H5Dopen2(cg, feat, H5P_DEFAULT);
+  FM_CHECK(*d >= 0, FM_ERR_FORMAT, "%s: client '%s': cannot open feature '%s'", cd->path, id, feat);
+  *count = c;
+  return FM_OK;
+}
+
+/* Strings of client i's feature into a new array (lock held). */
+static int fm__read_strings_locked(const fm_client_data *cd, size_t i, const char *feat, char ***out, size_t *count) {
+  const char *id = cd->ids[i], *path = cd->path;
+  int rc = FM_OK;
+  hid_t cg = -1, d = -1, ft = -1, mt = -1, sp = -1;
+  char **strs = NULL, **raw = NULL;
+  char *fixed = NULL;
+  size_t c = 0;
+  fm__dset_meta m;
+  cg = fm__open_client_group(cd, i);
+  if (cg < 0) return FM_ERR_FORMAT;
+  FM_CALL_GOTO(rc, fm__open_any_feature(cd, i, cg, feat, &m, &d, &c), done);
+  FM_CHECK_GOTO(rc, m.cls == H5T_STRING, done, FM_ERR_FORMAT,
+                "%s: client '%s': feature '%s' has %s dtype, not string", path, id, feat, fm_dtype_name(m.dtype));
+  strs = fm__calloc(c ? c : 1, sizeof *strs);
+  FM_CHECK_GOTO(rc, strs != NULL, done, FM_ERR_NOMEM, "%s: client '%s': out of memory for %zu strings", path, id, c);
+  ft = H5Dget_type(d);
+  mt = H5Tcopy(H5T_C_S1);
+  FM_CHECK_GOTO(rc, ft >= 0 && mt >= 0, done, FM_ERR_FORMAT, "%s: client '%s': cannot read feature '%s'", path, id,
+                feat);
+  htri_t vl = H5Tis_variable_str(ft);
+  H5Tset_cset(mt, H5Tget_cset(ft));
+  if (c > 0 && vl > 0) {
+    H5Tset_size(mt, H5T_VARIABLE);
+    raw = fm__calloc(c, sizeof *raw);
+    FM_CHECK_GOTO(rc, raw != NULL, done, FM_ERR_NOMEM, "%s: client '%s': out of memory for %zu strings", path, id, c);
+    FM_CHECK_GOTO(rc, H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) >= 0, done, FM_ERR_FORMAT,
+                  "%s: client '%s': cannot read feature '%s' (corrupted file?)", path, id, feat);
+    for (size_t k = 0; k < c && rc == FM_OK; k++) {
+      strs[k] = fm__strdup(raw[k] ? raw[k] : "");
+      if (!strs[k]) rc = FM_ERR(FM_ERR_NOMEM, "%s: client '%s': out of memory copying strings", path, id);
+    }
+    sp = H5Dget_space(d);
+#if H5_VERSION_GE(1, 12, 0)
+    if (sp >= 0) H5Treclaim(mt, sp, H5P_DEFAULT, raw);
+#else
+    if (sp >= 0) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
+#endif
+  } else if (c > 0) {
+    FM_CHECK_GOTO(rc, vl == 0, done, FM_ERR_FORMAT, "%s: client '%s': feature '%s' has a bad string type", path, id,
+                  feat);
+    size_t w = H5Tget_size(ft) + 1;
+    H5Tset_size(mt, w);
+    H5Tset_strpad(mt, H5T_STR_NULLTERM);
+    fixed = fm__calloc(c, w);
+    FM_CHECK_GOTO(rc, fixed != NULL, done, FM_ERR_NOMEM, "%s: client '%s': out of memory for %zu strings", path, id,
+                  c);
+    FM_CHECK_GOTO(rc, H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, fixed) >= 0, done, FM_ERR_FORMAT,
+                  "%s: client '%s': cannot read feature '%s' (corrupted file?)", path, id, feat);
+    for (size_t k = 0; k < c && rc == FM_OK; k++) {
+      strs[k] = fm__strdup(fixed + k * w);
+      if (!strs[k]) rc = FM_ERR(FM_ERR_NOMEM, "%s: client '%s': out of memory copying strings", path, id);
+    }
+  }
+done:
+  fm__free(raw);
+  fm__free(fixed);
+  if (sp >= 0) H5Sclose(sp);
+  if (mt >= 0) H5Tclose(mt);
+  if (ft >= 0) H5Tclose(ft);
+  if (d >= 0) H5Dclose(d);
+  if (cg >= 0) H5Gclose(cg);
+  if (rc != FM_OK) {
+    fm_strings_free(strs, c);
+    return rc;
+  }
+  *out = strs;
+  *count = c;
+  return FM_OK;
+}
+
+int fm_client_data_load_strings(const fm_client_data *cd, size_t i, const char *feature, char ***out,
+                                size_t *count) {
+  FM_CHECK(feature && out && count, FM_ERR_INVALID_ARG, "fm_client_data_load_strings: NULL argument");
+  *out = NULL;
+  *count = 0;
+  FM_CALL(fm__check_index(cd, i, "fm_client_data_load_strings"));
+  FM_CHECK(cd->file >= 0, FM_ERR_UNSUPPORTED, "%s: client '%s': in-memory client data has no string feature '%s'",
+           cd->path, cd->ids[i], feature);
+  fm__h5_lock();
+  int rc = fm__read_strings_locked(cd, i, feature, out, count);
+  fm__h5_unlock();
+  return rc;
+}
+
+void fm_strings_free(char **strings, size_t count) {
+  if (!strings) return;
+  for (size_t k = 0; k < count; k++) fm__free(strings[k]);
+  fm__free(strings);
+}
+
+void fm_data_free(void *p) { fm__free(p); }
+
+static size_t fm__dtype_size(fm_dtype t) {
+  switch (t) {
+    case FM_DTYPE_FLOAT32: case FM_DTYPE_INT32: return 4;
+    case FM_DTYPE_FLOAT64: case FM_DTYPE_INT64: return 8;
+    case FM_DTYPE_UINT8: return 1;
+    default: return 0;
+  }
+}
+
+/* Narrow 64-bit integers (count) into out as `as`, checking the range.
+ * Unsigned sources come as uint64 (u != NULL), the others as int64. */
+static int fm__narrow_ints(const fm_client_data *cd, size_t i, const char *feat, const int64_t *s, const uint64_t *u,
+                           size_t count, fm_dtype as, void *out) {
+  const int64_t lo = as == FM_DTYPE_UINT8 ? 0 : as == FM_DTYPE_INT32 ? INT32_MIN : INT64_MIN;
+  const int64_t hi = as == FM_DTYPE_UINT8 ? 255 : as == FM_DTYPE_INT32 ? INT32_MAX : INT64_MAX;
+  for (size_t k = 0; k < count; k++) {
+    int64_t v;
+    if (u) {
+      if (u[k] > (uint64_t)hi)
+        return FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature '%s' has value %llu (value %zu), out of %s's range",
+                      cd->path, cd->ids[i], feat, (unsigned long long)u[k], k, fm_dtype_name(as));
+      v = (int64_t)u[k];
+    } else {
+      v = s[k];
+      if (v < lo || v > hi)
+        return FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature '%s' has value %lld (value %zu), out of %s's range",
+                      cd->path, cd->ids[i], feat, (long long)v, k, fm_dtype_name(as));
+    }
+    if (as == FM_DTYPE_UINT8) ((uint8_t *)out)[k] = (uint8_t)v;
+    else if (as == FM_DTYPE_INT32) ((int32_t *)out)[k] = (int32_t)v;
+    else ((int64_t *)out)[k] = v;
+  }
+  return FM_OK;
+}
+
+/* In-memory data: "x" (float32) and "y" (int32) only. */
+static int fm__memory_feature(const fm_client_data *cd, size_t i, const char *feat, fm_dtype as, void *buf,
+                              size_t count) {
+  const int is_x = strcmp(feat, "x") == 0;
+  const size_t D = cd->num_features, n = cd->counts[i];
+  if (is_x) {
+    const float *x = cd->mx + cd->offsets[i] * D;
+    if (as == FM_DTYPE_FLOAT32) memcpy(buf, x, count * sizeof *x);
+    else if (as == FM_DTYPE_FLOAT64)
+      for (size_t k = 0; k < count; k++) ((double *)buf)[k] = (double)x[k];
+    else
+      return FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature 'x' is float32; cannot read it as %s", cd->path,
+                    cd->ids[i], fm_dtype_name(as));
+    return FM_OK;
+  }
+  const int32_t *y = cd->my + cd->offsets[i];
+  int64_t *tmp = fm__malloc((n ? n : 1) * sizeof *tmp);
+  if (!tmp) return FM_ERR_NOMEM;
+  for (size_t k = 0; k < n; k++) tmp[k] = y[k];
+  int rc = FM_OK;
+  if (as == FM_DTYPE_FLOAT32)
+    for (size_t k = 0; k < n; k++) ((float *)buf)[k] = (float)y[k];
+  else if (as == FM_DTYPE_FLOAT64)
+    for (size_t k = 0; k < n; k++) ((double *)buf)[k] = (double)y[k];
+  else
+    rc = fm__narrow_ints(cd, i, feat, tmp, NULL, n, as, buf);
+  fm__free(tmp);
+  return rc;
+}
+
+/* Read client i's numeric feature into a new buffer as `as` (file data). */
+static int fm__file_feature(const fm_client_data *cd, size_t i, const char *feature, fm_dtype as, void **out,
+                            size_t *count) {
+  const char *id = cd->ids[i], *path = cd->path;
+  const int to_float = as == FM_DTYPE_FLOAT32 || as == FM_DTYPE_FLOAT64;
+  int rc = FM_OK;
+  void *buf = NULL, *tmp = NULL;
+  size_t c = 0;
+  fm__dset_meta m;
+  hid_t d = -1;
+  fm__h5_lock();
+  hid_t cg = fm__open_client_group(cd, i);
+  if (cg < 0) rc = FM_ERR_FORMAT;
+  if (rc == FM_OK) rc = fm__open_any_feature(cd, i, cg, feature, &m, &d, &c);
+  if (rc == FM_OK && m.cls != H5T_FLOAT && m.cls != H5T_INTEGER)
+    rc = FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature '%s' has %s dtype, not a number", path, id, feature,
+                fm_dtype_name(m.dtype));
+  if (rc == FM_OK && !to_float && m.cls == H5T_FLOAT)
+    rc = FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature '%s' is %s; cannot read it as %s", path, id, feature,
+                fm_dtype_name(m.dtype), fm_dtype_name(as));
+  if (rc == FM_OK) {
+    buf = fm__malloc((c ? c : 1) * fm__dtype_size(as));
+    if (!to_float) tmp = fm__malloc((c ? c : 1) * sizeof(int64_t));
+    if (!buf || (!to_float && !tmp))
+      rc = FM_ERR(FM_ERR_NOMEM, "%s: client '%s': out of memory for %zu values of '%s'", path, id, c, feature);
+  }
+  const int unsig = rc == FM_OK && m.dtype == FM_DTYPE_UINT64;
+  if (rc == FM_OK && c > 0) {
+    hid_t mt = as == FM_DTYPE_FLOAT32   ? H5T_NATIVE_FLOAT
+               : as == FM_DTYPE_FLOAT64 ? H5T_NATIVE_DOUBLE
+               : unsig                  ? H5T_NATIVE_UINT64
+                                        : H5T_NATIVE_INT64;
+    if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, to_float ? buf : tmp) < 0)
+      rc = FM_ERR(FM_ERR_FORMAT, "%s: client '%s': cannot read feature '%s' (corrupted file?)", path, id, feature);
+  }
+  if (d >= 0) H5Dclose(d);
+  if (cg >= 0) H5Gclose(cg);
+  fm__h5_unlock();
+  if (rc == FM_OK && !to_float)
+    rc = fm__narrow_ints(cd, i, feature, unsig ? NULL : tmp, unsig ? tmp : NULL, c, as, buf);
+  fm__free(tmp);
+  if (rc != FM_OK) {
+    fm__free(buf);
+    return rc;
+  }
+  *out = buf;
+  *count = c;
+  return FM_OK;
+}
+
+int fm_client_data_load_feature(const fm_client_data *cd, size_t i, const char *feature, fm_dtype as, void **out,
+                                size_t *count) {
+  FM_CHECK(feature && out && count, FM_ERR_INVALID_ARG, "fm_client_data_load_feature: NULL argument");
+  *out = NULL;
+  *count = 0;
+  FM_CALL(fm__check_index(cd, i, "fm_client_data_load_feature"));
+  const size_t esz = fm__dtype_size(as);
+  FM_CHECK(esz > 0, FM_ERR_INVALID_ARG,
+           "fm_client_data_load_feature: cannot convert to %s (float32, float64, int32, int64 or uint8)",
+           fm_dtype_name(as));
+  const char *id = cd->ids[i], *path = cd->path;
+  void *buf = NULL;
+  size_t c = 0;
+  int rc;
+  if (cd->file < 0) {
+    FM_CHECK(!strcmp(feature, "x") || !strcmp(feature, "y"), FM_ERR_FORMAT,
+             "%s: client '%s': no feature '%s' (it has 'x', 'y')", path, id, feature);
+    c = cd->counts[i] * (strcmp(feature, "x") == 0 ? cd->num_features : 1);
+    buf = fm__malloc((c ? c : 1) * esz);
+    FM_CHECK(buf != NULL, FM_ERR_NOMEM, "%s: client '%s': out of memory", path, id);
+    rc = fm__memory_feature(cd, i, feature, as, buf, c);
+  } else {
+    rc = fm__file_feature(cd, i, feature, as, &buf, &c);
+  }
+  if (rc == FM_OK && (as == FM_DTYPE_FLOAT32 || as == FM_DTYPE_FLOAT64)) {
+    size_t per = cd->counts[i] ? c / cd->counts[i] : 1;
+    for (size_t k = 0; k < c && rc == FM_OK; k++) {
+      double v = as == FM_DTYPE_FLOAT32 ? (double)((float *)buf)[k] : ((double *)buf)[k];
+      if (!isfinite(v))
+        rc = FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature '%s' has a non-finite value at example %zu", path, id,
+                    feature, k / per);
+    }
+  }
+  if (rc != FM_OK) {
+    fm__free(buf);
+    return rc;
+  }
+  *out = buf;
+  *count = c;
+  return FM_OK;
+}
+
+/* ---- cache ---------------------------------------------------------------- */
+
+int fm_client_data_set_cache_bytes(fm_client_data *cd, size_t bytes) {
+  FM_CHECK(cd, FM_ERR_INVALID_ARG, "fm_client_data_set_cache_bytes: client data is NULL");
+  if (cd->cache) fm__cache_set_limit(cd->cache, bytes);
+  return FM_OK;
+}
+
+void fm_client_data_cache_stats(const fm_client_data *cd, fm_cache_stats *stats) {
+  if (!stats) return;
+  memset(stats, 0, sizeof *stats);
+  if (cd && cd->cache) fm__cache_stats(cd->cache, stats);
 }

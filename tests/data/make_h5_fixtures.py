@@ -19,6 +19,28 @@ Writes into OUTDIR (all in TFF's layout /examples/<client_id>/<feature>):
   no_x.h5          client features 'foo' and 'label' only
   bad_label.h5     root num_classes = 3 but client 'c0' has label 5 (example 1)
 
+Files shaped exactly like TFF's real ones (tff-semantics.md section 4.1; no
+root attributes, as in TFF's files):
+  fed_emnist_digitsonly.h5  pixels float32 (N, 28, 28), 1.0 = background,
+                   label int32 (N); ids "f0000_14" style, one empty client
+  shakespeare.h5   snippets: variable-length UTF-8 str (N) only; ids are play
+                   characters with quotes, commas, spaces; one empty client;
+                   snippets with non-ASCII text, an empty string, a newline
+  fed_cifar100.h5  image uint8 (N, 32, 32, 3), label int64, coarse_label
+                   int64; ids "0".."11" (sorted as strings: 0, 1, 10, 11, 2,
+                   ...); client "3" empty
+
+Bad input:
+  nan.h5           num_classes 3; client 'c1' pixels float32 (6, 2, 2) has a
+                   NaN at example 3; client 'c0' is fine
+  inf64.h5         x float64; client 'a' has +inf at example 1
+  big64.h5         x float64; client 'a' has 1e300 (beyond float32) at example 2
+  neg_label.h5     client 'c0' y = [0, -2, 1]
+  string_label.h5  label is a vlen str feature (pixels float32 fine)
+  string_x.h5      x is a vlen str feature, y int32
+  no_features.h5   client 'b' is an empty group
+  feature_rows.h5  client 'c0': x (3, 2), y (3), w (4): w has 4 rows
+
 Values are simple functions of (client, example, feature index) so the C test
 can recompute them exactly (see the comments at each writer).
 """
@@ -132,6 +154,128 @@ def bad_label(path):
         g.create_dataset("y", data=np.array([0, 5], np.int32))
 
 
+def fed_emnist_digitsonly(path):
+    # client k, example i: pixels 1.0 everywhere except ink 0.0 at
+    # (r, (r + k + i) % 28) for every row r, and 0.5 at (0, 27);
+    # label = (k * 3 + i) % 10
+    ids = ["f0000_14", "f0001_41", "f0002_00", "f0003_07"]
+    counts = [3, 4, 0, 2]
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("examples")
+        for k, (cid, n) in enumerate(zip(ids, counts)):
+            g = ex.create_group(cid)
+            px = np.ones((n, 28, 28), dtype=np.float32)
+            for i in range(n):
+                for r in range(28):
+                    px[i, r, (r + k + i) % 28] = 0.0
+                px[i, 0, 27] = 0.5
+            g.create_dataset("pixels", data=px)
+            g.create_dataset("label", data=np.array([(k * 3 + i) % 10 for i in range(n)], dtype=np.int32))
+
+
+SHAKESPEARE = {
+    "ALLS_WELL_THAT_ENDS_WELL_HELENA": ["Our remedies oft in ourselves do lie,", "Which we ascribe to heaven."],
+    "A_LOVER'S_COMPLAINT_MAID": ["O, that infected moisture of his eye,\nO, that false fire"],
+    "PERICLES, PRINCE OF TYRE_GOWER": ["To sing a song that old was sung,", "", "Caf\u00e9 na\u00efve \u00fc \u2014 \u65e5\u672c"],
+    "AS_YOU_LIKE_IT_NOBODY": [],
+    "ROMEO_AND_JULIET_ROMEO": ["But, soft! what light through yonder window breaks?",
+                               "It is the east, and Juliet is the sun.", "x" * 5000],
+}
+
+
+def shakespeare(path):
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("examples")
+        for cid, snips in SHAKESPEARE.items():
+            g = ex.create_group(cid)
+            g.create_dataset("snippets", data=np.array(snips, dtype=object), dtype=h5py.string_dtype("utf-8"),
+                             shape=(len(snips),))
+
+
+def fed_cifar100(path):
+    # client id str(k): n = 0 for k == 3 else 1 + k % 3;
+    # image[i, r, c, ch] = (k * 7 + i * 3 + r + c + ch) % 256; label = (k * 11 + i) % 100;
+    # coarse_label = label // 5
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("examples")
+        for k in range(12):
+            n = 0 if k == 3 else 1 + k % 3
+            g = ex.create_group(str(k))
+            r = np.arange(32).reshape(1, 32, 1, 1)
+            c = np.arange(32).reshape(1, 1, 32, 1)
+            ch = np.arange(3).reshape(1, 1, 1, 3)
+            i = np.arange(n).reshape(n, 1, 1, 1)
+            img = ((k * 7 + i * 3 + r + c + ch) % 256).astype(np.uint8)
+            g.create_dataset("image", data=img.reshape(n, 32, 32, 3))
+            lab = np.array([(k * 11 + j) % 100 for j in range(n)], dtype=np.int64)
+            g.create_dataset("label", data=lab)
+            g.create_dataset("coarse_label", data=lab // 5)
+
+
+def nan_file(path):
+    with h5py.File(path, "w") as f:
+        f.attrs["num_classes"] = np.int64(3)
+        ex = f.create_group("examples")
+        g = ex.create_group("c0")
+        g.create_dataset("pixels", data=np.full((5, 2, 2), 0.25, np.float32))
+        g.create_dataset("label", data=np.array([0, 1, 2, 0, 1], np.int32))
+        g = ex.create_group("c1")
+        px = np.full((6, 2, 2), 0.5, np.float32)
+        px[3, 1, 0] = np.nan
+        g.create_dataset("pixels", data=px)
+        g.create_dataset("label", data=np.array([2, 1, 0, 2, 1, 0], np.int32))
+
+
+def float64_file(path, bad):
+    with h5py.File(path, "w") as f:
+        g = f.create_group("examples").create_group("a")
+        x = np.zeros((3, 2), np.float64)
+        if bad == "inf":
+            x[1, 1] = np.inf
+        else:
+            x[2, 0] = 1e300
+        g.create_dataset("x", data=x)
+        g.create_dataset("y", data=np.zeros(3, np.int32))
+
+
+def neg_label(path):
+    with h5py.File(path, "w") as f:
+        g = f.create_group("examples").create_group("c0")
+        g.create_dataset("x", data=np.zeros((3, 2), np.float32))
+        g.create_dataset("y", data=np.array([0, -2, 1], np.int32))
+
+
+def string_label(path):
+    with h5py.File(path, "w") as f:
+        g = f.create_group("examples").create_group("c0")
+        g.create_dataset("pixels", data=np.zeros((2, 2), np.float32))
+        g.create_dataset("label", data=np.array(["cat", "dog"], dtype=object), dtype=h5py.string_dtype())
+
+
+def string_x(path):
+    with h5py.File(path, "w") as f:
+        g = f.create_group("examples").create_group("c0")
+        g.create_dataset("x", data=np.array(["a", "b"], dtype=object), dtype=h5py.string_dtype())
+        g.create_dataset("y", data=np.zeros(2, np.int32))
+
+
+def no_features(path):
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("examples")
+        g = ex.create_group("a")
+        g.create_dataset("x", data=np.zeros((2, 2), np.float32))
+        g.create_dataset("y", data=np.zeros(2, np.int32))
+        ex.create_group("b")
+
+
+def feature_rows(path):
+    with h5py.File(path, "w") as f:
+        g = f.create_group("examples").create_group("c0")
+        g.create_dataset("x", data=np.zeros((3, 2), np.float32))
+        g.create_dataset("y", data=np.zeros(3, np.int32))
+        g.create_dataset("w", data=np.zeros(4, np.float32))
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "."
     os.makedirs(out, exist_ok=True)
@@ -145,6 +289,17 @@ def main():
     shape_mismatch(p("shape_mismatch.h5"))
     no_x(p("no_x.h5"))
     bad_label(p("bad_label.h5"))
+    fed_emnist_digitsonly(p("fed_emnist_digitsonly.h5"))
+    shakespeare(p("shakespeare.h5"))
+    fed_cifar100(p("fed_cifar100.h5"))
+    nan_file(p("nan.h5"))
+    float64_file(p("inf64.h5"), "inf")
+    float64_file(p("big64.h5"), "big")
+    neg_label(p("neg_label.h5"))
+    string_label(p("string_label.h5"))
+    string_x(p("string_x.h5"))
+    no_features(p("no_features.h5"))
+    feature_rows(p("feature_rows.h5"))
 
 
 if __name__ == "__main__":
