@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fedmpi/exact.h"
 #include "fedmpi/export.h"
 #include "fedmpi/hparams.h"
 #include "fedmpi/metrics.h"
@@ -69,6 +70,8 @@ FM_EXTERN char *fm_metrics_to_json(const fm_metrics *m, long round);
  *   /state/control                 float32 [T]     SCAFFOLD's server control variate
  *   /state/clients/ids, /values    uint64 [K], float32 [K, T]  per-client state
  *                                  (SCAFFOLD's c_i), sorted by client index
+ *   /state/evaluation_sums         uint64 [M, 2]  build_fed_eval's total_rounds
+ *                                  accumulators (128-bit exact sums: lo, hi)
  * Datasets are chunked with HDF5's Fletcher-32 checksum, so a corrupted file
  * fails to load instead of loading wrong numbers. Cohort sampling and
  * shuffling are functions of (seed, round, client), so seed and round are the
@@ -92,6 +95,7 @@ typedef struct fm_checkpoint {
   float *control;        /* SCAFFOLD */
   uint64_t *client_ids;  /* per-client state */
   float *client_values;
+  fm_exact *eval_sums;   /* federated evaluation's total_rounds accumulators */
   struct {
     uint64_t round, seed;
     size_t numel;
@@ -101,6 +105,7 @@ typedef struct fm_checkpoint {
     size_t base_num_slots;
     int64_t base_step;
     size_t num_clients, client_floats;
+    size_t eval_num_values;
   } info;
 } fm_checkpoint;
 

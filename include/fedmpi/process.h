@@ -179,6 +179,9 @@ typedef struct fm_state_view {
   size_t client_floats;      /* floats per client (T) */
   const uint64_t *client_ids;
   const float *client_values; /* (num_clients, client_floats) */
+  /* federated evaluation's total_rounds accumulators (fm_eval_process), if any */
+  size_t eval_num_values;
+  const fm_exact *eval_sums;
 } fm_state_view;
 
 /* Borrowed view of s (valid until s changes), without per-client state. */
@@ -229,6 +232,26 @@ FM_EXTERN int fm_client_owner(uint64_t c, uint64_t population, int size);
 FM_EXTERN int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *data,
                           const uint64_t *clients, size_t num_clients, size_t batch_size, int num_threads,
                           fm_comm *comm, fm_metrics *out);
+
+/* ---- federated evaluation (build_fed_eval) --------------------------------- */
+
+/* Evaluation as a process: forward passes only, sum_then_finalize with the
+ * stateful SumThenFinalizeFactory semantics. Each next() reports
+ *   distributor {}, client_work/eval/current_round_metrics/<metric>,
+ *   client_work/eval/total_rounds_metrics/<metric>, aggregator {}, finalizer {}
+ * where total_rounds sums the unfinalized values of every next() so far
+ * (initial values 0). The accumulators live on rank 0. */
+typedef struct fm_eval_process fm_eval_process;
+FM_EXTERN int fm_build_fed_eval(const fm_model *model, fm_eval_process **out);
+FM_EXTERN void fm_eval_process_destroy(fm_eval_process **e);
+/* Collective. w is read on rank 0 and broadcast; clients NULL = all. */
+FM_EXTERN int fm_eval_process_next(fm_eval_process *e, const float *w, const fm_client_data *data,
+                                   const uint64_t *clients, size_t num_clients, size_t batch_size, int num_threads,
+                                   fm_comm *comm, fm_metrics *out);
+/* The total_rounds accumulators (borrowed; n values), for checkpoints. */
+FM_EXTERN const fm_exact *fm_eval_process_sums(const fm_eval_process *e, size_t *n);
+/* Restore them (n must match the model's unfinalized metric values). */
+FM_EXTERN int fm_eval_process_set_sums(fm_eval_process *e, const fm_exact *sums, size_t n);
 
 #ifdef __cplusplus
 }

@@ -21,7 +21,7 @@ typedef struct train_cfg {
   char resume[CLI_STR_MAX], algorithm[CLI_STR_MAX], aggregator[CLI_STR_MAX];
   char client_optimizer[CLI_STR_MAX], server_optimizer[CLI_STR_MAX], client_opt[CLI_STR_MAX], server_opt[CLI_STR_MAX];
   int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
-  int64_t synth_clients, checkpoint_every, keep_checkpoints;
+  int64_t synth_clients, checkpoint_every, keep_checkpoints, eval_clients;
   double client_lr, client_momentum, server_lr, momentum, synth_alpha, synth_beta, proximal_strength;
   int synth_iid, quiet, no_shuffle;
 } train_cfg;
@@ -70,6 +70,8 @@ static const cli_opt train_opts[] = {
     {"eval-every", CLI_INT, OFF(eval_every), "0", 0, BIG, NULL, "K",
      "evaluate on --test-data every K rounds (0: only after the last round)"},
     {"eval-batch-size", CLI_INT, OFF(eval_batch_size), "256", 1, 1e7, NULL, "B", "evaluation batch size"},
+    {"eval-clients", CLI_INT, OFF(eval_clients), "0", 0, BIG, NULL, "K",
+     "test clients evaluated each time, sampled uniformly (0: all of them)"},
     {"num-classes", CLI_INT, OFF(num_classes), "0", 0, 1e7, NULL, "C",
      "number of classes (0: the file's num_classes attribute, else the largest label + 1)"},
     {"x-feature", CLI_STR, OFF(x_feature), "", 0, 0, NULL, "NAME", "feature holding the inputs (default: x, pixels or image)"},
@@ -91,7 +93,7 @@ static const cli_opt train_opts[] = {
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no per-round progress lines"},
 };
 /* What may change when a run is resumed: nothing that changes the trajectory. */
-static const char *const resume_safe[] = {"rounds", "eval-every", "eval-batch-size", "test-data", "threads", "quiet",
+static const char *const resume_safe[] = {"rounds", "eval-every", "eval-batch-size", "eval-clients", "test-data", "threads", "quiet",
                                           "checkpoint-every", "keep-checkpoints", "out", NULL};
 static const cli_command train_cmd = {
     "train", "fedmpi train [options]",
@@ -114,6 +116,9 @@ static int generate_synth(const train_cfg *c, const char *train, const char *tes
   return fm_synth_write(&o, train, test);
 }
 
+/* Where build_fed_eval's current-round metrics land in a training record. */
+#define EVAL_CURRENT "evaluation/client_work/eval/current_round_metrics/"
+
 static void print_round(const train_cfg *c, uint64_t round, const fm_metrics *m, double secs) {
   double loss = NAN, acc = NAN, ex = 0, nf = 0;
   fm_metrics_get(m, "client_work/train/loss", &loss);
@@ -124,7 +129,7 @@ static void print_round(const train_cfg *c, uint64_t round, const fm_metrics *m,
          (unsigned long long)round, (long long)c->rounds, loss, acc, secs > 0 ? ex / secs : 0.0, secs,
          nf > 0 ? "  (update non-finite: rejected)" : "");
   double el, ea;
-  if (fm_metrics_get(m, "evaluation/loss", &el) == FM_OK && fm_metrics_get(m, "evaluation/accuracy", &ea) == FM_OK)
+  if (fm_metrics_get(m, EVAL_CURRENT "loss", &el) == FM_OK && fm_metrics_get(m, EVAL_CURRENT "accuracy", &ea) == FM_OK)
     printf("  | eval loss %.4f  accuracy %.4f", el, ea);
   putchar('\n');
   fflush(stdout);
@@ -213,7 +218,7 @@ static const char *find_resume(int argc, char **argv) {
 /* Collective: per-client state is gathered to rank 0, which writes the file.
  * The outcome is agreed, so every rank returns the same status. */
 static int save_checkpoint(cli_ctx *ctx, const train_cfg *c, const fm_process *proc, const fm_state *state,
-                           const char *config) {
+                           const fm_eval_process *eval, const char *config) {
   uint64_t *ids = NULL;
   float *values = NULL;
   size_t n = 0;
@@ -229,6 +234,7 @@ static int save_checkpoint(cli_ctx *ctx, const train_cfg *c, const fm_process *p
       v.num_clients = n;
       v.client_ids = ids;
       v.client_values = values;
+      if (eval) v.eval_sums = fm_eval_process_sums(eval, &v.eval_num_values);
       rc = fm_checkpoint_save(dir, &v, c->model, config, (int)c->keep_checkpoints);
     }
   }
@@ -239,7 +245,7 @@ static int save_checkpoint(cli_ctx *ctx, const train_cfg *c, const fm_process *p
 
 /* Install a checkpoint's state, keeping the per-client states this rank owns. */
 static int restore_checkpoint(cli_ctx *ctx, const fm_checkpoint *ckpt, const fm_process *proc, fm_state *state,
-                              uint64_t population) {
+                              fm_eval_process *eval, uint64_t population) {
   fm_state_view v;
   fm_checkpoint_view(ckpt, &v);
   size_t keep = 0;
@@ -264,6 +270,8 @@ static int restore_checkpoint(cli_ctx *ctx, const fm_checkpoint *ckpt, const fm_
   v.client_ids = ids;
   v.client_values = vals;
   int rc = fm_state_import(proc, state, &v);
+  /* The evaluation totals continue only if the run evaluated the same way. */
+  if (rc == FM_OK && eval && ctx->rank == 0 && v.eval_num_values) rc = fm_eval_process_set_sums(eval, v.eval_sums, v.eval_num_values);
   free(ids);
   free(vals);
   return rc;
@@ -278,6 +286,8 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   fm_model *model = NULL;
   fm_process *proc = NULL;
   fm_state *state = NULL;
+  fm_eval_process *eval = NULL;
+  uint64_t *eval_cohort = NULL;
   fm_metrics_writer *writer = NULL;
   fm_checkpoint ckpt = {0};
   uint64_t *cohort = NULL;
@@ -381,9 +391,17 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
 
   rc = build_process(c, model, &proc);
   if (rc == FM_OK) rc = fm_process_initialize(proc, (uint64_t)c->seed, &state);
+  if (rc == FM_OK && test) rc = fm_build_fed_eval(model, &eval);
+  if (rc == FM_OK && test && (uint64_t)c->eval_clients > fm_client_data_num_clients(test))
+    rc = fm_set_error(FM_ERR_CONFIG, "--eval-clients %lld is more than the %llu clients in %s", (long long)c->eval_clients,
+                      (unsigned long long)fm_client_data_num_clients(test), c->test_data);
+  if (rc == FM_OK && c->eval_clients > 0) {
+    eval_cohort = malloc((size_t)c->eval_clients * sizeof *eval_cohort);
+    if (!eval_cohort) rc = fm_set_error(FM_ERR_NOMEM, "out of memory");
+  }
   if (cli_agree(ctx, "train", rc) != FM_OK) {
     if (rc == FM_ERR_HPARAM_VALUE || rc == FM_ERR_HPARAM_UNKNOWN || rc == FM_ERR_UNKNOWN_TYPE ||
-        rc == FM_ERR_INVALID_ARG || rc == FM_ERR_NOT_WEIGHTED)
+        rc == FM_ERR_INVALID_ARG || rc == FM_ERR_NOT_WEIGHTED || rc == FM_ERR_CONFIG)
       status = CLI_EXIT_USAGE;
     goto done;
   }
@@ -394,7 +412,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   config_text = cli_ini_text(&train_cmd, c);
   rc = (w && cohort && config_text) ? FM_OK : fm_set_error(FM_ERR_NOMEM, "out of memory");
   if (rc == FM_OK && resuming) {
-    rc = restore_checkpoint(ctx, &ckpt, proc, state, population);
+    rc = restore_checkpoint(ctx, &ckpt, proc, state, eval, population);
   } else if (rc == FM_OK && c->init_weights[0] && ctx->rank == 0) {
     rc = fm_weights_load(c->init_weights, fm_model_layout(model), w);
     if (rc == FM_OK) rc = fm_process_set_model_weights(proc, state, w);
@@ -410,7 +428,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
       rc = resuming ? fm_metrics_writer_resume(c->out, (long)start, &writer) : fm_metrics_writer_open(c->out, &writer);
   }
   if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-  if (!resuming && c->checkpoint_every > 0 && save_checkpoint(ctx, c, proc, state, config_text) != FM_OK) {
+  if (!resuming && c->checkpoint_every > 0 && save_checkpoint(ctx, c, proc, state, eval, config_text) != FM_OK) {
     cli_error(ctx, "train", fm_last_error()); /* already agreed */
     goto done;
   }
@@ -444,13 +462,23 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
     double secs = MPI_Wtime() - t0;
     int last = r == c->rounds;
     if (test && ((c->eval_every > 0 && r % c->eval_every == 0) || last)) {
+      double e0 = MPI_Wtime();
       fm_metrics_clear(&em);
-      rc = fm_evaluate(model, fm_state_weights(state), test, NULL, 0, (size_t)c->eval_batch_size, nt, ctx->comm, &em);
+      /* The evaluation sample has its own stream: seed with the top bit flipped. */
+      if (eval_cohort)
+        rc = fm_sample_cohort((uint64_t)c->seed ^ (1ull << 63), (uint64_t)r, fm_client_data_num_clients(test),
+                              (size_t)c->eval_clients, eval_cohort);
+      if (rc == FM_OK)
+        rc = fm_eval_process_next(eval, fm_state_weights(state), test, eval_cohort, eval_cohort ? (size_t)c->eval_clients : 0,
+                                  (size_t)c->eval_batch_size, nt, ctx->comm, &em);
       if (rc != FM_OK) {
         cli_error(ctx, "train", fm_last_error());
         goto done;
       }
-      if (ctx->rank == 0) fm_metrics_merge(&m, "evaluation", &em);
+      if (ctx->rank == 0) {
+        fm_metrics_merge(&m, "evaluation", &em);
+        fm_metrics_put(&m, "evaluation_time_in_seconds", MPI_Wtime() - e0, FM_METRIC_FLOAT);
+      }
     }
     /* A stop request on any rank (SIGTERM from SLURM, Ctrl-C) ends the run
      * here, at a round boundary, after a checkpoint. */
@@ -467,7 +495,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
     }
     if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
     if ((last || stop > 0 || (c->checkpoint_every > 0 && r % c->checkpoint_every == 0)) &&
-        save_checkpoint(ctx, c, proc, state, config_text) != FM_OK) {
+        save_checkpoint(ctx, c, proc, state, eval, config_text) != FM_OK) {
       cli_error(ctx, "train", fm_last_error()); /* already agreed */
       goto done;
     }
@@ -489,10 +517,14 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
     rc = fm_weights_save(path, fm_model_layout(model), fm_state_weights(state), c->model);
     if (rc == FM_OK) {
       double ea, el, en;
-      if (test && fm_metrics_get(&em, "accuracy", &ea) == FM_OK && fm_metrics_get(&em, "loss", &el) == FM_OK &&
-          fm_metrics_get(&em, "num_examples", &en) == FM_OK)
-        printf("final test accuracy %.4f  loss %.4f  (%.0f examples in %llu clients)\n", ea, el, en,
-               (unsigned long long)fm_client_data_num_clients(test));
+      const char *cur = "client_work/eval/current_round_metrics/";
+      char pa[128], pl[128], pn[128];
+      snprintf(pa, sizeof pa, "%saccuracy", cur);
+      snprintf(pl, sizeof pl, "%sloss", cur);
+      snprintf(pn, sizeof pn, "%snum_examples", cur);
+      if (test && fm_metrics_get(&em, pa, &ea) == FM_OK && fm_metrics_get(&em, pl, &el) == FM_OK &&
+          fm_metrics_get(&em, pn, &en) == FM_OK)
+        printf("final test accuracy %.4f  loss %.4f  (%.0f examples)\n", ea, el, en);
       printf("wrote %s/metrics.jsonl, %s/metrics.csv, %s\n", c->out, c->out, path);
       fflush(stdout);
     }
@@ -509,6 +541,8 @@ done:
   free(w);
   free(cohort);
   fm_state_destroy(&state);
+  fm_eval_process_destroy(&eval);
+  free(eval_cohort);
   fm_process_destroy(&proc);
   fm_model_destroy(&model);
   fm_client_data_close(&train);

@@ -173,6 +173,16 @@ static int fm__ckpt_write(hid_t f, const fm_state_view *v, const char *model_nam
     hsize_t cd[1] = {v->opt_n};
     FM_CALL_GOTO(rc, fm__ckpt_write_floats(st, "control", 1, cd, v->control, path), done);
   }
+  if (v->eval_num_values) { /* build_fed_eval's total_rounds accumulators, 128-bit integers as [n, 2] uint64 */
+    hsize_t ed[2] = {v->eval_num_values, 2};
+    hid_t sp = H5Screate_simple(2, ed, NULL);
+    hid_t d = sp >= 0 ? H5Dcreate2(st, "evaluation_sums", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v->eval_sums) < 0)
+      rc = FM_ERR(FM_ERR_IO, "%s: cannot write the evaluation accumulators", path);
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    if (rc != FM_OK) goto done;
+  }
   if (v->num_clients) {
     hid_t cg = H5Gcreate2(st, "clients", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t n1[1] = {v->num_clients}, n2[2] = {v->num_clients, v->client_floats};
@@ -318,6 +328,7 @@ void fm_checkpoint_free(fm_checkpoint *c) {
   fm__free(c->control);
   fm__free(c->client_ids);
   fm__free(c->client_values);
+  fm__free(c->eval_sums);
   memset(c, 0, sizeof *c);
 }
 
@@ -416,6 +427,23 @@ static int fm__ckpt_read(hid_t f, const char *path, fm_checkpoint *c) {
     }
     FM_CALL_GOTO(rc, fm__ckpt_read_floats(st, "control", (size_t)n, c->control, path), done);
   }
+  if (H5Lexists(st, "evaluation_sums", H5P_DEFAULT) > 0) {
+    hid_t de = H5Dopen2(st, "evaluation_sums", H5P_DEFAULT);
+    hid_t sp = de >= 0 ? H5Dget_space(de) : -1;
+    hssize_t k = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (k > 0 && k % 2 == 0) {
+      c->info.eval_num_values = (size_t)k / 2;
+      c->eval_sums = fm__malloc((size_t)k * sizeof(uint64_t));
+      if (!c->eval_sums) rc = FM_ERR_NOMEM;
+      else if (H5Dread(de, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->eval_sums) < 0)
+        rc = FM_ERR(FM_ERR_FORMAT, "%s: the evaluation accumulators cannot be read", path);
+    } else {
+      rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/evaluation_sums has a wrong shape", path);
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (de >= 0) H5Dclose(de);
+    if (rc != FM_OK) goto done;
+  }
   if (H5Lexists(st, "clients", H5P_DEFAULT) > 0) {
     hid_t cg = H5Gopen2(st, "clients", H5P_DEFAULT);
     hid_t di = cg >= 0 ? H5Dopen2(cg, "ids", H5P_DEFAULT) : -1;
@@ -488,6 +516,8 @@ void fm_checkpoint_view(const fm_checkpoint *c, fm_state_view *v) {
   v->client_floats = c->info.client_floats;
   v->client_ids = c->client_ids;
   v->client_values = c->client_values;
+  v->eval_num_values = c->info.eval_num_values;
+  v->eval_sums = c->eval_sums;
 }
 
 int fm_checkpoint_load_latest(const char *dir, fm_checkpoint *out, fm_warn_fn warn, void *ctx) {

@@ -546,8 +546,9 @@ static int fm__eval_fn(void *vctx, uint64_t c, fm__worker *k) {
   return fm__eval_client(x->model, x->w, x->data, c, x->batch, k, x->limit);
 }
 
-int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *data, const uint64_t *clients,
-                size_t num_clients, size_t batch_size, int num_threads, fm_comm *comm, fm_metrics *out) {
+/* Collective: exact unfinalized metric sums of w over clients, on rank 0 in total (M). */
+static int fm__evaluate_sums(const fm_model *model, const float *w, const fm_client_data *data, const uint64_t *clients,
+                             size_t num_clients, size_t batch_size, int num_threads, fm_comm *comm, fm_exact *total) {
   FM_CHECK(model && w && data && comm, FM_ERR_INVALID_ARG, "NULL argument");
   FM_CHECK(batch_size >= 1, FM_ERR_INVALID_ARG, "evaluation batch size must be >= 1");
   uint64_t pop = fm_client_data_num_clients(data);
@@ -561,15 +562,11 @@ int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *dat
   }
   size_t mvals = fm_model_num_metric_values(model);
   size_t numel = fm_layout_numel(fm_model_layout(model));
-  fm_exact *total = fm__malloc((mvals ? mvals : 1) * sizeof *total);
   float *wb = fm__malloc(numel * sizeof *wb);
-  int rc = total && wb ? FM_OK : FM_ERR_NOMEM;
+  int rc = wb ? FM_OK : FM_ERR_NOMEM;
   /* Rank 0's weights are the ones evaluated: other ranks' copies may be a
    * round behind (the server update happens on rank 0 only). */
   if (rc == FM_OK) memcpy(wb, w, numel * sizeof *wb);
-  rc = comm->ops->agree(comm, rc);
-  if (rc == FM_OK) rc = comm->ops->bcast(comm, wb, numel * sizeof *wb);
-  w = wb;
   int ndim;
   size_t shape[FM_MAX_DIMS], d = 1;
   fm_client_data_feature_shape(data, &ndim, shape);
@@ -577,16 +574,95 @@ int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *dat
   if (rc == FM_OK && d != fm_model_input_spec(model)->num_features)
     rc = FM_ERR(FM_ERR_SPEC_MISMATCH, "%s: examples have %zu features, model '%s' expects %zu",
                 fm_client_data_path(data), d, fm_model_type(model), fm_model_input_spec(model)->num_features);
+  for (size_t i = 0; rc == FM_OK && i < num_clients; i++)
+    if (clients[i] >= pop)
+      rc = FM_ERR(FM_ERR_COHORT, "evaluation client index %llu is outside the population of %llu",
+                  (unsigned long long)clients[i], (unsigned long long)pop);
+  rc = comm->ops->agree(comm, rc);
+  if (rc == FM_OK) rc = comm->ops->bcast(comm, wb, numel * sizeof *wb);
   if (rc == FM_OK) {
-    fm__eval_ctx ctx = {model, w, data, batch_size, fm_exact_limit(num_clients + 1)};
+    fm__eval_ctx ctx = {model, wb, data, batch_size, fm_exact_limit(num_clients + 1)};
     rc = fm__client_map(model, batch_size, NULL, clients, num_clients, pop, comm, num_threads, mvals, fm__eval_fn,
                         &ctx, total);
   }
   rc = comm->ops->agree(comm, rc);
   if (rc == FM_OK) rc = comm->ops->reduce_exact(comm, total, mvals);
-  if (rc == FM_OK && comm->rank == 0 && out) rc = fm__metrics_finalize(model, total, "", out);
-  fm__free(total);
   fm__free(wb);
   fm__free(all);
   return rc;
+}
+
+int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *data, const uint64_t *clients,
+                size_t num_clients, size_t batch_size, int num_threads, fm_comm *comm, fm_metrics *out) {
+  FM_CHECK(model, FM_ERR_INVALID_ARG, "NULL model");
+  size_t mvals = fm_model_num_metric_values(model);
+  fm_exact *total = fm__malloc((mvals ? mvals : 1) * sizeof *total);
+  int rc = total ? FM_OK : FM_ERR_NOMEM;
+  rc = comm ? comm->ops->agree(comm, rc) : rc;
+  if (rc == FM_OK) rc = fm__evaluate_sums(model, w, data, clients, num_clients, batch_size, num_threads, comm, total);
+  if (rc == FM_OK && comm->rank == 0 && out) rc = fm__metrics_finalize(model, total, "", out);
+  fm__free(total);
+  return rc;
+}
+
+/* ---- build_fed_eval ----------------------------------------------------------- */
+
+struct fm_eval_process {
+  const fm_model *model;
+  size_t n;          /* unfinalized metric values */
+  fm_exact *totals;  /* (n) total_rounds accumulators (rank 0) */
+  fm_exact *current; /* (n) scratch */
+};
+
+int fm_build_fed_eval(const fm_model *model, fm_eval_process **out) {
+  FM_CHECK(model && out, FM_ERR_INVALID_ARG, "NULL argument");
+  *out = NULL;
+  fm_eval_process *e = fm__calloc(1, sizeof *e);
+  if (!e) return FM_ERR_NOMEM;
+  e->model = model;
+  e->n = fm_model_num_metric_values(model);
+  e->totals = fm__calloc(e->n + 1, sizeof *e->totals);
+  e->current = fm__calloc(e->n + 1, sizeof *e->current);
+  if (!e->totals || !e->current) {
+    fm_eval_process_destroy(&e);
+    return FM_ERR_NOMEM;
+  }
+  *out = e;
+  return FM_OK;
+}
+
+void fm_eval_process_destroy(fm_eval_process **e) {
+  if (!e || !*e) return;
+  fm__free((*e)->totals);
+  fm__free((*e)->current);
+  fm__free(*e);
+  *e = NULL;
+}
+
+int fm_eval_process_next(fm_eval_process *e, const float *w, const fm_client_data *data, const uint64_t *clients,
+                         size_t num_clients, size_t batch_size, int num_threads, fm_comm *comm, fm_metrics *out) {
+  FM_CHECK(e && comm, FM_ERR_INVALID_ARG, "NULL argument");
+  FM_CALL(fm__evaluate_sums(e->model, w, data, clients, num_clients, batch_size, num_threads, comm, e->current));
+  if (comm->rank != 0) return FM_OK;
+  fm_exact_accumulate(e->totals, e->current, e->n);
+  if (!out) return FM_OK;
+  FM_CALL(fm_metrics_put(out, "distributor", 0, FM_METRIC_GROUP));
+  FM_CALL(fm__metrics_finalize(e->model, e->current, "client_work/eval/current_round_metrics", out));
+  FM_CALL(fm__metrics_finalize(e->model, e->totals, "client_work/eval/total_rounds_metrics", out));
+  FM_CALL(fm_metrics_put(out, "aggregator", 0, FM_METRIC_GROUP));
+  FM_CALL(fm_metrics_put(out, "finalizer", 0, FM_METRIC_GROUP));
+  return FM_OK;
+}
+
+const fm_exact *fm_eval_process_sums(const fm_eval_process *e, size_t *n) {
+  *n = e->n;
+  return e->totals;
+}
+
+int fm_eval_process_set_sums(fm_eval_process *e, const fm_exact *sums, size_t n) {
+  FM_CHECK(e && (sums || n == 0), FM_ERR_INVALID_ARG, "NULL argument");
+  FM_CHECK(n == e->n, FM_ERR_STATE_MISMATCH, "saved evaluation state has %zu values, the model's metrics need %zu", n,
+           e->n);
+  if (n) memcpy(e->totals, sums, n * sizeof *sums);
+  return FM_OK;
 }

@@ -30,9 +30,16 @@ for r in recs:
     assert r["finalizer"]["update_non_finite"] == 0
     assert "distributor" in r and "aggregator" in r
     assert isinstance(t["num_examples"], int)
-first, last = recs[0]["evaluation"]["loss"], recs[-1]["evaluation"]["loss"]
+ev = [r["evaluation"]["client_work"]["eval"] for r in recs]
+first, last = ev[0]["current_round_metrics"]["loss"], ev[-1]["current_round_metrics"]["loss"]
 assert last < first, (first, last)
 print("evaluation loss", first, "->", last)
+# total_rounds_metrics sums every evaluation so far (SumThenFinalizeFactory)
+n1 = ev[0]["current_round_metrics"]["num_examples"]
+assert ev[-1]["total_rounds_metrics"]["num_examples"] == len(ev) * n1, ev[-1]
+assert ev[0]["total_rounds_metrics"] == ev[0]["current_round_metrics"]
+for r in recs:
+    assert set(r["evaluation"]) >= {"distributor", "client_work", "aggregator", "finalizer"}, r["evaluation"]
 PY
   grep -q "final test accuracy" out.txt || fail "no final accuracy line"
   ;;
