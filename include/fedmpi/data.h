@@ -1,5 +1,5 @@
 /* fedmpi/data.h — federated client data in TFF's HDF5 layout, batching,
- * and the Synthetic(alpha, beta) generator.
+ * partitioners and the Synthetic(alpha, beta) generator.
  *
  * File layout (TFF's HDF5ClientData): /examples/<client_id>/<feature>, one
  * dataset per feature, all features of a client sharing their first dimension
@@ -211,6 +211,65 @@ FM_EXTERN void fm_batch_iter_init(fm_batch_iter *it, const fm_batching *b, size_
 /* Gather the next batch into xb (batch_size, D) and yb (batch_size): returns
  * its size, 0 when the stream is exhausted. */
 FM_EXTERN size_t fm_batch_iter_next(fm_batch_iter *it, const fm_examples *ex, float *xb, int32_t *yb);
+
+/* ---- gamma and Dirichlet sampling ---------------------------------------------- */
+
+/* Gamma(shape, 1) by Marsaglia and Tsang (2000) on fm_rng_normal and
+ * fm_rng_uniform; shape < 1 uses Gamma(shape + 1) * U^(1/shape). shape > 0. */
+FM_EXTERN double fm_sample_gamma(fm_rng *r, double shape);
+/* log of a Gamma(shape, 1) draw, exact also where the draw itself underflows
+ * (shape far below 1): log Gamma(shape + 1) + log(U) / shape. */
+FM_EXTERN double fm_sample_log_gamma(fm_rng *r, double shape);
+/* out (k) ~ Dirichlet(alpha (k)), computed from log-gamma draws normalised
+ * in log space, so it sums to 1 even for tiny alpha. alpha[j] == 0 gives
+ * out[j] = 0 (at least one alpha must be > 0). */
+FM_EXTERN void fm_sample_dirichlet(fm_rng *r, const double *alpha, size_t k, double *out);
+
+/* ---- partitioners: labels -> client assignments ---------------------------------
+ * Every draw comes from fm_rng(seed, stream, j, FM_RNG_PARTITION), with the
+ * stream and j documented per method in src/data/partition.c, so a partition is a pure function of (method, parameters,
+ * labels, seed). */
+
+/* The data module's purpose tag, at the top of the 16-bit range so it stays
+ * clear of user code counting up from FM_RNG_USER. */
+#define FM_RNG_PARTITION ((uint32_t)FM_RNG_USER + 0xFE00u)
+
+typedef enum fm_partition_method {
+  FM_PARTITION_IID = 0,   /* shuffle, K near-equal parts */
+  FM_PARTITION_DIRICHLET, /* Hsu et al. 2019: per-client class mix q ~ Dir(alpha p), equal quotas */
+  FM_PARTITION_HETERO_DIR,/* Yurochkin et al. 2019 / FedMA: per-class Dir_K(alpha) over clients, balance cap, min size */
+  FM_PARTITION_SHARDS,    /* McMahan et al. 2017: label-sorted shards, k per client */
+  FM_PARTITION_QUANTITY   /* client sizes ~ LogNormal(0, sigma), labels iid */
+} fm_partition_method;
+/* "iid", "dirichlet", "hetero-dir", "shards", "quantity". */
+FM_EXTERN const char *fm_partition_method_name(fm_partition_method m);
+/* The inverse; FM_ERR_INVALID_ARG naming the choices. */
+FM_EXTERN int fm_partition_method_parse(const char *name, fm_partition_method *m);
+
+typedef struct fm_partition_options {
+  fm_partition_method method;
+  size_t num_clients;        /* K >= 1 */
+  double alpha;              /* dirichlet, hetero-dir concentration (> 0), default 0.5 */
+  size_t classes_per_client; /* shards: shards (of one label each) per client, default 2 */
+  double sigma;              /* quantity: log-normal sigma (>= 0), default 1 */
+  size_t min_size;           /* hetero-dir, quantity: examples every client gets at least, default 10 */
+  unsigned max_attempts;     /* hetero-dir: draws before the deterministic repair, default 100 */
+  uint64_t seed;
+} fm_partition_options;
+
+typedef struct fm_partition_result {
+  unsigned attempts;  /* hetero-dir: draws made (1 for the other methods) */
+  uint64_t moved;     /* hetero-dir: examples moved by the repair (0 if a draw met min_size) */
+} fm_partition_result;
+
+FM_EXTERN void fm_partition_defaults(fm_partition_options *o);
+/* Assign each of the n examples (labels in [0, num_classes)) to a client:
+ * client_of (n) receives values in [0, K). Every example is assigned exactly
+ * once. Deterministic. res may be NULL. FM_ERR_INVALID_ARG naming the
+ * parameter (K > n, alpha <= 0, K * min_size > n, K * k > n, a label out
+ * of range, ...). */
+FM_EXTERN int fm_partition_labels(const fm_partition_options *o, const int32_t *labels, size_t n,
+                                  size_t num_classes, uint32_t *client_of, fm_partition_result *res);
 
 /* ---- Synthetic(alpha, beta) (Li et al., FedProx, MLSys 2020) -------------- */
 
