@@ -49,6 +49,16 @@ FM_EXTERN const fm_metric *fm_metric_loss(void);         /* "loss": [sum loss*n,
 FM_EXTERN const fm_metric *fm_metric_num_examples(void); /* "num_examples": [sum n] */
 FM_EXTERN const fm_metric *fm_metric_num_batches(void);  /* "num_batches": [number of batches] */
 
+/* Parameterised built-ins, allocated (free with fm_metric_destroy after the
+ * model that uses them):
+ *   top_k accuracy "top_<k>_accuracy": [label among the k most probable classes, count]
+ *   recall of one class "recall/<c>":   [predicted c and label c, label c];
+ *                                       finalized 0 when the class never occurs.
+ * FM_ERR_INVALID_ARG for k == 0 or a class >= num_classes (when checked by the model). */
+FM_EXTERN int fm_metric_create_top_k(size_t k, fm_metric **out);
+FM_EXTERN int fm_metric_create_recall(size_t class_index, fm_metric **out);
+FM_EXTERN void fm_metric_destroy(fm_metric **m);
+
 /* ---- reports -------------------------------------------------------------- */
 
 #define FM_METRIC_PATH_MAX 128

@@ -18,7 +18,7 @@
 typedef struct train_cfg {
   char data[CLI_STR_MAX], test_data[CLI_STR_MAX], model[CLI_STR_MAX], out[CLI_STR_MAX];
   char init_weights[CLI_STR_MAX], weighting[CLI_STR_MAX], x_feature[CLI_STR_MAX], y_feature[CLI_STR_MAX];
-  char resume[CLI_STR_MAX], algorithm[CLI_STR_MAX], aggregator[CLI_STR_MAX];
+  char resume[CLI_STR_MAX], algorithm[CLI_STR_MAX], aggregator[CLI_STR_MAX], metrics[CLI_STR_MAX];
   char client_optimizer[CLI_STR_MAX], server_optimizer[CLI_STR_MAX], client_opt[CLI_STR_MAX], server_opt[CLI_STR_MAX];
   int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
   int64_t synth_clients, checkpoint_every, keep_checkpoints, eval_clients;
@@ -76,6 +76,8 @@ static const cli_opt train_opts[] = {
      "number of classes (0: the file's num_classes attribute, else the largest label + 1)"},
     {"x-feature", CLI_STR, OFF(x_feature), "", 0, 0, NULL, "NAME", "feature holding the inputs (default: x, pixels or image)"},
     {"y-feature", CLI_STR, OFF(y_feature), "", 0, 0, NULL, "NAME", "feature holding the labels (default: y or label)"},
+    {"metrics", CLI_STR, OFF(metrics), "", 0, 0, NULL, "LIST",
+     "extra metrics, comma separated: top_k:K (top-K accuracy), recall (recall of every class, recall/<c>)"},
     {"no-shuffle", CLI_FLAG, OFF(no_shuffle), "0", 0, 0, NULL, NULL, "do not shuffle client examples each epoch"},
     {"synth-alpha", CLI_DOUBLE, OFF(synth_alpha), "1", 0, INFINITY, NULL, "A",
      "generated data: Synthetic alpha (model heterogeneity)"},
@@ -133,6 +135,34 @@ static void print_round(const train_cfg *c, uint64_t round, const fm_metrics *m,
     printf("  | eval loss %.4f  accuracy %.4f", el, ea);
   putchar('\n');
   fflush(stdout);
+}
+
+/* Attach the --metrics list to the model; the created metrics go to list
+ * (up to max) and must be destroyed after the model. */
+static int add_metrics(const char *text, fm_model *model, fm_metric **list, size_t max, size_t *n) {
+  char buf[CLI_STR_MAX], *save = NULL;
+  snprintf(buf, sizeof buf, "%s", text);
+  size_t classes = fm_model_input_spec(model)->num_classes;
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    unsigned long k = 0;
+    char tail;
+    if (sscanf(tok, "top_k:%lu%c", &k, &tail) == 1) {
+      if (k < 1 || k > classes)
+        return fm_set_error(FM_ERR_CONFIG, "--metrics: top_k:%lu needs 1 <= k <= %zu classes", k, classes);
+      if (*n >= max) return fm_set_error(FM_ERR_CONFIG, "--metrics: too many metrics");
+      FM_CALL_CLI(fm_metric_create_top_k(k, &list[*n]));
+      FM_CALL_CLI(fm_model_add_metric(model, list[(*n)++]));
+    } else if (strcmp(tok, "recall") == 0) {
+      for (size_t c = 0; c < classes; c++) {
+        if (*n >= max) return fm_set_error(FM_ERR_CONFIG, "--metrics: too many metrics (recall of %zu classes)", classes);
+        FM_CALL_CLI(fm_metric_create_recall(c, &list[*n]));
+        FM_CALL_CLI(fm_model_add_metric(model, list[(*n)++]));
+      }
+    } else {
+      return fm_set_error(FM_ERR_CONFIG, "--metrics: unknown metric '%s' (known: top_k:K, recall)", tok);
+    }
+  }
+  return FM_OK;
 }
 
 /* "k=v,k=v" -> hparams (FM_ERR_CONFIG naming the option and the bad text). */
@@ -288,6 +318,9 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   fm_state *state = NULL;
   fm_eval_process *eval = NULL;
   uint64_t *eval_cohort = NULL;
+  enum { MAX_METRICS = 1024 };
+  static fm_metric *extra_metrics[MAX_METRICS];
+  size_t num_extra_metrics = 0;
   fm_metrics_writer *writer = NULL;
   fm_checkpoint ckpt = {0};
   uint64_t *cohort = NULL;
@@ -384,8 +417,9 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   fm_input_spec spec;
   rc = cli_input_spec(train, c->num_classes, &spec);
   if (rc == FM_OK) rc = fm_model_create_by_name(c->model, &spec, &model);
+  if (rc == FM_OK && c->metrics[0]) rc = add_metrics(c->metrics, model, extra_metrics, MAX_METRICS, &num_extra_metrics);
   if (cli_agree(ctx, "train", rc) != FM_OK) {
-    if (rc == FM_ERR_UNKNOWN_TYPE || rc == FM_ERR_INVALID_ARG) status = CLI_EXIT_USAGE;
+    if (rc == FM_ERR_UNKNOWN_TYPE || rc == FM_ERR_INVALID_ARG || rc == FM_ERR_CONFIG) status = CLI_EXIT_USAGE;
     goto done;
   }
 
@@ -545,6 +579,7 @@ done:
   free(eval_cohort);
   fm_process_destroy(&proc);
   fm_model_destroy(&model);
+  for (size_t i = 0; i < num_extra_metrics; i++) fm_metric_destroy(&extra_metrics[i]);
   fm_client_data_close(&train);
   fm_client_data_close(&test);
   free(saved);

@@ -84,6 +84,23 @@ for l in open(sys.argv[1]):
   expect_error 2 "sgdm has no hyperparameter 'beta_1'" train --server-opt beta_1=0.9 --out o
   expect_error 2 "scaffold needs an SGD client optimizer" train --algorithm scaffold --client-optimizer adagrad --out o
   ;;
+metrics)
+  # user-visible extra metrics through mpirun, identical on any layout
+  args=(train --rounds 3 --metrics top_k:3,recall --eval-every 1 --quiet)
+  expect_ok 1 "${args[@]}" --out m1
+  expect_ok 3 "${args[@]}" --out m3
+  same_metrics m1/metrics.csv m3/metrics.csv
+  python3 - m1/metrics.jsonl <<'PY' || fail "metric values"
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    for t in (r["client_work"]["train"], r["evaluation"]["client_work"]["eval"]["current_round_metrics"]):
+        assert t["top_3_accuracy"] >= t["accuracy"], t
+        assert len(t["recall"]) == 10 and all(0 <= v <= 1 for v in t["recall"].values()), t
+PY
+  expect_error 2 "unknown metric 'f1'" train --metrics f1 --out o
+  expect_error 2 "top_k:11 needs 1 <= k <= 10" train --metrics top_k:11 --out o
+  ;;
 config_roundtrip)
   expect_ok 1 train --out a --rounds 3 --model mlp:8 --client-lr 0.1 --momentum 0.5 --seed 7 --quiet
   grep -q "^momentum = 0.5" a/config.ini || fail "config.ini lacks momentum"
