@@ -1,5 +1,6 @@
 /* fedmpi/data.h — federated client data in TFF's HDF5 layout, batching,
- * partitioners and the Synthetic(alpha, beta) generator.
+ * partitioners, IDX (MNIST-format) import and the Synthetic(alpha, beta)
+ * generator.
  *
  * File layout (TFF's HDF5ClientData): /examples/<client_id>/<feature>, one
  * dataset per feature, all features of a client sharing their first dimension
@@ -7,7 +8,7 @@
  * so client index i means the i-th id in that order, as TFF's client_ids.
  * A client's features are read only when it is loaded (streaming); opening a
  * file reads only the index (ids and example counts) and the metadata of
- * every client's features.
+ * every client's features. docs/data.md describes all of it in prose.
  *
  * Dimension legend: n examples of a client, D features per example, K
  * clients, C classes, N examples in total. */
@@ -227,7 +228,8 @@ FM_EXTERN void fm_sample_dirichlet(fm_rng *r, const double *alpha, size_t k, dou
 
 /* ---- partitioners: labels -> client assignments ---------------------------------
  * Every draw comes from fm_rng(seed, stream, j, FM_RNG_PARTITION), with the
- * stream and j documented per method in src/data/partition.c, so a partition is a pure function of (method, parameters,
+ * stream and j documented per method in src/data/partition.c and
+ * docs/data.md, so a partition is a pure function of (method, parameters,
  * labels, seed). */
 
 /* The data module's purpose tag, at the top of the 16-bit range so it stays
@@ -270,6 +272,44 @@ FM_EXTERN void fm_partition_defaults(fm_partition_options *o);
  * of range, ...). */
 FM_EXTERN int fm_partition_labels(const fm_partition_options *o, const int32_t *labels, size_t n,
                                   size_t num_classes, uint32_t *client_of, fm_partition_result *res);
+
+/* ---- IDX (MNIST format) import ---------------------------------------------------- */
+
+/* An IDX file of unsigned bytes: magic 0x0000 08 <ndims>, ndims big-endian
+ * uint32 dimensions, then the bytes. */
+typedef struct fm_idx {
+  uint32_t magic;   /* 0x00000803 images (N, R, C), 0x00000801 labels (N) */
+  int ndims;        /* 1..4 */
+  size_t dims[4];
+  size_t count;     /* product of dims */
+  uint8_t *data;    /* (count) */
+} fm_idx;
+
+/* Read an IDX file, gzipped or not (zlib detects which). expect_magic 0
+ * accepts any unsigned-byte IDX. FM_ERR_IO (cannot open), FM_ERR_FORMAT
+ * naming the file: wrong magic, a zero dimension, truncated header or data,
+ * bytes after the data, corrupted gzip stream. */
+FM_EXTERN int fm_idx_read(const char *path, uint32_t expect_magic, fm_idx *out);
+FM_EXTERN void fm_idx_free(fm_idx *x);
+
+typedef struct fm_idx_import_options {
+  const char *images_path;  /* IDX 0x803 (N, R, C), .gz or raw */
+  const char *labels_path;  /* IDX 0x801 (N) */
+  int no_scale;  /* 0 (default): pixels float32 in [0, 1] (x / 255); 1: the raw bytes as uint8 */
+  int invert;    /* 1: 1 - x (255 - x with no_scale), EMNIST's 1.0 = background */
+  int flatten;   /* 0 (default): pixels (n, R, C) as TFF's EMNIST; 1: (n, R * C) */
+  fm_partition_options partition;
+} fm_idx_import_options;
+
+FM_EXTERN void fm_idx_import_defaults(fm_idx_import_options *o);
+/* Read both files, check they agree (FM_ERR_FORMAT "... has 60000 images
+ * but ... has 59999 labels"), partition, and write out_path in TFF's layout:
+ * /examples/<f_00000 ...>/{pixels, label int32}, client ids zero padded so
+ * their sorted order is the index order, examples of a client in their
+ * order in the source. Root attributes record the source files, the
+ * preprocessing and the partition (docs/data.md). Written to
+ * "<out_path>.tmp" and renamed into place. res may be NULL. */
+FM_EXTERN int fm_idx_import(const fm_idx_import_options *o, const char *out_path, fm_partition_result *res);
 
 /* ---- Synthetic(alpha, beta) (Li et al., FedProx, MLSys 2020) -------------- */
 

@@ -1,5 +1,6 @@
 /* src/data/data_impl.h — what the data module's files share privately: the
- * bounded client cache (cache.c). Not installed. */
+ * bounded client cache (cache.c) and the ClientData writer (writer.c). Not
+ * installed. */
 #ifndef FEDMPI_DATA_IMPL_H
 #define FEDMPI_DATA_IMPL_H
 
@@ -27,5 +28,43 @@ int fm__cache_get(fm__cache *c, size_t i, int want_x, fm_examples *out);
  * larger than the bound, already cached, or room cannot be made. */
 void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex);
 void fm__cache_stats(const fm__cache *c, fm_cache_stats *s);
+
+/* ---- writer.c: a TFF ClientData file written to "<path>.tmp" ----------------- */
+
+typedef struct fm__cd_writer {
+  const char *path; /* final name (messages) */
+  char *tmp;        /* "<path>.tmp" */
+  hid_t file, examples;
+} fm__cd_writer;
+
+/* Element types the writer stores (as little-endian, read back natively).
+ * Plain tags rather than hid_t, so callers never touch HDF5 (its type
+ * constants are calls) outside the lock. */
+typedef enum fm__wtype { FM__W_FLOAT32, FM__W_UINT8, FM__W_INT32 } fm__wtype;
+
+/* One feature of one client to write: rank dims, buffer of native values. */
+typedef struct fm__wfeat {
+  const char *name;
+  fm__wtype type;
+  int rank;
+  size_t dims[5];
+  const void *buf;
+} fm__wfeat;
+
+/* Create "<path>.tmp" with an empty /examples. Takes the HDF5 lock itself. */
+int fm__cd_writer_open(fm__cd_writer *w, const char *path);
+/* Root attributes (the lock is taken inside). */
+int fm__cd_writer_attr_str(fm__cd_writer *w, const char *name, const char *value);
+int fm__cd_writer_attr_i64(fm__cd_writer *w, const char *name, long long value);
+int fm__cd_writer_attr_u64(fm__cd_writer *w, const char *name, uint64_t value);
+int fm__cd_writer_attr_f64(fm__cd_writer *w, const char *name, double value);
+/* /examples/<id>/<feature> for each of the nf features. */
+int fm__cd_writer_client(fm__cd_writer *w, const char *id, size_t nf, const fm__wfeat *f);
+/* Close; if rc is FM_OK rename into place, else remove the temporary file.
+ * Returns the first error (rc if it was one). */
+int fm__cd_writer_finish(fm__cd_writer *w, int rc);
+/* Client id of index k among K: "f_%05zu", wider when K needs it, so that
+ * the sorted order of the ids is the index order. */
+void fm__client_id(char *buf, size_t size, size_t k, size_t K);
 
 #endif
