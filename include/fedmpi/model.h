@@ -139,6 +139,31 @@ FM_EXTERN int fm_model_create_softmax(const fm_input_spec *spec, fm_model **out)
 FM_EXTERN int fm_model_create_mlp(const fm_input_spec *spec, const size_t *hidden, size_t num_hidden,
                                   fm_model **out);
 
+/* The CNN of McMahan et al. 2017 (TFF's create_original_fedavg_cnn_model):
+ *   Conv2D(F1, KxK, 'same') + ReLU -> MaxPool2D(2x2, 'same')
+ *   -> Conv2D(F2, KxK, 'same') + ReLU -> MaxPool2D(2x2, 'same')
+ *   -> Flatten -> Dense(U) + ReLU -> Dense(C), softmax cross-entropy.
+ * The input spec is per example (H, W) (one channel) or (H, W, Cin); x rows
+ * are H * W * Cin floats in that row-major (NHWC) order. Tensors
+ * "conv2d_<i>/kernel" (K, K, in, out), "conv2d_<i>/bias" (out),
+ * "dense_<i>/kernel" (in, out), "dense_<i>/bias" (out), all trainable. The
+ * defaults (32, 64, 512, 5) give 1,663,370 parameters for 28x28x1 and 10
+ * classes, as Keras. See docs/models.md. */
+typedef struct fm_cnn_config {
+  size_t conv_filters[2]; /* F1, F2 (default 32, 64) */
+  size_t dense_units;     /* U (default 512) */
+  size_t kernel_size;     /* K, square kernels (default 5) */
+} fm_cnn_config;
+
+/* The defaults above. */
+FM_EXTERN fm_cnn_config fm_cnn_config_default(void);
+/* config NULL means the defaults. FM_ERR_SPEC_MISMATCH if the spec is not an
+ * image shape, FM_ERR_INVALID_ARG for a zero size, FM_ERR_OVERFLOW when the
+ * activations exceed the int dimensions BLAS and the pooling indices take.
+ * Type name "cnn:F1,F2,U" (",K" appended when K != 5), which
+ * fm_model_create_by_name() turns back into the same model. */
+FM_EXTERN int fm_model_create_cnn(const fm_input_spec *spec, const fm_cnn_config *config, fm_model **out);
+
 /* Factory used by the registry: args is the text after ':' in the model name
  * ("mlp:200,200" -> "200,200"), or NULL. */
 typedef int (*fm_model_factory_fn)(const fm_input_spec *spec, const char *args, fm_model **out);

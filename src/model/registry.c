@@ -1,10 +1,11 @@
 /* src/model/registry.c — the process-wide table of model types that
- * fm_model_create_by_name() understands: "softmax", "mlp[:h1,h2,...]", "2nn"
- * and whatever the application adds with fm_model_register().
+ * fm_model_create_by_name() understands: "softmax", "mlp[:h1,h2,...]", "2nn",
+ * "cnn[:f1,f2,units[,kernel]]" and whatever the application adds with
+ * fm_model_register().
  *
  * What it does: splits "type:args" at the first ':', looks the type up and
- * hands the args text (or NULL) to the type's factory; parses the mlp
- * argument list strictly (comma-separated positive decimal integers) and
+ * hands the args text (or NULL) to the type's factory; parses the mlp and
+ * cnn argument lists strictly (comma-separated positive decimal integers) and
  * names the offending text in every error. The built-in entries live in the
  * static initialiser, so they are always present without any setup call.
  *
@@ -40,6 +41,19 @@ static int fm__factory_softmax(const fm_input_spec *spec, const char *args, fm_m
   return fm_model_create_softmax(spec, out);
 }
 
+/* 1 if [s, end) is a decimal integer in 1..INT_MAX (digits only: no sign,
+ * no spaces), stored in *v. */
+static int fm__positive_int(const char *s, const char *end, size_t *v) {
+  if (end == s) return 0;
+  for (const char *c = s; c < end; c++)
+    if (!isdigit((unsigned char)*c)) return 0;
+  errno = 0;
+  unsigned long long u = strtoull(s, NULL, 10);
+  if (errno == ERANGE || u == 0 || u > INT_MAX) return 0;
+  *v = (size_t)u;
+  return 1;
+}
+
 /* "200,200" -> hidden = {200, 200}. Strict: digits only, every size > 0. */
 static int fm__parse_hidden(const char *args, size_t *hidden, size_t *num_hidden) {
   FM_CHECK(*args, FM_ERR_INVALID_ARG, "model 'mlp:' has an empty hidden-layer list (expected e.g. 'mlp:200,200')");
@@ -49,21 +63,13 @@ static int fm__parse_hidden(const char *args, size_t *hidden, size_t *num_hidden
     const char *end = s;
     while (*end && *end != ',') end++;
     int len = (int)(end - s);
-    int digits = len > 0;
-    for (const char *c = s; c < end; c++)
-      if (!isdigit((unsigned char)*c)) digits = 0;
-    unsigned long long v = 0;
-    if (digits) {
-      errno = 0;
-      v = strtoull(s, NULL, 10);
-      if (errno == ERANGE || v > INT_MAX) digits = 0;
-    }
-    FM_CHECK(digits && v > 0, FM_ERR_INVALID_ARG,
+    size_t v = 0;
+    FM_CHECK(fm__positive_int(s, end, &v), FM_ERR_INVALID_ARG,
              "model 'mlp:%s': bad hidden size '%.*s' (expected comma-separated integers in 1..%d)", args, len, s,
              INT_MAX);
     FM_CHECK(n < FM__MLP_MAX_HIDDEN, FM_ERR_INVALID_ARG, "model 'mlp:%s': more than %d hidden layers", args,
              FM__MLP_MAX_HIDDEN);
-    hidden[n++] = (size_t)v;
+    hidden[n++] = v;
     if (!*end) break;
     s = end + 1;
   }
@@ -78,6 +84,35 @@ static int fm__factory_mlp(const fm_input_spec *spec, const char *args, fm_model
   return fm_model_create_mlp(spec, hidden, num_hidden, out);
 }
 
+/* "32,64,512[,5]" -> F1, F2, U[, K]. Strict like the mlp list; the message
+ * names the field and quotes the offending text. */
+static int fm__factory_cnn(const fm_input_spec *spec, const char *args, fm_model **out) {
+  fm_cnn_config cfg = fm_cnn_config_default(); /* bare "cnn": McMahan et al.'s CNN */
+  if (args) {
+    static const char *const what[4] = {"conv1 filters", "conv2 filters", "dense units", "kernel size"};
+    size_t *field[4] = {&cfg.conv_filters[0], &cfg.conv_filters[1], &cfg.dense_units, &cfg.kernel_size};
+    size_t n = 0;
+    const char *s = args;
+    for (;;) {
+      const char *end = s;
+      while (*end && *end != ',') end++;
+      int len = (int)(end - s);
+      FM_CHECK(n < 4, FM_ERR_INVALID_ARG,
+               "model 'cnn:%s': too many values (expected F1,F2,UNITS or F1,F2,UNITS,KERNEL, e.g. 'cnn:32,64,512')",
+               args);
+      FM_CHECK(fm__positive_int(s, end, field[n]), FM_ERR_INVALID_ARG,
+               "model 'cnn:%s': bad %s '%.*s' (expected an integer in 1..%d)", args, what[n], len, s, INT_MAX);
+      n++;
+      if (!*end) break;
+      s = end + 1;
+    }
+    FM_CHECK(n >= 3, FM_ERR_INVALID_ARG,
+             "model 'cnn:%s': expected F1,F2,UNITS or F1,F2,UNITS,KERNEL (e.g. 'cnn:32,64,512'), got %zu value%s", args,
+             n, n == 1 ? "" : "s");
+  }
+  return fm_model_create_cnn(spec, &cfg, out);
+}
+
 static int fm__factory_2nn(const fm_input_spec *spec, const char *args, fm_model **out) {
   FM_CHECK(!args, FM_ERR_INVALID_ARG, "model '2nn' takes no arguments (got '2nn:%s'; use 'mlp:%s')", args, args);
   const size_t hidden[2] = {200, 200};
@@ -90,8 +125,12 @@ static fm__model_entry fm__registry[FM__REGISTRY_MAX] = {
     {"softmax", "softmax regression (multinomial logistic)", fm__factory_softmax},
     {"mlp", "multi-layer perceptron with ReLU, mlp:H1,H2,... hidden sizes (bare 'mlp' = mlp:200,200)", fm__factory_mlp},
     {"2nn", "McMahan et al. 2NN: mlp:200,200", fm__factory_2nn},
+    {"cnn",
+     "McMahan et al. CNN (TFF create_original_fedavg_cnn_model), cnn:F1,F2,UNITS[,K] (bare 'cnn' = cnn:32,64,512,"
+     " 5x5 kernels); input (H, W) or (H, W, C)",
+     fm__factory_cnn},
 };
-static size_t fm__registry_n = 3;
+static size_t fm__registry_n = 4;
 
 static const fm__model_entry *fm__registry_find(const char *name, size_t len) {
   for (size_t i = 0; i < fm__registry_n; i++)

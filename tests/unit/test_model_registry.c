@@ -1,8 +1,9 @@
 /* tests/unit/test_model_registry.c — the model registry and user models:
- * creating built-ins by name ("softmax", "mlp", "mlp:H,...", "2nn"), the
- * error codes and messages for unknown names and bad arguments, registering
- * a user model with its own vtable (a linear model with a NON-trainable
- * per-feature scale tensor), its layout and its gradient, and a full table.
+ * creating built-ins by name ("softmax", "mlp", "mlp:H,...", "2nn"; "cnn" is
+ * only listed here, its names are tested in test_cnn.c), the error codes and
+ * messages for unknown names and bad arguments, registering a user model
+ * with its own vtable (a linear model with a NON-trainable per-feature scale
+ * tensor), its layout and its gradient, and a full table.
  *
  * The registry is process-wide state, so these tests live in their own
  * executable and run in the order listed in main().
@@ -147,7 +148,9 @@ static void test_builtin_names(void **state) {
   assert_string_equal(fm_model_registry_name(1, &help), "mlp");
   assert_non_null(strstr(help, "200,200"));
   assert_string_equal(fm_model_registry_name(2, NULL), "2nn");
-  assert_null(fm_model_registry_name(3, &help));
+  assert_string_equal(fm_model_registry_name(3, &help), "cnn");
+  assert_non_null(strstr(help, "cnn:32,64,512"));
+  assert_null(fm_model_registry_name(4, &help));
   assert_null(help);
 }
 
@@ -210,6 +213,7 @@ static void test_unknown_name(void **state) {
   assert_non_null(strstr(msg, "softmax"));
   assert_non_null(strstr(msg, "mlp"));
   assert_non_null(strstr(msg, "2nn"));
+  assert_non_null(strstr(msg, "cnn"));
   assert_int_equal(fm_model_create_by_name("resnet:50", &s, &m), FM_ERR_UNKNOWN_TYPE);
   assert_non_null(strstr(fm_last_error(), "'resnet'"));
   /* prefixes and case do not match */
@@ -263,7 +267,7 @@ static void test_register_validation(void **state) {
   assert_int_equal(fm_model_register(NULL, sl_factory, "x"), FM_ERR_INVALID_ARG);
   assert_int_equal(fm_model_register("nofactory", NULL, "x"), FM_ERR_INVALID_ARG);
   assert_int_equal(fm_model_register("a_name_that_is_far_too_long_for_the_table", sl_factory, "x"), FM_ERR_INVALID_ARG);
-  assert_null(fm_model_registry_name(3, NULL)); /* nothing was added */
+  assert_null(fm_model_registry_name(4, NULL)); /* nothing was added */
 }
 
 static void test_user_model(void **state) {
@@ -272,7 +276,7 @@ static void test_user_model(void **state) {
   assert_int_equal(fm_model_register("scaled_linear", sl_factory, "again"), FM_ERR_INVALID_ARG);
   assert_non_null(strstr(fm_last_error(), "scaled_linear"));
   const char *help = NULL;
-  assert_string_equal(fm_model_registry_name(3, &help), "scaled_linear");
+  assert_string_equal(fm_model_registry_name(4, &help), "scaled_linear");
   assert_string_equal(help, "linear model on scaled features");
 
   const size_t D = 5, C = 3, N = 6;
