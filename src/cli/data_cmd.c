@@ -1,6 +1,10 @@
 /* src/cli/data_cmd.c — `fedmpi data synth` (Synthetic(alpha, beta) in TFF's
- * layout) and `fedmpi data info` (what a ClientData file holds). Rank 0 does
- * the work; the other ranks only agree on the outcome. */
+ * layout), `fedmpi data import-idx` (MNIST-format IDX files, partitioned),
+ * `fedmpi data fashion-mnist` (the installed Fashion-MNIST, train and test)
+ * and `fedmpi data info` (what any TFF ClientData file holds: features,
+ * sizes, label skew). Rank 0 does the work; the other ranks only agree on the
+ * outcome. The partitioning and the checks themselves are the library's
+ * (fm_idx_import, fm_partition_labels); this file only maps options. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -50,14 +54,149 @@ static const cli_opt info_opts[] = {
     {"y-feature", CLI_STR, OFF(y_feature), "", 0, 0, NULL, "NAME", "label feature (default: y or label)"},
 };
 #undef OFF
-static const cli_command info_cmd = {"info", "fedmpi data info FILE [options]",
-                                     "Print the number of clients and examples, the feature shape, the number of "
-                                     "classes and the quantiles of client sizes.",
-                                     info_opts, sizeof info_opts / sizeof info_opts[0], 0};
+static const cli_command info_cmd = {
+    "info", "fedmpi data info [options] FILE",
+    "Describe any TFF HDF5 ClientData file (EMNIST, Shakespeare, CIFAR-100, Stack Overflow, fedmpi's own): every\n"
+    "feature of the first non-empty client with its dtype and per-example shape, the number of clients and\n"
+    "examples, quantiles of client sizes and, when there is an integer label feature, the number of classes and\n"
+    "the label skew (mean fraction of a client's examples in its majority class; labels per client).",
+    info_opts, sizeof info_opts / sizeof info_opts[0], 0};
 
 static int cmp_size(const void *a, const void *b) {
   size_t x = *(const size_t *)a, y = *(const size_t *)b;
   return (x > y) - (x < y);
+}
+
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* "min 1  p10 2  p50 4  p90 6  max 8  mean 4.1" of v (n > 0, sorted here). */
+static void print_quantiles(const char *label, size_t *v, size_t n) {
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) sum += (double)v[i];
+  qsort(v, n, sizeof *v, cmp_size);
+  printf("%s min %zu  p10 %zu  p50 %zu  p90 %zu  max %zu  mean %.1f\n", label, v[0], v[n / 10], v[n / 2],
+         v[(9 * n) / 10 < n ? (9 * n) / 10 : n - 1], v[n - 1], sum / (double)n);
+}
+
+static void shape_text(int ndim, const size_t *shape, char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = '\0';
+  snprintf(buf, size, "(");
+  used = 1;
+  for (int d = 0; d < ndim && used + 1 < size; d++) {
+    int w = snprintf(buf + used, size - used, "%s%zu", d ? ", " : "", shape[d]);
+    if (w < 0) break;
+    used += (size_t)w;
+  }
+  if (used + 1 < size) snprintf(buf + used, size - used, ")");
+}
+
+/* Labels of every client: classes (largest + 1), and per non-empty client the
+ * number of distinct labels and the majority-class fraction. */
+static int label_stats(const fm_client_data *cd, size_t *num_classes, size_t *distinct, size_t *nonempty,
+                       double *mean_majority) {
+  const size_t K = fm_client_data_num_clients(cd);
+  int32_t mx = -1;
+  double maj = 0;
+  *nonempty = 0;
+  for (size_t i = 0; i < K; i++) {
+    fm_examples ex;
+    int rc = fm_client_data_load_labels(cd, i, &ex);
+    if (rc != FM_OK) return rc;
+    if (ex.n > 0) {
+      qsort(ex.y, ex.n, sizeof *ex.y, cmp_i32);
+      size_t d = 0, run = 0, best = 0;
+      for (size_t r = 0; r < ex.n; r++) {
+        if (r == 0 || ex.y[r] != ex.y[r - 1]) {
+          d++;
+          run = 0;
+        }
+        if (++run > best) best = run;
+      }
+      if (ex.y[ex.n - 1] > mx) mx = ex.y[ex.n - 1];
+      distinct[(*nonempty)++] = d;
+      maj += (double)best / (double)ex.n;
+    }
+    fm_examples_free(&ex);
+  }
+  *num_classes = (size_t)(mx + 1);
+  *mean_majority = *nonempty ? maj / (double)*nonempty : 0.0;
+  return FM_OK;
+}
+
+static int describe(const char *path, const fm_client_data *cd) {
+  const size_t n = fm_client_data_num_clients(cd);
+  size_t *sizes = malloc((n ? n : 1) * sizeof *sizes), *distinct = malloc((n ? n : 1) * sizeof *distinct);
+  if (!sizes || !distinct) {
+    free(sizes);
+    free(distinct);
+    return fm_set_error(FM_ERR_NOMEM, "out of memory");
+  }
+  size_t empty = 0, ref = n;
+  for (size_t i = 0; i < n; i++) {
+    sizes[i] = fm_client_data_num_examples(cd, i);
+    empty += sizes[i] == 0;
+    if (ref == n && sizes[i] > 0) ref = i;
+  }
+  /* Labels first: a bad label fails before anything is printed. */
+  const char *x = fm_client_data_x_feature(cd), *y = fm_client_data_y_feature(cd);
+  size_t ncls = 0, nonempty = 0;
+  double majority = 0;
+  int rc = y ? label_stats(cd, &ncls, distinct, &nonempty, &majority) : FM_OK;
+  if (rc != FM_OK) {
+    free(sizes);
+    free(distinct);
+    return rc;
+  }
+  if (y && fm_client_data_num_classes(cd)) ncls = fm_client_data_num_classes(cd);
+  char buf[256];
+  printf("file        %s\nclients     %zu\nexamples    %llu\nempty       %zu\n", path, n,
+         (unsigned long long)fm_client_data_total_examples(cd), empty);
+  printf("features of client '%s'%s:\n", fm_client_data_client_id(cd, ref < n ? ref : 0),
+         ref < n ? "" : " (every client is empty)");
+  for (size_t j = 0; j < fm_client_data_num_feature_infos(cd); j++) {
+    const fm_feature_info *f = fm_client_data_feature_info(cd, j);
+    shape_text(f->ndim, f->shape, buf, sizeof buf);
+    printf("  %-20s %-8s %s\n", f->name, fm_dtype_name(f->dtype), buf);
+  }
+  if (x) {
+    int ndim;
+    size_t shape[FM_MAX_DIMS];
+    fm_client_data_feature_shape(cd, &ndim, shape);
+    shape_text(ndim, shape, buf, sizeof buf);
+    printf("input       %s %s\n", x, buf);
+  } else {
+    printf("input       none (no numeric x, pixels or image feature)\n");
+  }
+  if (y) {
+    printf("label       %s\n", y);
+  } else {
+    const fm_feature_info *bad = NULL;
+    for (size_t j = 0; j < fm_client_data_num_feature_infos(cd); j++) {
+      const fm_feature_info *f = fm_client_data_feature_info(cd, j);
+      if (!bad && (!strcmp(f->name, "y") || !strcmp(f->name, "label"))) bad = f;
+    }
+    if (bad) {
+      shape_text(bad->ndim, bad->shape, buf, sizeof buf);
+      printf("label       none ('%s' is %s %s; labels must be integers, one per example)\n", bad->name,
+             fm_dtype_name(bad->dtype), buf);
+    }
+    else
+      printf("label       none (no y or label feature)\n");
+  }
+  if (y) printf("classes     %zu\n", ncls);
+  if (n) print_quantiles("client size", sizes, n);
+  if (y && nonempty) {
+    printf("label skew  majority-class fraction %.3f (mean over %zu non-empty clients; 1 = one class each)\n",
+           majority, nonempty);
+    print_quantiles("labels per client", distinct, nonempty);
+  }
+  free(sizes);
+  free(distinct);
+  return FM_OK;
 }
 
 static int data_info(cli_ctx *ctx, int argc, char **argv) {
@@ -70,43 +209,194 @@ static int data_info(cli_ctx *ctx, int argc, char **argv) {
     cli_error(ctx, "data info", "expected one ClientData file");
     return CLI_EXIT_USAGE;
   }
-  int status = CLI_EXIT_FAILURE, rc = FM_OK;
+  int rc = FM_OK;
   fm_client_data *cd = NULL;
-  size_t *sizes = NULL;
   if (ctx->rank == 0) {
     fm_data_options dopt = {c.x_feature[0] ? c.x_feature : NULL, c.y_feature[0] ? c.y_feature : NULL};
-    rc = fm_client_data_open(pos[0], &dopt, &cd);
-    size_t ncls = 0;
-    if (rc == FM_OK) {
-      ncls = fm_client_data_num_classes(cd);
-      if (!ncls) rc = fm_client_data_scan_num_classes(cd, &ncls);
-    }
-    if (rc == FM_OK) {
-      size_t n = fm_client_data_num_clients(cd);
-      sizes = malloc((n ? n : 1) * sizeof *sizes);
-      if (!sizes) rc = fm_set_error(FM_ERR_NOMEM, "out of memory");
-      for (size_t i = 0; sizes && i < n; i++) sizes[i] = fm_client_data_num_examples(cd, i);
-      if (sizes) {
-        qsort(sizes, n, sizeof *sizes, cmp_size);
-        int ndim;
-        size_t shape[FM_MAX_DIMS];
-        fm_client_data_feature_shape(cd, &ndim, shape);
-        printf("file        %s\nclients     %zu\nexamples    %llu\nfeatures    (", pos[0], n,
-               (unsigned long long)fm_client_data_total_examples(cd));
-        for (int d = 0; d < ndim; d++) printf("%s%zu", d ? ", " : "", shape[d]);
-        printf(")\nclasses     %zu\n", ncls);
-        if (n) {
-          printf("client size min %zu  p10 %zu  p50 %zu  p90 %zu  max %zu  mean %.1f\n", sizes[0], sizes[n / 10],
-                 sizes[n / 2], sizes[(9 * n) / 10 < n ? (9 * n) / 10 : n - 1], sizes[n - 1],
-                 (double)fm_client_data_total_examples(cd) / (double)n);
-        }
-      }
-    }
+    rc = fm_client_data_open_kind(pos[0], &dopt, FM_DATA_ANY, &cd);
+    if (rc == FM_OK) rc = describe(pos[0], cd);
+    fflush(stdout);
   }
-  if (cli_agree(ctx, "data info", rc) == FM_OK) status = CLI_EXIT_OK;
-  free(sizes);
+  int status = cli_agree(ctx, "data info", rc) == FM_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
   fm_client_data_close(&cd);
   return status;
+}
+
+/* ---- import-idx and fashion-mnist ------------------------------------------------ */
+
+#define PARTITIONS "iid|dirichlet|hetero-dir|shards|quantity"
+
+typedef struct import_cfg {
+  char images[CLI_STR_MAX], labels[CLI_STR_MAX], out[CLI_STR_MAX], partition[CLI_STR_MAX];
+  char out_dir[CLI_STR_MAX], dataset_dir[CLI_STR_MAX], test_partition[CLI_STR_MAX];
+  int64_t clients, classes_per_client, min_size, max_attempts, seed, test_clients;
+  double alpha, sigma;
+  int invert, flatten, no_scale;
+} import_cfg;
+
+#define OFF(f) offsetof(import_cfg, f)
+#define PARTITION_OPTS                                                                                              \
+  {"partition", CLI_CHOICE, OFF(partition), "iid", 0, 0, PARTITIONS, NULL,                                         \
+   "how examples become clients: iid (shuffle, equal sizes), dirichlet (Hsu et al.: per-client class mix q ~ "     \
+   "Dir(alpha p), equal sizes), hetero-dir (per-class Dir_K(alpha) over clients, FedMA; bounded), shards "         \
+   "(McMahan: k label-sorted shards per client), quantity (log-normal sizes, iid labels)"},                        \
+      {"clients", CLI_INT, OFF(clients), "100", 1, 4294967295.0, NULL, "K", "number of clients"},                  \
+      {"alpha", CLI_DOUBLE, OFF(alpha), "0.5", 0, INFINITY, NULL, "A",                                             \
+       "dirichlet / hetero-dir concentration (> 0; smaller is more skewed)"},                                      \
+      {"classes-per-client", CLI_INT, OFF(classes_per_client), "2", 1, 1e9, NULL, "k", "shards: shards per client"}, \
+      {"sigma", CLI_DOUBLE, OFF(sigma), "1", 0, INFINITY, NULL, "S", "quantity: log-normal sigma of client sizes"}, \
+      {"min-size", CLI_INT, OFF(min_size), "10", 0, 1e12, NULL, "M",                                               \
+       "hetero-dir, quantity: examples every client gets at least"},                                               \
+      {"max-attempts", CLI_INT, OFF(max_attempts), "100", 1, 1e6, NULL, "R",                                       \
+       "hetero-dir: draws before the deterministic repair"},                                                       \
+      {"seed", CLI_INT, OFF(seed), "0", 0, 9.2e18, NULL, "S", "partition seed"},                                    \
+      {"invert", CLI_FLAG, OFF(invert), "0", 0, 0, NULL, NULL, "pixels 1 - x (EMNIST style: 1.0 = background)"},    \
+      {"flatten", CLI_FLAG, OFF(flatten), "0", 0, 0, NULL, NULL, "pixels (n, R*C) instead of (n, R, C)"},           \
+      {"no-scale", CLI_FLAG, OFF(no_scale), "0", 0, 0, NULL, NULL, "keep pixels as uint8 0..255 (default: float32 x/255)"}
+
+static const cli_opt import_opts[] = {
+    {"images", CLI_STR, OFF(images), "", 0, 0, NULL, "FILE", "IDX images (magic 0x00000803), .gz or plain (required)"},
+    {"labels", CLI_STR, OFF(labels), "", 0, 0, NULL, "FILE", "IDX labels (magic 0x00000801), .gz or plain (required)"},
+    {"out", CLI_STR, OFF(out), "", 0, 0, NULL, "FILE", "ClientData file to write (required)"},
+    PARTITION_OPTS,
+};
+static const cli_command import_cmd = {
+    "import-idx", "fedmpi data import-idx --images F --labels F --out F [options]",
+    "Import an MNIST-format IDX pair (MNIST, Fashion-MNIST, EMNIST; gzipped or not) as TFF HDF5 ClientData:\n"
+    "/examples/f_NNNNN/{pixels float32 (n, 28, 28) in [0, 1], label int32}, partitioned into clients. The method\n"
+    "and its parameters are recorded as root attributes; the same options give the same file.",
+    import_opts, sizeof import_opts / sizeof import_opts[0], 0};
+
+static const cli_opt fmnist_opts[] = {
+    {"out-dir", CLI_STR, OFF(out_dir), ".", 0, 0, NULL, "DIR",
+     "where fashion_mnist_train.h5 and fashion_mnist_test.h5 go (created)"},
+    PARTITION_OPTS,
+    {"test-partition", CLI_CHOICE, OFF(test_partition), "iid", 0, 0, PARTITIONS, NULL,
+     "partition of the t10k test set (same alpha, k, sigma, min-size, seed)"},
+    {"test-clients", CLI_INT, OFF(test_clients), "100", 1, 4294967295.0, NULL, "K", "number of test clients"},
+    {"dataset-dir", CLI_STR, OFF(dataset_dir), "/usr/share/datasets/fashion-mnist", 0, 0, NULL, "DIR",
+     "the installed IDX files (Debian package dataset-fashion-mnist)"},
+};
+#undef OFF
+static const cli_command fmnist_cmd = {
+    "fashion-mnist", "fedmpi data fashion-mnist [--out-dir D] [options]",
+    "Import the installed Fashion-MNIST (train-*-ubyte.gz: 60,000 examples; t10k-*: 10,000) as two ClientData\n"
+    "files, the training set partitioned with --partition and the test set with --test-partition, both in\n"
+    "TFF's EMNIST layout (pixels (n, 28, 28) float32 in [0, 1], label int32, 10 classes).",
+    fmnist_opts, sizeof fmnist_opts / sizeof fmnist_opts[0], 0};
+
+/* Options -> library options; a usage message if a value cannot work. */
+static int import_options(const import_cfg *c, const char *method, int64_t clients, fm_idx_import_options *o,
+                          char *err, size_t errlen) {
+  fm_idx_import_defaults(o);
+  if (fm_partition_method_parse(method, &o->partition.method) != FM_OK) {
+    snprintf(err, errlen, "%s", fm_last_error());
+    return -1;
+  }
+  if ((o->partition.method == FM_PARTITION_DIRICHLET || o->partition.method == FM_PARTITION_HETERO_DIR) &&
+      !(c->alpha > 0)) {
+    snprintf(err, errlen, "--alpha must be > 0 for --partition %.32s", method);
+    return -1;
+  }
+  o->partition.num_clients = (size_t)clients;
+  o->partition.alpha = c->alpha;
+  o->partition.classes_per_client = (size_t)c->classes_per_client;
+  o->partition.sigma = c->sigma;
+  o->partition.min_size = (size_t)c->min_size;
+  o->partition.max_attempts = (unsigned)c->max_attempts;
+  o->partition.seed = (uint64_t)c->seed;
+  o->invert = c->invert;
+  o->flatten = c->flatten;
+  o->no_scale = c->no_scale;
+  return 0;
+}
+
+static void print_written(const char *path, const fm_idx_import_options *o, const fm_partition_result *res) {
+  printf("wrote %s (%zu clients, partition %s", path, o->partition.num_clients,
+         fm_partition_method_name(o->partition.method));
+  if (o->partition.method == FM_PARTITION_HETERO_DIR)
+    printf(", %u attempt%s, %llu examples moved to reach min-size %zu", res->attempts, res->attempts == 1 ? "" : "s",
+           (unsigned long long)res->moved, o->partition.min_size);
+  printf(")\n");
+}
+
+static int data_import_idx(cli_ctx *ctx, int argc, char **argv) {
+  import_cfg c;
+  char *pos[1];
+  int npos;
+  int ex = cli_parse_or_exit(ctx, &import_cmd, &c, argc, argv, pos, 0, &npos);
+  if (ex >= 0) return ex;
+  const char *missing = !c.images[0] ? "--images" : !c.labels[0] ? "--labels" : !c.out[0] ? "--out" : NULL;
+  char err[1024];
+  fm_idx_import_options o;
+  if (missing) {
+    snprintf(err, sizeof err, "%s is required (see fedmpi data import-idx --help)", missing);
+    cli_error(ctx, "data import-idx", err);
+    return CLI_EXIT_USAGE;
+  }
+  if (import_options(&c, c.partition, c.clients, &o, err, sizeof err) != 0) {
+    cli_error(ctx, "data import-idx", err);
+    return CLI_EXIT_USAGE;
+  }
+  int rc = FM_OK;
+  if (ctx->rank == 0) {
+    o.images_path = c.images;
+    o.labels_path = c.labels;
+    fm_partition_result res;
+    rc = fm_idx_import(&o, c.out, &res);
+    if (rc == FM_OK) print_written(c.out, &o, &res);
+    fflush(stdout);
+  }
+  return cli_agree(ctx, "data import-idx", rc) == FM_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
+static int data_fashion_mnist(cli_ctx *ctx, int argc, char **argv) {
+  import_cfg c;
+  char *pos[1];
+  int npos;
+  int ex = cli_parse_or_exit(ctx, &fmnist_cmd, &c, argc, argv, pos, 0, &npos);
+  if (ex >= 0) return ex;
+  char err[1024];
+  fm_idx_import_options tr, te;
+  if (import_options(&c, c.partition, c.clients, &tr, err, sizeof err) != 0 ||
+      import_options(&c, c.test_partition, c.test_clients, &te, err, sizeof err) != 0) {
+    cli_error(ctx, "data fashion-mnist", err);
+    return CLI_EXIT_USAGE;
+  }
+  int rc = FM_OK;
+  if (ctx->rank == 0) {
+    static const char *const names[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+    char src[4][CLI_STR_MAX + 64], out_tr[CLI_STR_MAX + 64], out_te[CLI_STR_MAX + 64];
+    for (int j = 0; j < 4 && rc == FM_OK; j++) {
+      snprintf(src[j], sizeof src[j], "%s/%s", c.dataset_dir, names[j]);
+      FILE *f = fopen(src[j], "rb");
+      if (f)
+        fclose(f);
+      else
+        rc = fm_set_error(FM_ERR_IO, "Fashion-MNIST not found: cannot read '%s'; install dataset-fashion-mnist "
+                          "(scripts/install-deps)", src[j]);
+    }
+    if (rc == FM_OK && cli_mkdirs(c.out_dir) != 0)
+      rc = fm_set_error(FM_ERR_IO, "cannot create output directory '%s'", c.out_dir);
+    snprintf(out_tr, sizeof out_tr, "%s/fashion_mnist_train.h5", c.out_dir);
+    snprintf(out_te, sizeof out_te, "%s/fashion_mnist_test.h5", c.out_dir);
+    fm_partition_result res;
+    if (rc == FM_OK) {
+      tr.images_path = src[0];
+      tr.labels_path = src[1];
+      rc = fm_idx_import(&tr, out_tr, &res);
+      if (rc == FM_OK) print_written(out_tr, &tr, &res);
+    }
+    if (rc == FM_OK) {
+      te.images_path = src[2];
+      te.labels_path = src[3];
+      rc = fm_idx_import(&te, out_te, &res);
+      if (rc == FM_OK) print_written(out_te, &te, &res);
+    }
+    fflush(stdout);
+  }
+  return cli_agree(ctx, "data fashion-mnist", rc) == FM_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
 static int data_synth(cli_ctx *ctx, int argc, char **argv) {
@@ -138,12 +428,20 @@ int cmd_data(cli_ctx *ctx, int argc, char **argv) {
   const char *sub = argc > 1 ? argv[1] : NULL;
   if (sub && !strcmp(sub, "synth")) return data_synth(ctx, argc - 1, argv + 1);
   if (sub && !strcmp(sub, "info")) return data_info(ctx, argc - 1, argv + 1);
+  if (sub && !strcmp(sub, "import-idx")) return data_import_idx(ctx, argc - 1, argv + 1);
+  if (sub && !strcmp(sub, "fashion-mnist")) return data_fashion_mnist(ctx, argc - 1, argv + 1);
   if (sub && (!strcmp(sub, "--help") || !strcmp(sub, "-h"))) {
-    if (ctx->rank == 0) printf("usage: fedmpi data synth [options] | fedmpi data info FILE\n");
+    if (ctx->rank == 0)
+      printf("usage: fedmpi data synth [options]\n"
+             "       fedmpi data import-idx --images F --labels F --out F [options]\n"
+             "       fedmpi data fashion-mnist [--out-dir D] [options]\n"
+             "       fedmpi data info FILE\n"
+             "(each takes --help)\n");
     return CLI_EXIT_OK;
   }
   char msg[256];
-  snprintf(msg, sizeof msg, "unknown data command '%s' (expected synth or info)", sub ? sub : "");
+  snprintf(msg, sizeof msg, "unknown data command '%s' (expected synth, import-idx, fashion-mnist or info)",
+           sub ? sub : "");
   cli_error(ctx, "data", msg);
   return CLI_EXIT_USAGE;
 }

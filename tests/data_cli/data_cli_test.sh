@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# tests/data_cli/data_cli_test.sh — end-to-end tests of `fedmpi data
+# import-idx | fashion-mnist | info` and of real-data bad input, through
+# mpiexec like a user would run them.
+#   usage: data_cli_test.sh SCENARIO FEDMPI MPIEXEC [MPIEXEC PREFLAGS...]
+# Each scenario runs in the current (per-test) directory and exits non-zero
+# with a message on the first failed expectation. Scenarios that need h5py
+# (TFF-shaped fixtures) or the dataset-fashion-mnist package say so and pass
+# when those are missing.
+set -u
+# shellcheck disable=SC2034 # used by common.sh
+scenario=$1 fedmpi=$2 mpiexec=$3
+shift 3
+preflags=("$@")
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../common.sh
+source "$here/../common.sh"
+FMNIST=/usr/share/datasets/fashion-mnist
+
+# write_idx PREFIX N ROWS COLS LABELS_N CLASSES [gz]: PREFIX-images / PREFIX-labels
+# (pixel (i, r, c) = (37 i + 5 r + 3 c) % 256, label i % CLASSES), gzipped with "gz"
+write_idx() {
+  python3 - "$@" <<'PY' || fail "cannot write IDX files"
+import gzip, struct, sys
+prefix, n, rows, cols, nl, classes = sys.argv[1], *map(int, sys.argv[2:7])
+gz = len(sys.argv) > 7 and sys.argv[7] == "gz"
+op = (lambda p: gzip.open(p + ".gz", "wb")) if gz else (lambda p: open(p, "wb"))
+with op(prefix + "-images") as f:
+    f.write(struct.pack(">IIII", 0x803, n, rows, cols))
+    f.write(bytes((37 * i + 5 * r + 3 * c) % 256 for i in range(n) for r in range(rows) for c in range(cols)))
+with op(prefix + "-labels") as f:
+    f.write(struct.pack(">II", 0x801, nl))
+    f.write(bytes(i % classes for i in range(nl)))
+PY
+}
+
+# a python3 that has h5py (FEDMPI_PYTHON, python3, /usr/bin/python3), or empty
+h5py_python() {
+  local p
+  for p in "${FEDMPI_PYTHON:-}" python3 /usr/bin/python3; do
+    [ -n "$p" ] && "$p" -c "import h5py, numpy" >/dev/null 2>&1 && { echo "$p"; return; }
+  done
+}
+
+# info_has FILE LINE_REGEX: `data info FILE` prints a line matching LINE_REGEX
+info_has() {
+  expect_ok 1 data info "$1"
+  grep -Eq -- "$2" out.txt || { cat out.txt >&2; fail "data info $1: no line matching '$2'"; }
+}
+
+attr() { h5dump -a "/$2" "$1" 2>/dev/null | grep -A1 'DATA {' | tail -1 | sed 's/^ *(0): *//; s/"//g'; }
+
+case $scenario in
+import_idx)
+  write_idx a 600 4 5 600 10 gz
+  expect_ok 1 data import-idx --images a-images.gz --labels a-labels.gz --out iid.h5 --clients 12 --seed 3
+  grep -q "^wrote iid.h5 (12 clients, partition iid)" out.txt || fail "import-idx output"
+  info_has iid.h5 "^clients     12$"
+  info_has iid.h5 "^examples    600$"
+  info_has iid.h5 "^classes     10$"
+  info_has iid.h5 "^  pixels +float32 +\(4, 5\)$"
+  info_has iid.h5 "^  label +int32 +\(\)$"
+  info_has iid.h5 "^client size min 50  p10 50  p50 50  p90 50  max 50"
+  h5dump -H iid.h5 | grep -q 'GROUP "f_00011"' || fail "client ids f_00000 .. f_00011"
+  [ "$(attr iid.h5 partition)" = iid ] || fail "partition attribute"
+  [ "$(attr iid.h5 source_images)" = a-images.gz ] || fail "source_images attribute"
+  # same options, same bytes; also from 2 ranks
+  expect_ok 2 data import-idx --images a-images.gz --labels a-labels.gz --out iid2.h5 --clients 12 --seed 3
+  cmp -s iid.h5 iid2.h5 || fail "import-idx is not reproducible"
+  # every partitioner; skew shows in data info
+  expect_ok 1 data import-idx --images a-images.gz --labels a-labels.gz --out dir.h5 --clients 12 \
+    --partition dirichlet --alpha 0.1 --seed 1
+  info_has dir.h5 "^client size min 50 .* max 50 "
+  info_has dir.h5 "^label skew  majority-class fraction 0\.[5-9]"
+  [ "$(attr dir.h5 alpha)" = 0.1 ] || fail "alpha attribute: $(attr dir.h5 alpha)"
+  expect_ok 1 data import-idx --images a-images.gz --labels a-labels.gz --out het.h5 --clients 12 \
+    --partition hetero-dir --alpha 0.05 --min-size 30 --max-attempts 3 --seed 1
+  grep -q "attempts, [0-9]* examples moved to reach min-size 30" out.txt || { cat out.txt; fail "hetero-dir report"; }
+  info_has het.h5 "^client size min (3[0-9]|[4-9][0-9])"
+  [ "$(attr het.h5 min_size)" = 30 ] || fail "min_size attribute"
+  expect_ok 1 data import-idx --images a-images.gz --labels a-labels.gz --out sh.h5 --clients 20 \
+    --partition shards --classes-per-client 2
+  info_has sh.h5 "^labels per client min [12]  .* max 2 "
+  [ "$(attr sh.h5 classes_per_client)" = 2 ] || fail "classes_per_client attribute"
+  expect_ok 1 data import-idx --images a-images.gz --labels a-labels.gz --out q.h5 --clients 12 \
+    --partition quantity --sigma 1.5 --min-size 5
+  info_has q.h5 "^client size min ([5-9]|[1-4][0-9]) "
+  # preprocessing: raw, inverted, flattened; plain (not gzipped) files
+  write_idx b 30 2 3 30 3
+  expect_ok 1 data import-idx --images b-images --labels b-labels --out raw.h5 --clients 3 --no-scale --invert --flatten
+  info_has raw.h5 "^  pixels +uint8 +\(6\)$"
+  [ "$(attr raw.h5 scale)" = none ] || fail "scale attribute"
+  [ "$(attr raw.h5 invert)" = 1 ] || fail "invert attribute"
+  # and it trains
+  expect_ok 2 train --data iid.h5 --rounds 2 --clients-per-round 4 --out run --quiet
+  ;;
+bad_idx)
+  write_idx a 10 2 2 10 3
+  write_idx m 10 2 2 9 3
+  expect_error 1 "a-labels: wrong magic 0x00000801 (expected 0x00000803" \
+    data import-idx --images a-labels --labels a-labels --out o.h5 --clients 2
+  head -c 40 a-images >trunc-images
+  expect_error 2 "trunc-images: truncated: the header promises 10 x 2 x 2 = 40 bytes of data, the file holds 24" \
+    data import-idx --images trunc-images --labels a-labels --out o.h5 --clients 2
+  gzip -c a-images | head -c 30 >cut-images.gz
+  expect_error 1 "cut-images.gz: " data import-idx --images cut-images.gz --labels a-labels --out o.h5 --clients 2
+  expect_error 1 "'m-images' has 10 images but 'm-labels' has 9 labels" \
+    data import-idx --images m-images --labels m-labels --out o.h5 --clients 2
+  [ ! -e o.h5 ] && [ ! -e o.h5.tmp ] || fail "a failed import left a file behind"
+  expect_error 1 "cannot open 'nope.gz'" data import-idx --images nope.gz --labels a-labels --out o.h5
+  expect_error 1 "11 clients but only 10 examples" data import-idx --images a-images --labels a-labels --out o.h5 \
+    --clients 11
+  expect_error 2 "--labels is required" data import-idx --images a-images --out o.h5
+  expect_error 2 "--alpha must be > 0 for --partition dirichlet" data import-idx --images a-images --labels a-labels \
+    --out o.h5 --partition dirichlet --alpha 0
+  expect_error 2 "invalid value 'lda' for --partition" data import-idx --images a-images --labels a-labels \
+    --out o.h5 --partition lda
+  expect_error 2 "Fashion-MNIST not found: cannot read 'nowhere/train-images-idx3-ubyte.gz'; install" \
+    data fashion-mnist --dataset-dir nowhere --out-dir fm
+  grep -q "install dataset-fashion-mnist (scripts/install-deps)" err.txt || fail "no install hint"
+  expect_ok 1 data import-idx --help
+  for o in --images --labels --out --partition --clients --alpha --classes-per-client --sigma --min-size --seed \
+    --invert --flatten --no-scale; do
+    grep -q -- "$o" out.txt || fail "import-idx --help lacks $o"
+  done
+  ;;
+info)
+  py=$(h5py_python)
+  [ -n "$py" ] || { echo "note: no python3 with h5py; TFF-shaped fixtures skipped"; echo "PASS [$scenario]"; exit 0; }
+  "$py" "$here/../data/make_h5_fixtures.py" fx >/dev/null || fail "fixture script"
+  info_has fx/shakespeare.h5 "^  snippets +string +\(\)$"
+  info_has fx/shakespeare.h5 "^clients     5$"
+  info_has fx/shakespeare.h5 "^empty       1$"
+  info_has fx/shakespeare.h5 "^input       none"
+  grep -q "^label skew" out.txt && fail "shakespeare has no labels"
+  info_has fx/fed_cifar100.h5 "^  image +uint8 +\(32, 32, 3\)$"
+  info_has fx/fed_cifar100.h5 "^  coarse_label +int64 +\(\)$"
+  info_has fx/fed_cifar100.h5 "^features of client '0':$"
+  info_has fx/fed_cifar100.h5 "^labels per client min 1 "
+  info_has fx/fed_emnist_digitsonly.h5 "^  pixels +float32 +\(28, 28\)$"
+  info_has fx/fed_emnist_digitsonly.h5 "^classes     10$"
+  info_has fx/float_labels.h5 "^label       none \('y' is float32"
+  info_has fx/odd_ids.h5 "^clients     17$"
+  expect_error 1 "fx/neg_label.h5: client 'c0': feature 'y' has negative label -2 at example 1" data info fx/neg_label.h5
+  expect_error 1 "fx/no_examples.h5: no group '/examples'" data info fx/no_examples.h5
+  expect_error 1 "fx/feature_rows.h5: client 'c0': feature 'w' has 4 rows but 'y' has 3" data info fx/feature_rows.h5
+  expect_error 1 "no feature 'nope'" data info --y-feature nope fx/fed_cifar100.h5
+  expect_ok 2 data info --y-feature coarse_label fx/fed_cifar100.h5
+  grep -q "^classes     20$" out.txt || fail "coarse labels: 20 classes"
+  head -c 3000 fx/emnist.h5 >trunc.h5
+  expect_error 1 "trunc.h5" data info trunc.h5
+  ;;
+nan_train)
+  py=$(h5py_python)
+  [ -n "$py" ] || { echo "note: no python3 with h5py; skipped"; echo "PASS [$scenario]"; exit 0; }
+  "$py" "$here/../data/make_h5_fixtures.py" fx >/dev/null || fail "fixture script"
+  cp fx/nan.h5 nan.h5
+  expect_error 2 "nan.h5: client 'c1': feature 'pixels' has a non-finite value at example 3" \
+    train --data nan.h5 --clients-per-round 2 --rounds 1 --out o
+  expect_error 1 "nan.h5: client 'c1': feature 'pixels' has a non-finite value at example 3" \
+    train --data nan.h5 --clients-per-round 2 --rounds 1 --out o
+  cp fx/inf64.h5 inf64.h5
+  expect_error 2 "inf64.h5: client 'a': feature 'x' has a non-finite value at example 1" \
+    train --data inf64.h5 --clients-per-round 1 --rounds 1 --num-classes 2 --out o
+  expect_error 2 "shakespeare.h5: client 'ALLS_WELL_THAT_ENDS_WELL_HELENA': no x feature" \
+    train --data fx/shakespeare.h5 --out o
+  ;;
+fashion_mnist)
+  if [ ! -r $FMNIST/train-images-idx3-ubyte.gz ]; then
+    echo "note: $FMNIST absent (dataset-fashion-mnist not installed); skipped"
+    echo "PASS [$scenario]"
+    exit 0
+  fi
+  expect_ok 2 data fashion-mnist --out-dir fm --partition dirichlet --clients 100 --alpha 0.5 --seed 0
+  grep -q "^wrote fm/fashion_mnist_train.h5 (100 clients, partition dirichlet)" out.txt || fail "train file"
+  grep -q "^wrote fm/fashion_mnist_test.h5 (100 clients, partition iid)" out.txt || fail "test file"
+  info_has fm/fashion_mnist_train.h5 "^examples    60000$"
+  info_has fm/fashion_mnist_train.h5 "^classes     10$"
+  info_has fm/fashion_mnist_train.h5 "^client size min 600 "
+  info_has fm/fashion_mnist_test.h5 "^examples    10000$"
+  info_has fm/fashion_mnist_test.h5 "^labels per client min ([5-9]|10) "
+  [ "$(attr fm/fashion_mnist_train.h5 source_images)" = $FMNIST/train-images-idx3-ubyte.gz ] || fail "source"
+  expect_ok 2 train --data fm/fashion_mnist_train.h5 --test-data fm/fashion_mnist_test.h5 --rounds 3 \
+    --clients-per-round 10 --out run --quiet
+  grep -q "final test accuracy" out.txt || fail "no final accuracy"
+  expect_ok 1 data fashion-mnist --out-dir fm2 --partition shards --classes-per-client 2 --test-partition shards \
+    --test-clients 50 --seed 0
+  info_has fm2/fashion_mnist_train.h5 "^labels per client min [12]  .* max 2 "
+  info_has fm2/fashion_mnist_test.h5 "^clients     50$"
+  ;;
+*)
+  fail "unknown scenario"
+  ;;
+esac
+echo "PASS [$scenario]"
