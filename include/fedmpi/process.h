@@ -197,6 +197,30 @@ FM_EXTERN int fm_state_gather_clients(const fm_process *p, const fm_state *s, fm
  * clients this rank owns. Nothing changes on failure. */
 FM_EXTERN int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v);
 
+/* How a round's clients are spread over ranks. Either way every rank starts
+ * its own clients largest first (threads take them dynamically), and the
+ * result is bit-identical: only the time changes. */
+typedef enum fm_assignment {
+  FM_ASSIGN_SHARD = 0,   /* each client trains on the rank owning its shard (fm_client_owner) */
+  FM_ASSIGN_BALANCED = 1 /* longest-processing-time first: clients by examples x epochs, largest
+                            first, each to the least-loaded rank (ties: lowest rank), computed
+                            identically on every rank. Not for algorithms with per-client state. */
+} fm_assignment;
+
+/* Where a round's time went (filled on rank 0 when requested on every rank). */
+typedef struct fm_round_stats {
+  double wall;          /* the whole next() */
+  double distribute;    /* broadcasts */
+  double map_wall;      /* client map: slowest rank's wall time */
+  double busy_max;      /* client map: busiest rank's summed thread time */
+  double busy_min;      /* ... least busy rank's */
+  double busy_sum;      /* ... summed over every thread of every rank */
+  double reduce;        /* agreement + reduction, waiting included */
+  double server;        /* aggregator finalize, finalizer, metrics on rank 0 */
+  int ranks, threads;
+  double idle_fraction; /* 1 - busy_sum / (ranks * threads * map_wall) */
+} fm_round_stats;
+
 /* What one round trains on. */
 typedef struct fm_round_input {
   const fm_client_data *data;
@@ -204,7 +228,15 @@ typedef struct fm_round_input {
   const uint64_t *cohort;  /* client indices, identical on every rank */
   size_t cohort_size;
   int num_threads;         /* OpenMP threads for the client map; 0 = runtime default */
+  fm_assignment assignment;
+  fm_round_stats *stats;   /* NULL, or non-NULL on every rank: timing of this round */
 } fm_round_input;
+
+/* The rank that trains each cohort client under a policy: ranks[i] for
+ * cohort[i]. work[i] = examples x epochs is used by FM_ASSIGN_BALANCED.
+ * Deterministic; O(k log k + k size). */
+FM_EXTERN int fm_assign_clients(fm_assignment policy, const uint64_t *cohort, const uint64_t *work, size_t k,
+                                uint64_t population, int size, int *ranks);
 
 /* next(state, client data) -> (state, metrics). Collective on comm: every
  * rank calls it with the same input; each trains the cohort clients it owns

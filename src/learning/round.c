@@ -8,13 +8,25 @@
  * population or the number of rounds. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "internal.h"
 #include "learning_impl.h"
+
+static double fm__now(void) {
+#ifdef _OPENMP
+  return omp_get_wtime();
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
 
 /* One thread's buffers. */
 typedef struct fm__worker {
@@ -326,52 +338,133 @@ int fm__metrics_finalize(const fm_model *m, const fm_exact *sums, const char *pr
  * threads, then sum the threads' packed buffers into total (num_slots). */
 typedef int (*fm__client_fn)(void *ctx, uint64_t c, fm__worker *k);
 
-static int fm__client_map(const fm_model *model, size_t batch, const fm_optimizer *client_opt, const uint64_t *clients,
-                          size_t num_clients, uint64_t population, const fm_comm *comm, int num_threads,
-                          size_t num_slots, fm__client_fn fn, void *ctx, fm_exact *total) {
-  /* The owned clients, in cohort order. */
-  uint64_t *mine = fm__malloc((num_clients ? num_clients : 1) * sizeof *mine);
-  if (!mine) return FM_ERR_NOMEM;
-  size_t n = 0;
-  for (size_t i = 0; i < num_clients; i++)
-    if (fm_client_owner(clients[i], population, comm->size) == comm->rank) mine[n++] = clients[i];
+typedef struct fm__order_item {
+  uint64_t work, client;
+  size_t index;
+} fm__order_item;
 
-  int nt = num_threads > 0 ? num_threads : 1;
+/* Largest work first, then by client index: a total, layout-free order. */
+static int fm__cmp_work_desc(const void *a, const void *b) {
+  const fm__order_item *x = a, *y = b;
+  if (x->work != y->work) return x->work < y->work ? 1 : -1;
+  return (x->client > y->client) - (x->client < y->client);
+}
+
+int fm_assign_clients(fm_assignment policy, const uint64_t *cohort, const uint64_t *work, size_t k,
+                      uint64_t population, int size, int *ranks) {
+  FM_CHECK(cohort || k == 0, FM_ERR_INVALID_ARG, "cohort is NULL");
+  FM_CHECK(size >= 1, FM_ERR_INVALID_ARG, "communicator size must be >= 1");
+  if (policy == FM_ASSIGN_SHARD) {
+    for (size_t i = 0; i < k; i++) ranks[i] = fm_client_owner(cohort[i], population, size);
+    return FM_OK;
+  }
+  FM_CHECK(policy == FM_ASSIGN_BALANCED, FM_ERR_INVALID_ARG, "unknown client assignment policy %d", (int)policy);
+  FM_CHECK(work, FM_ERR_INVALID_ARG, "balanced assignment needs the clients' work");
+  fm__order_item *items = fm__malloc((k ? k : 1) * sizeof *items);
+  uint64_t *load = fm__calloc((size_t)size, sizeof *load);
+  if (!items || !load) {
+    fm__free(items);
+    fm__free(load);
+    return FM_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < k; i++) items[i] = (fm__order_item){work[i], cohort[i], i};
+  qsort(items, k, sizeof *items, fm__cmp_work_desc);
+  for (size_t j = 0; j < k; j++) {
+    int best = 0;
+    for (int r = 1; r < size; r++)
+      if (load[r] < load[best]) best = r;
+    /* a client with no work still costs a little (loading it) */
+    load[best] += items[j].work + 1;
+    ranks[items[j].index] = best;
+  }
+  fm__free(items);
+  fm__free(load);
+  return FM_OK;
+}
+
+/* The shared client map: run fn over the clients this rank trains (by
+ * policy, largest work first) with nt threads, then sum the threads' packed
+ * buffers into total (num_slots). busy gets the summed thread busy time. */
+typedef int (*fm__client_fn)(void *ctx, uint64_t c, fm__worker *k);
+
+typedef struct fm__map_args {
+  const fm_model *model;
+  size_t batch;
+  const fm_optimizer *client_opt;
+  const uint64_t *clients;
+  size_t num_clients;
+  const fm_client_data *data; /* for the clients' sizes */
+  int epochs;
+  fm_assignment policy;
+  const fm_comm *comm;
+  int num_threads;
+  size_t num_slots;
+} fm__map_args;
+
+static int fm__client_map(const fm__map_args *a, fm__client_fn fn, void *ctx, fm_exact *total, double *busy,
+                          int *threads_used) {
+  const size_t k = a->num_clients;
+  const uint64_t population = fm_client_data_num_clients(a->data);
+  int *ranks = fm__malloc((k ? k : 1) * sizeof *ranks);
+  uint64_t *work = fm__malloc((k ? k : 1) * sizeof *work);
+  fm__order_item *mine = fm__malloc((k ? k : 1) * sizeof *mine);
+  int rc = ranks && work && mine ? FM_OK : FM_ERR_NOMEM;
+  for (size_t i = 0; rc == FM_OK && i < k; i++)
+    work[i] = (uint64_t)fm_client_data_num_examples(a->data, (size_t)a->clients[i]) * (uint64_t)a->epochs;
+  if (rc == FM_OK) rc = fm_assign_clients(a->policy, a->clients, work, k, population, a->comm->size, ranks);
+  size_t n = 0;
+  for (size_t i = 0; rc == FM_OK && i < k; i++)
+    if (ranks[i] == a->comm->rank) mine[n++] = (fm__order_item){work[i], a->clients[i], i};
+  fm__free(ranks);
+  fm__free(work);
+  if (rc != FM_OK) {
+    fm__free(mine);
+    return rc;
+  }
+  /* Largest first: the dynamic schedule then approximates LPT across threads. */
+  qsort(mine, n, sizeof *mine, fm__cmp_work_desc);
+
+  int nt = a->num_threads > 0 ? a->num_threads : 1;
 #ifdef _OPENMP
-  if (num_threads <= 0) nt = omp_get_max_threads();
+  if (a->num_threads <= 0) nt = omp_get_max_threads();
 #endif
   if ((size_t)nt > n) nt = n ? (int)n : 1;
+  *threads_used = nt;
 
   int status = FM_OK;
   char msg[1024] = "";
-  fm_exact_zero(total, num_slots);
-#pragma omp parallel num_threads(nt)
+  double busy_sum = 0;
+  fm_exact_zero(total, a->num_slots);
+#pragma omp parallel num_threads(nt) reduction(+ : busy_sum)
   {
-    fm__worker k;
-    int rc = fm__worker_init(&k, model, batch, num_slots, client_opt);
-    int have = rc == FM_OK;
+    fm__worker w;
+    int trc = fm__worker_init(&w, a->model, a->batch, a->num_slots, a->client_opt);
+    int have = trc == FM_OK;
 #pragma omp for schedule(dynamic, 1)
     for (size_t i = 0; i < n; i++) {
-      if (rc != FM_OK) continue;
+      if (trc != FM_OK) continue;
       int crc;
 #pragma omp atomic read
       crc = status;
       if (crc != FM_OK) continue; /* another thread failed: stop early */
-      rc = fn(ctx, mine[i], &k);
+      double t0 = fm__now();
+      trc = fn(ctx, mine[i].client, &w);
+      busy_sum += fm__now() - t0;
     }
 #pragma omp critical(fm_client_map)
     {
-      if (rc != FM_OK && status == FM_OK) {
+      if (trc != FM_OK && status == FM_OK) {
 #pragma omp atomic write
-        status = rc;
+        status = trc;
         snprintf(msg, sizeof msg, "%s", fm_last_error());
       }
       /* Exact sums: the order threads arrive in does not matter. */
-      if (have) fm_exact_accumulate(total, k.acc, num_slots);
+      if (have) fm_exact_accumulate(total, w.acc, a->num_slots);
     }
-    if (have) fm__worker_free(&k);
+    if (have) fm__worker_free(&w);
   }
   fm__free(mine);
+  *busy = busy_sum;
   if (status != FM_OK) return FM_ERR(status, "%s", msg);
   return FM_OK;
 }
@@ -419,6 +512,32 @@ static int fm__check_round_input(const fm_process *p, const fm_round_input *in) 
   return FM_OK;
 }
 
+/* Collective: timing of a round, on rank 0. Maxima over ranks by an
+ * allreduce, the busy-time sum by an exact reduce. */
+static int fm__round_stats(fm_comm *comm, fm_round_stats *st, double t0, double t_dist, double t_map, double t_reduce,
+                           double t_server, double busy, int threads) {
+  double mx[4] = {t_map - t_dist, busy, -busy, (double)threads};
+  FM_CALL(comm->ops->allreduce_max(comm, mx, 4));
+  fm_exact sum;
+  fm_exact_zero(&sum, 1);
+  fm_exact_add(&sum, busy, 1e15);
+  FM_CALL(comm->ops->reduce_exact(comm, &sum, 1));
+  memset(st, 0, sizeof *st);
+  st->wall = t_server - t0;
+  st->distribute = t_dist - t0;
+  st->map_wall = mx[0];
+  st->busy_max = mx[1];
+  st->busy_min = -mx[2];
+  st->busy_sum = fm_exact_to_double(&sum);
+  st->reduce = t_reduce - t_map;
+  st->server = t_server - t_reduce;
+  st->ranks = comm->size;
+  st->threads = (int)mx[3];
+  double cap = (double)st->ranks * st->threads * st->map_wall;
+  st->idle_fraction = cap > 0 ? 1.0 - st->busy_sum / cap : 0.0;
+  return FM_OK;
+}
+
 /* Server side of the algorithms' extras, on rank 0, after the mean update. */
 static int fm__server_extras(const fm_process *p, fm_state *s, const fm_exact *total, uint64_t population, float *mean,
                              int *non_finite) {
@@ -462,9 +581,15 @@ int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, 
   FM_CHECK(s->owner == p, FM_ERR_STATE_MISMATCH, "the state was initialized by a different process");
   const size_t t = p->trainable, mvals = p->num_metric_values;
   const size_t num_slots = FM__SLOT_EXTRA(t, mvals) + p->extra_slots;
-  int rc = comm->ops->agree(comm, fm__check_round_input(p, in));
+  int rc = fm__check_round_input(p, in);
+  if (rc == FM_OK && in->assignment == FM_ASSIGN_BALANCED && p->algo == FM__ALGO_SCAFFOLD)
+    rc = FM_ERR(FM_ERR_INVALID_ARG, "scaffold keeps per-client state on the client's owning rank: it needs the "
+                                    "shard assignment, not balanced");
+  rc = comm->ops->agree(comm, rc);
   if (rc != FM_OK) return rc;
   const uint64_t population = fm_client_data_num_clients(in->data);
+  double t_start = fm__now(), t_dist = 0, t_map = 0, t_reduce = 0, t_server = 0, busy = 0;
+  int threads_used = 1;
 
   /* 1. distributor: weights, client hparams and what the algorithm's clients
    * need (Mime Lite's base optimizer state, SCAFFOLD's c) from rank 0. */
@@ -475,6 +600,7 @@ int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, 
   if (p->algo == FM__ALGO_MIME && s->base_state.num_slots)
     FM_CALL(comm->ops->bcast(comm, s->base_state.slots, s->base_state.num_slots * t * sizeof(float)));
   if (p->algo == FM__ALGO_SCAFFOLD) FM_CALL(comm->ops->bcast(comm, s->control, t * sizeof(float)));
+  t_dist = fm__now();
   if (comm->rank != 0) {
     s->round = h.round;
     s->seed = h.seed;
@@ -499,12 +625,17 @@ int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, 
     fm__round_shared sh = {.w0 = s->weights, .base = &s->base_state, .control = s->control,
                            .limit = fm_exact_limit(in->cohort_size + 1)};
     fm__train_ctx ctx = {p, s, &sh, in};
-    rc = fm__client_map(p->model, in->batching.batch_size, s->client_opt, in->cohort, in->cohort_size, population,
-                        comm, in->num_threads, num_slots, fm__train_fn, &ctx, total);
+    fm__map_args ma = {.model = p->model, .batch = in->batching.batch_size, .client_opt = s->client_opt,
+                       .clients = in->cohort, .num_clients = in->cohort_size, .data = in->data,
+                       .epochs = in->batching.epochs, .policy = in->assignment, .comm = comm,
+                       .num_threads = in->num_threads, .num_slots = num_slots};
+    rc = fm__client_map(&ma, fm__train_fn, &ctx, total, &busy, &threads_used);
   }
+  t_map = fm__now();
   rc = comm->ops->agree(comm, rc);
   if (rc != FM_OK) goto done;
   FM_CALL_GOTO(rc, comm->ops->reduce_exact(comm, total, num_slots), done);
+  t_reduce = fm__now();
 
   /* 3. server: aggregator finalize, algorithm extras, finalizer, metrics (rank 0). */
   if (comm->rank == 0) {
@@ -525,6 +656,9 @@ int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, 
     }
   }
   s->round++;
+  t_server = fm__now();
+  if (in->stats) FM_CALL_GOTO(rc, fm__round_stats(comm, in->stats, t_start, t_dist, t_map, t_reduce, t_server, busy,
+                                                  threads_used), done);
 done:
   fm__free(total);
   fm__free(mean);
@@ -582,8 +716,12 @@ static int fm__evaluate_sums(const fm_model *model, const float *w, const fm_cli
   if (rc == FM_OK) rc = comm->ops->bcast(comm, wb, numel * sizeof *wb);
   if (rc == FM_OK) {
     fm__eval_ctx ctx = {model, wb, data, batch_size, fm_exact_limit(num_clients + 1)};
-    rc = fm__client_map(model, batch_size, NULL, clients, num_clients, pop, comm, num_threads, mvals, fm__eval_fn,
-                        &ctx, total);
+    fm__map_args ma = {.model = model, .batch = batch_size, .client_opt = NULL, .clients = clients,
+                       .num_clients = num_clients, .data = data, .epochs = 1, .policy = FM_ASSIGN_SHARD,
+                       .comm = comm, .num_threads = num_threads, .num_slots = mvals};
+    double busy;
+    int used;
+    rc = fm__client_map(&ma, fm__eval_fn, &ctx, total, &busy, &used);
   }
   rc = comm->ops->agree(comm, rc);
   if (rc == FM_OK) rc = comm->ops->reduce_exact(comm, total, mvals);
