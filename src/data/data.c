@@ -287,93 +287,95 @@ static void fm__feats_free(fm_client_data *cd) {
 
 /* ---- open ----------------------------------------------------------------- */
 
-/* Check client id's features (names fl) and set *n_out, its example count.
- * The reference client's features are recorded when take_info. Lock held. */
+/* Check client id's features (names fl), each dataset opened once, and set
+ * *n_out, its example count, and *mx the x feature's metadata (if any). The
+ * reference client's features are recorded when take_info. Lock held. */
 static int fm__check_client(fm_client_data *cd, hid_t g, const char *id, const fm__name_list *fl, int take_info,
-                            size_t *n_out) {
+                            size_t *n_out, fm__dset_meta *mx) {
   const char *path = cd->path;
-  fm__dset_meta mx, my, m;
   FM_CHECK(fl->n > 0, FM_ERR_FORMAT,
            "%s: client '%s' has no features (an empty client still needs its datasets, with 0 rows)", path, id);
-  if (cd->x_name) FM_CALL(fm__dset_meta_get(g, path, id, cd->x_name, &mx));
-  if (cd->y_name) FM_CALL(fm__dset_meta_get(g, path, id, cd->y_name, &my));
+  int rc = FM_OK;
+  fm_feature_info *fi = NULL;
+  fm__dset_meta *m = fm__malloc(fl->n * sizeof *m), my;
+  FM_CHECK(m != NULL, FM_ERR_NOMEM, "%s: out of memory listing the features of client '%s'", path, id);
+  size_t jx = fl->n, jy = fl->n;
+  for (size_t j = 0; j < fl->n; j++) {
+    FM_CALL_GOTO(rc, fm__dset_meta_get(g, path, id, fl->names[j], &m[j]), done);
+    if (cd->x_name && !strcmp(fl->names[j], cd->x_name)) jx = j;
+    if (cd->y_name && !strcmp(fl->names[j], cd->y_name)) jy = j;
+  }
+  /* x or y absent: the same lookup names what the client has instead. */
+  if (cd->x_name && jx == fl->n) FM_CALL_GOTO(rc, fm__dset_meta_get(g, path, id, cd->x_name, mx), done);
+  if (cd->y_name && jy == fl->n) FM_CALL_GOTO(rc, fm__dset_meta_get(g, path, id, cd->y_name, &my), done);
+  if (cd->x_name) *mx = m[jx];
+  if (cd->y_name) my = m[jy];
   if (cd->x_name)
-    FM_CHECK(mx.cls == H5T_FLOAT || mx.cls == H5T_INTEGER, FM_ERR_FORMAT,
-             "%s: client '%s': feature '%s' has %s dtype; features must be float or integer numbers", path, id,
-             cd->x_name, fm__class_name(mx.cls));
+    FM_CHECK_GOTO(rc, mx->cls == H5T_FLOAT || mx->cls == H5T_INTEGER, done, FM_ERR_FORMAT,
+                  "%s: client '%s': feature '%s' has %s dtype; features must be float or integer numbers", path, id,
+                  cd->x_name, fm__class_name(mx->cls));
   if (cd->y_name) {
-    FM_CHECK(my.cls == H5T_INTEGER, FM_ERR_FORMAT,
-             "%s: client '%s': feature '%s' has %s dtype; labels must be integers (int32, int64, uint8, ...)", path,
-             id, cd->y_name, fm__class_name(my.cls));
-    FM_CHECK(my.rank == 1 || (my.rank == 2 && my.dims[1] == 1), FM_ERR_FORMAT,
-             "%s: client '%s': feature '%s' has rank %d; labels must be one integer per example, shape (n,)", path,
-             id, cd->y_name, my.rank);
+    FM_CHECK_GOTO(rc, my.cls == H5T_INTEGER, done, FM_ERR_FORMAT,
+                  "%s: client '%s': feature '%s' has %s dtype; labels must be integers (int32, int64, uint8, ...)",
+                  path, id, cd->y_name, fm__class_name(my.cls));
+    FM_CHECK_GOTO(rc, my.rank == 1 || (my.rank == 2 && my.dims[1] == 1), done, FM_ERR_FORMAT,
+                  "%s: client '%s': feature '%s' has rank %d; labels must be one integer per example, shape (n,)",
+                  path, id, cd->y_name, my.rank);
   }
   if (cd->x_name && cd->y_name)
-    FM_CHECK(mx.dims[0] == my.dims[0], FM_ERR_FORMAT, "%s: client '%s': feature '%s' has %llu rows but '%s' has %llu",
-             path, id, cd->x_name, (unsigned long long)mx.dims[0], cd->y_name, (unsigned long long)my.dims[0]);
+    FM_CHECK_GOTO(rc, mx->dims[0] == my.dims[0], done, FM_ERR_FORMAT,
+                  "%s: client '%s': feature '%s' has %llu rows but '%s' has %llu", path, id, cd->x_name,
+                  (unsigned long long)mx->dims[0], cd->y_name, (unsigned long long)my.dims[0]);
   if (cd->x_name)
-    FM_CHECK(mx.rank <= 1 + FM_MAX_DIMS, FM_ERR_FORMAT,
-             "%s: client '%s': feature '%s' has rank %d; at most %d per-example dimensions are supported", path, id,
-             cd->x_name, mx.rank, FM_MAX_DIMS);
+    FM_CHECK_GOTO(rc, mx->rank <= 1 + FM_MAX_DIMS, done, FM_ERR_FORMAT,
+                  "%s: client '%s': feature '%s' has rank %d; at most %d per-example dimensions are supported", path,
+                  id, cd->x_name, mx->rank, FM_MAX_DIMS);
 
   /* The example count: y's rows, else x's, else the first feature's. */
   const char *ref = cd->y_name ? cd->y_name : cd->x_name ? cd->x_name : fl->names[0];
-  hsize_t n;
-  if (cd->y_name)
-    n = my.dims[0];
-  else if (cd->x_name)
-    n = mx.dims[0];
-  else {
-    FM_CALL(fm__dset_meta_get(g, path, id, ref, &m));
-    n = m.dims[0];
-  }
-  fm_feature_info *fi = NULL;
+  const hsize_t n = cd->y_name ? my.dims[0] : cd->x_name ? mx->dims[0] : m[0].dims[0];
   if (take_info) {
     fi = fm__calloc(fl->n, sizeof *fi);
-    FM_CHECK(fi != NULL, FM_ERR_NOMEM, "%s: out of memory listing the features of client '%s'", path, id);
+    FM_CHECK_GOTO(rc, fi != NULL, done, FM_ERR_NOMEM, "%s: out of memory listing the features of client '%s'", path,
+                  id);
   }
-  int rc = FM_OK;
   for (size_t j = 0; j < fl->n; j++) {
     const char *f = fl->names[j];
-    FM_CALL_GOTO(rc, fm__dset_meta_get(g, path, id, f, &m), fail);
-    FM_CHECK_GOTO(rc, m.dims[0] == n, fail, FM_ERR_FORMAT,
+    FM_CHECK_GOTO(rc, m[j].dims[0] == n, done, FM_ERR_FORMAT,
                   "%s: client '%s': feature '%s' has %llu rows but '%s' has %llu", path, id, f,
-                  (unsigned long long)m.dims[0], ref, (unsigned long long)n);
+                  (unsigned long long)m[j].dims[0], ref, (unsigned long long)n);
     if (fi) {
-      FM_CHECK_GOTO(rc, m.rank - 1 <= FM_FEATURE_MAX_DIMS, fail, FM_ERR_FORMAT,
+      FM_CHECK_GOTO(rc, m[j].rank - 1 <= FM_FEATURE_MAX_DIMS, done, FM_ERR_FORMAT,
                     "%s: client '%s': feature '%s' has rank %d; at most %d per-example dimensions are supported", path,
-                    id, f, m.rank, FM_FEATURE_MAX_DIMS);
+                    id, f, m[j].rank, FM_FEATURE_MAX_DIMS);
       fi[j].name = fm__strdup(f);
-      FM_CHECK_GOTO(rc, fi[j].name != NULL, fail, FM_ERR_NOMEM, "%s: out of memory", path);
-      fi[j].dtype = m.dtype;
-      fi[j].ndim = m.rank - 1;
-      for (int k = 0; k < m.rank - 1; k++) fi[j].shape[k] = (size_t)m.dims[k + 1];
+      FM_CHECK_GOTO(rc, fi[j].name != NULL, done, FM_ERR_NOMEM, "%s: out of memory", path);
+      fi[j].dtype = m[j].dtype;
+      fi[j].ndim = m[j].rank - 1;
+      for (int k = 0; k < m[j].rank - 1; k++) fi[j].shape[k] = (size_t)m[j].dims[k + 1];
     }
   }
   if (fi) {
     fm__feats_free(cd);
     cd->feats = fi;
     cd->num_feats = fl->n;
+    fi = NULL;
   }
   *n_out = (size_t)n;
-  return FM_OK;
-fail:
+done:
   if (fi) {
     for (size_t j = 0; j < fl->n; j++) fm__free((char *)fi[j].name);
     fm__free(fi);
   }
+  fm__free(m);
   return rc;
 }
 
-/* Per-example shape of x in client id (lock held). */
-static int fm__x_shape(hid_t g, const char *path, const char *id, const char *x, int *ndim, size_t shape[FM_MAX_DIMS]) {
-  fm__dset_meta mx;
-  FM_CALL(fm__dset_meta_get(g, path, id, x, &mx));
-  /* dims[1..]; a rank-1 feature is one value per example. */
-  *ndim = mx.rank == 1 ? 1 : mx.rank - 1;
-  for (int j = 0; j < FM_MAX_DIMS; j++) shape[j] = j < *ndim ? (mx.rank == 1 ? 1 : (size_t)mx.dims[j + 1]) : 0;
-  return FM_OK;
+/* Per-example shape of x from its metadata: dims[1..]; a rank-1 feature is
+ * one value per example. */
+static void fm__x_shape(const fm__dset_meta *mx, int *ndim, size_t shape[FM_MAX_DIMS]) {
+  *ndim = mx->rank == 1 ? 1 : mx->rank - 1;
+  for (int j = 0; j < FM_MAX_DIMS; j++) shape[j] = j < *ndim ? (mx->rank == 1 ? 1 : (size_t)mx->dims[j + 1]) : 0;
 }
 
 static int fm__open_locked(fm_client_data *cd, const fm_data_options *opt) {
@@ -431,7 +433,8 @@ static int fm__open_locked(fm_client_data *cd, const fm_data_options *opt) {
     }
     FM_CALL_GOTO(rc, fm__list_children(g, &fl, path, "its features"), done);
     size_t n = 0;
-    FM_CALL_GOTO(rc, fm__check_client(cd, g, id, &fl, !have_info, &n), done);
+    fm__dset_meta mx;
+    FM_CALL_GOTO(rc, fm__check_client(cd, g, id, &fl, !have_info, &n, &mx), done);
     fm__name_list_free(&fl);
     if (n > 0) have_info = 1;
     cd->counts[i] = n;
@@ -440,7 +443,7 @@ static int fm__open_locked(fm_client_data *cd, const fm_data_options *opt) {
     if (cd->x_name && (n > 0 || (i == 0))) {
       int ndim;
       size_t shape[FM_MAX_DIMS];
-      FM_CALL_GOTO(rc, fm__x_shape(g, path, id, cd->x_name, &ndim, shape), done);
+      fm__x_shape(&mx, &ndim, shape);
       if (!have_shape) {
         /* The first non-empty client fixes the shape (client 0 until then). */
         cd->ndim = ndim;
