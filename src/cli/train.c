@@ -19,6 +19,7 @@ typedef struct train_cfg {
   char data[CLI_STR_MAX], test_data[CLI_STR_MAX], model[CLI_STR_MAX], out[CLI_STR_MAX];
   char init_weights[CLI_STR_MAX], weighting[CLI_STR_MAX], x_feature[CLI_STR_MAX], y_feature[CLI_STR_MAX];
   char resume[CLI_STR_MAX], algorithm[CLI_STR_MAX], aggregator[CLI_STR_MAX], metrics[CLI_STR_MAX];
+  char assignment[CLI_STR_MAX];
   char client_optimizer[CLI_STR_MAX], server_optimizer[CLI_STR_MAX], client_opt[CLI_STR_MAX], server_opt[CLI_STR_MAX];
   int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
   int64_t synth_clients, checkpoint_every, keep_checkpoints, eval_clients;
@@ -34,7 +35,8 @@ static const cli_opt train_opts[] = {
      "the output directory"},
     {"test-data", CLI_STR, OFF(test_data), "", 0, 0, NULL, "FILE",
      "held-out ClientData evaluated every --eval-every rounds and at the end"},
-    {"model", CLI_STR, OFF(model), "softmax", 0, 0, NULL, "NAME", "model: softmax, mlp:H1,H2,..., 2nn"},
+    {"model", CLI_STR, OFF(model), "softmax", 0, 0, NULL, "NAME",
+     "model: softmax, mlp:H1,H2,..., 2nn (mlp:200,200), cnn (McMahan et al.'s CNN; cnn:F1,F2,DENSE[,K])"},
     {"rounds", CLI_INT, OFF(rounds), "20", 1, BIG, NULL, "N", "federated rounds"},
     {"clients-per-round", CLI_INT, OFF(clients_per_round), "10", 1, BIG, NULL, "K",
      "clients sampled uniformly without replacement each round"},
@@ -65,6 +67,8 @@ static const cli_opt train_opts[] = {
     {"out", CLI_STR, OFF(out), "fedmpi-out", 0, 0, NULL, "DIR", "output directory"},
     {"init-weights", CLI_STR, OFF(init_weights), "", 0, 0, NULL, "FILE",
      "start from a weights file written by a previous run"},
+    {"assignment", CLI_CHOICE, OFF(assignment), "shard", 0, 0, "shard|balanced", NULL,
+     "which rank trains a sampled client: its shard's owner, or balanced by examples x epochs (same results)"},
     {"threads", CLI_INT, OFF(threads), "0", 0, 4096, NULL, "T",
      "OpenMP threads per rank training clients (0: OMP_NUM_THREADS or all cores)"},
     {"eval-every", CLI_INT, OFF(eval_every), "0", 0, BIG, NULL, "K",
@@ -95,7 +99,7 @@ static const cli_opt train_opts[] = {
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no per-round progress lines"},
 };
 /* What may change when a run is resumed: nothing that changes the trajectory. */
-static const char *const resume_safe[] = {"rounds", "eval-every", "eval-batch-size", "eval-clients", "test-data", "threads", "quiet",
+static const char *const resume_safe[] = {"rounds", "assignment", "eval-every", "eval-batch-size", "eval-clients", "test-data", "threads", "quiet",
                                           "checkpoint-every", "keep-checkpoints", "out", NULL};
 static const cli_command train_cmd = {
     "train", "fedmpi train [options]",
@@ -483,7 +487,10 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
                        .batching = {.epochs = (int)c->epochs, .batch_size = (size_t)c->batch_size, .shuffle = !c->no_shuffle},
                        .cohort = cohort,
                        .cohort_size = (size_t)c->clients_per_round,
-                       .num_threads = nt};
+                       .num_threads = nt,
+                       .assignment = strcmp(c->assignment, "balanced") == 0 ? FM_ASSIGN_BALANCED : FM_ASSIGN_SHARD};
+  fm_round_stats stats;
+  in.stats = &stats;
   for (int64_t r = (int64_t)start + 1; r <= c->rounds; r++) {
     fm_metrics_clear(&m);
     double t0 = MPI_Wtime();
@@ -524,6 +531,12 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
     }
     if (ctx->rank == 0) {
       fm_metrics_put(&m, "training_time_in_seconds", secs, FM_METRIC_FLOAT);
+      /* where the round's time went (not deterministic, unlike everything above) */
+      fm_metrics_put(&m, "time/distribute", stats.distribute, FM_METRIC_FLOAT);
+      fm_metrics_put(&m, "time/client_map", stats.map_wall, FM_METRIC_FLOAT);
+      fm_metrics_put(&m, "time/reduce", stats.reduce, FM_METRIC_FLOAT);
+      fm_metrics_put(&m, "time/server", stats.server, FM_METRIC_FLOAT);
+      fm_metrics_put(&m, "time/idle_fraction", stats.idle_fraction, FM_METRIC_FLOAT);
       rc = fm_metrics_writer_write(writer, (long)r, &m);
       if (!c->quiet) print_round(c, (uint64_t)r, &m, secs);
     }

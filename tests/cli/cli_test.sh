@@ -51,6 +51,11 @@ layouts)
   same_weights a/weights.h5 b/weights.h5
   same_weights a/weights.h5 c/weights.h5
   cmp -s <(cut -d, -f1-6 a/metrics.csv) <(cut -d, -f1-6 c/metrics.csv) || fail "metrics differ across layouts"
+  # balanced assignment moves clients between ranks, never the result
+  expect_ok 3 train --out d --rounds 4 --model mlp:20 --epochs 2 --quiet --assignment balanced
+  same_weights a/weights.h5 d/weights.h5
+  same_metrics a/metrics.csv d/metrics.csv
+  grep -q "time/idle_fraction" d/metrics.csv || fail "no timing split in metrics.csv"
   ;;
 algorithms)
   # every algorithm: loss stays finite, and the result is the same on any layout
