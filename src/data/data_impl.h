@@ -51,7 +51,8 @@ typedef struct fm__wfeat {
   const void *buf;
 } fm__wfeat;
 
-/* Create "<path>.tmp" with an empty /examples. Takes the HDF5 lock itself. */
+/* Create "<path>.tmp" with an empty /examples. Takes the HDF5 lock itself.
+ * On failure nothing is left to finish. */
 int fm__cd_writer_open(fm__cd_writer *w, const char *path);
 /* Root attributes (the lock is taken inside). */
 int fm__cd_writer_attr_str(fm__cd_writer *w, const char *name, const char *value);

@@ -37,6 +37,7 @@ int fm__cd_writer_open(fm__cd_writer *w, const char *path) {
     if (w->examples < 0) rc = FM_ERR(FM_ERR_IO, "%s: cannot create group '/examples'", w->tmp);
   }
   fm__h5_unlock();
+  if (rc != FM_OK) fm__cd_writer_finish(w, rc); /* the caller only finishes what opened */
   return rc;
 }
 
