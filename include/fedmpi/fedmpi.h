@@ -14,5 +14,6 @@
 #include "fedmpi/optim.h"
 #include "fedmpi/process.h"
 #include "fedmpi/rng.h"
+#include "fedmpi/schedule.h"
 
 #endif

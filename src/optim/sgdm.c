@@ -2,7 +2,8 @@
  *   momentum absent or 0:  w -= lr * g
  *   momentum > 0:          v = momentum * v + g;  w -= lr * v      (v starts at 0)
  * No dampening, no Nesterov. The "momentum" key exists only when the
- * optimizer was built with momentum > 0 (TFF's hparams behave the same). */
+ * optimizer was built with momentum > 0 (TFF's hparams behave the same).
+ * Registered as "sgdm" and "sgd". */
 #include <string.h>
 
 #include "internal.h"
@@ -47,7 +48,8 @@ const fm_optimizer_ops fm__sgdm_ops = {
     .validate = sgdm_validate,
 };
 
-int fm__sgdm_defaults(const fm_hparams *user, fm_hparams *hp) {
+int fm__sgdm_defaults(const fm_hparams *user, fm_hparams *hp, fm_hparams *opts) {
+  fm_hparams_clear(opts); /* sgdm has no construction options */
   double lr = 0.01, m = 0.0;
   for (size_t i = 0; i < user->n; i++) {
     const char *k = user->item[i].name;
