@@ -133,7 +133,7 @@ int main(void) {
     return fprintf(stderr, "%s: %s\n", fm_err_name(rc), fm_last_error()), 1;
 
   uint64_t cohort[4];
-  fm_round_input in = {.data = cd, .batching = {2, 8, 1}, .cohort = cohort, .cohort_size = 4, .num_threads = 1};
+  fm_round_input in = {.data = cd, .batching = {.epochs = 2, .batch_size = 8, .shuffle = 1}, .cohort = cohort, .cohort_size = 4, .num_threads = 1};
   fm_metrics met;
   fm_metrics_init(&met);
   double first = 0, last = 0;

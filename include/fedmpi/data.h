@@ -184,12 +184,14 @@ FM_EXTERN int fm_client_data_scan_num_classes(const fm_client_data *cd, size_t *
 /* ---- batching: shuffle -> repeat(epochs) -> batch(batch_size) -------------- */
 
 typedef struct fm_batching {
-  int epochs;          /* >= 1 */
-  size_t batch_size;   /* >= 1 */
-  int shuffle;         /* 1: a fresh seeded permutation per epoch */
+  int epochs;            /* >= 1 */
+  size_t batch_size;     /* >= 1 */
+  int shuffle;           /* 1: a fresh seeded permutation per epoch */
+  uint64_t max_examples; /* cap on the examples iterated per client (TFF's take(max_elements)), 0 = none */
+  size_t shuffle_buffer; /* tf.data shuffle buffer size; 0 or >= n: a full permutation per epoch */
 } fm_batching;
 
-/* Examples iterated (epochs * n) and batches (ceil of that / batch_size). */
+/* Examples iterated (epochs * n, capped at max_examples) and batches (ceil of that / batch_size). */
 FM_EXTERN void fm_batching_counts(const fm_batching *b, size_t n, uint64_t *num_examples, uint64_t *num_batches);
 
 /* Iterator over one client's batches. Batches may span epoch boundaries,
@@ -206,7 +208,8 @@ typedef struct fm_batch_iter {
   uint64_t epoch_end; /* stream position where the current permutation ends */
 } fm_batch_iter;
 
-/* order must hold n entries and stay valid while iterating. */
+/* order must hold fm_batch_iter_scratch(b, n) entries and stay valid while iterating. */
+FM_EXTERN size_t fm_batch_iter_scratch(const fm_batching *b, size_t n);
 FM_EXTERN void fm_batch_iter_init(fm_batch_iter *it, const fm_batching *b, size_t n, uint32_t *order, uint64_t seed,
                                   uint64_t round, uint64_t client);
 /* Gather the next batch into xb (batch_size, D) and yb (batch_size): returns

@@ -14,15 +14,17 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fedmpi/schedule.h"
 
 typedef struct train_cfg {
   char data[CLI_STR_MAX], test_data[CLI_STR_MAX], model[CLI_STR_MAX], out[CLI_STR_MAX];
   char init_weights[CLI_STR_MAX], weighting[CLI_STR_MAX], x_feature[CLI_STR_MAX], y_feature[CLI_STR_MAX];
   char resume[CLI_STR_MAX], algorithm[CLI_STR_MAX], aggregator[CLI_STR_MAX], metrics[CLI_STR_MAX];
-  char assignment[CLI_STR_MAX];
+  char assignment[CLI_STR_MAX], client_lr_schedule[CLI_STR_MAX], server_lr_schedule[CLI_STR_MAX];
   char client_optimizer[CLI_STR_MAX], server_optimizer[CLI_STR_MAX], client_opt[CLI_STR_MAX], server_opt[CLI_STR_MAX];
   int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
   int64_t synth_clients, checkpoint_every, keep_checkpoints, eval_clients;
+  int64_t max_examples_per_client, shuffle_buffer, cache_mb;
   double client_lr, client_momentum, server_lr, momentum, synth_alpha, synth_beta, proximal_strength;
   int synth_iid, quiet, no_shuffle;
 } train_cfg;
@@ -55,6 +57,11 @@ static const cli_opt train_opts[] = {
     {"server-lr", CLI_DOUBLE, OFF(server_lr), "1", 0, INFINITY, NULL, "LR",
      "server learning_rate (sgdm 1 with momentum 0 is plain FedAvg)"},
     {"momentum", CLI_DOUBLE, OFF(momentum), "0", 0, 1, NULL, "M", "server sgdm momentum (FedAvgM)"},
+    {"client-lr-schedule", CLI_STR, OFF(client_lr_schedule), "constant", 0, 0, NULL, "SPEC",
+     "client learning rate per round from --client-lr: constant, step:gamma=G,every=K, exp:gamma=G[,every=K], "
+     "inverse_sqrt[:timescale=T], cosine:rounds=R[,alpha=A]; any may add warmup=W"},
+    {"server-lr-schedule", CLI_STR, OFF(server_lr_schedule), "constant", 0, 0, NULL, "SPEC",
+     "server learning rate per round from --server-lr (same forms)"},
     {"server-opt", CLI_STR, OFF(server_opt), "", 0, 0, NULL, "K=V,...",
      "other server optimizer hyperparameters by TFF name, e.g. beta_1=0.9,beta_2=0.99,epsilon=1e-3"},
     {"proximal-strength", CLI_DOUBLE, OFF(proximal_strength), "0", 0, INFINITY, NULL, "MU",
@@ -82,6 +89,12 @@ static const cli_opt train_opts[] = {
     {"y-feature", CLI_STR, OFF(y_feature), "", 0, 0, NULL, "NAME", "feature holding the labels (default: y or label)"},
     {"metrics", CLI_STR, OFF(metrics), "", 0, 0, NULL, "LIST",
      "extra metrics, comma separated: top_k:K (top-K accuracy), recall (recall of every class, recall/<c>)"},
+    {"max-examples-per-client", CLI_INT, OFF(max_examples_per_client), "0", 0, BIG, NULL, "N",
+     "cap on the examples a client iterates per round, epochs included (TFF's max_elements; 0: none)"},
+    {"shuffle-buffer", CLI_INT, OFF(shuffle_buffer), "0", 0, BIG, NULL, "N",
+     "tf.data-style shuffle buffer per client (0: a full permutation each epoch)"},
+    {"cache-mb", CLI_INT, OFF(cache_mb), "0", 0, 1e7, NULL, "MB",
+     "keep up to MB megabytes of decoded clients per rank in memory between rounds (0: read every time)"},
     {"no-shuffle", CLI_FLAG, OFF(no_shuffle), "0", 0, 0, NULL, NULL, "do not shuffle client examples each epoch"},
     {"synth-alpha", CLI_DOUBLE, OFF(synth_alpha), "1", 0, INFINITY, NULL, "A",
      "generated data: Synthetic alpha (model heterogeneity)"},
@@ -99,7 +112,7 @@ static const cli_opt train_opts[] = {
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no per-round progress lines"},
 };
 /* What may change when a run is resumed: nothing that changes the trajectory. */
-static const char *const resume_safe[] = {"rounds", "assignment", "eval-every", "eval-batch-size", "eval-clients", "test-data", "threads", "quiet",
+static const char *const resume_safe[] = {"rounds", "assignment", "cache-mb", "eval-every", "eval-batch-size", "eval-clients", "test-data", "threads", "quiet",
                                           "checkpoint-every", "keep-checkpoints", "out", NULL};
 static const cli_command train_cmd = {
     "train", "fedmpi train [options]",
@@ -229,6 +242,19 @@ static int build_process(const train_cfg *c, const fm_model *model, fm_process *
   if (!strcmp(c->algorithm, "fednova")) return fm_build_fed_nova(model, copt, sopt, wt, agg, out);
   if (wt == FM_WEIGHTING_UNIFORM) return fm_build_unweighted_fed_avg(model, copt, sopt, agg, out);
   return fm_build_weighted_fed_avg(model, copt, sopt, wt, agg, out);
+}
+
+/* The learning rates of round r from the schedules, into the state's hparams
+ * (a no-op for constant schedules, which keep whatever the state holds). */
+static int set_round_lrs(const fm_process *proc, fm_state *state, uint64_t r, const fm_schedule *cs,
+                         const fm_schedule *ss, const train_cfg *c) {
+  int client = strcmp(c->client_lr_schedule, "constant") != 0 && strcmp(c->algorithm, "fedsgd") != 0;
+  int server = strcmp(c->server_lr_schedule, "constant") != 0;
+  if (!client && !server) return FM_OK;
+  fm_hparams ch = {0}, sh = {0};
+  if (client) FM_CALL_CLI(fm_hparams_put(&ch, "learning_rate", fm_schedule_value(cs, r)));
+  if (server) FM_CALL_CLI(fm_hparams_put(&sh, "learning_rate", fm_schedule_value(ss, r)));
+  return fm_process_set_hparams(proc, state, client ? &ch : NULL, server ? &sh : NULL);
 }
 
 static void warn_rank0(void *vctx, const char *msg) {
@@ -457,6 +483,18 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   }
   if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
 
+  fm_schedule client_sched, server_sched;
+  rc = fm_schedule_parse(c->client_lr_schedule, c->client_lr, &client_sched);
+  if (rc == FM_OK) rc = fm_schedule_parse(c->server_lr_schedule, c->server_lr, &server_sched);
+  if (rc != FM_OK) {
+    cli_error(ctx, "train", fm_last_error()); /* same text on every rank: no agreement needed */
+    status = CLI_EXIT_USAGE;
+    goto done;
+  }
+  if (c->cache_mb > 0) {
+    fm_client_data_set_cache_bytes(train, (size_t)c->cache_mb << 20);
+    if (test) fm_client_data_set_cache_bytes(test, (size_t)c->cache_mb << 20);
+  }
   uint64_t start = fm_state_round(state);
   if (ctx->rank == 0) {
     snprintf(path, sizeof path, "%s/config.ini", c->out);
@@ -484,7 +522,11 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   }
 
   fm_round_input in = {.data = train,
-                       .batching = {.epochs = (int)c->epochs, .batch_size = (size_t)c->batch_size, .shuffle = !c->no_shuffle},
+                       .batching = {.epochs = (int)c->epochs,
+                                    .batch_size = (size_t)c->batch_size,
+                                    .shuffle = !c->no_shuffle,
+                                    .max_examples = (uint64_t)c->max_examples_per_client,
+                                    .shuffle_buffer = (size_t)c->shuffle_buffer},
                        .cohort = cohort,
                        .cohort_size = (size_t)c->clients_per_round,
                        .num_threads = nt,
@@ -494,7 +536,9 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   for (int64_t r = (int64_t)start + 1; r <= c->rounds; r++) {
     fm_metrics_clear(&m);
     double t0 = MPI_Wtime();
-    rc = fm_sample_cohort((uint64_t)c->seed, fm_state_round(state), population, (size_t)c->clients_per_round, cohort);
+    /* learning-rate schedules: TFF's per-round client and server schedules */
+    rc = set_round_lrs(proc, state, fm_state_round(state), &client_sched, &server_sched, c);
+    if (rc == FM_OK) rc = fm_sample_cohort((uint64_t)c->seed, fm_state_round(state), population, (size_t)c->clients_per_round, cohort);
     if (rc == FM_OK) rc = fm_process_next(proc, state, &in, ctx->comm, &m);
     if (rc != FM_OK) {
       cli_error(ctx, "train", fm_last_error());

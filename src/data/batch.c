@@ -1,9 +1,13 @@
 /* src/data/batch.c — one client's example stream as TFF builds it:
- * dataset.shuffle(n).repeat(epochs).batch(batch_size). The stream is the
- * concatenation of `epochs` passes over the n examples; with shuffling, each
- * pass is a fresh permutation drawn from ONE Philox stream
- * fm_rng(seed, round, client, FM_RNG_SHUFFLE) continued across epochs, so the
- * order depends only on (seed, round, client), never on rank or thread.
+ * dataset.shuffle(buffer).repeat(epochs).take(max_examples).batch(batch_size).
+ * The stream is the concatenation of `epochs` passes over the n examples; with
+ * shuffling, each pass is reshuffled (tf.data's reshuffle_each_iteration),
+ * drawing from ONE Philox stream fm_rng(seed, round, client, FM_RNG_SHUFFLE)
+ * continued across epochs, so the order depends only on (seed, round,
+ * client), never on rank or thread. A buffer of at least n gives a uniform
+ * permutation (Fisher-Yates); a smaller one reproduces tf.data's buffered
+ * shuffle: fill the buffer with the first examples, then repeatedly emit a
+ * uniformly chosen buffer slot and refill it with the next example.
  * Batches are consecutive stream positions and may span epochs; the last one
  * may be shorter.
  *
@@ -14,8 +18,17 @@
 #include "fedmpi/data.h"
 #include "internal.h"
 
+static int fm__buffered(const fm_batching *b, size_t n) {
+  return b->shuffle && b->shuffle_buffer > 0 && b->shuffle_buffer < n;
+}
+
+size_t fm_batch_iter_scratch(const fm_batching *b, size_t n) {
+  return b && fm__buffered(b, n) ? n + b->shuffle_buffer : n;
+}
+
 void fm_batching_counts(const fm_batching *b, size_t n, uint64_t *num_examples, uint64_t *num_batches) {
   uint64_t ex = (b && b->epochs > 0) ? (uint64_t)b->epochs * (uint64_t)n : 0;
+  if (b && b->max_examples > 0 && ex > b->max_examples) ex = b->max_examples;
   uint64_t bs = b ? (uint64_t)b->batch_size : 0;
   if (num_examples) *num_examples = ex;
   if (num_batches) *num_batches = bs ? (ex + bs - 1) / bs : 0;
@@ -39,11 +52,25 @@ void fm_batch_iter_init(fm_batch_iter *it, const fm_batching *b, size_t n, uint3
 
 /* Start the next pass: identity order, shuffled if requested. */
 static void fm__next_epoch(fm_batch_iter *it) {
-  if (it->order) {
-    for (size_t i = 0; i < it->n; i++) it->order[i] = (uint32_t)i;
-    if (it->b.shuffle) fm_rng_shuffle_u32(&it->rng, it->order, it->n);
+  const size_t n = it->n;
+  if (it->order && fm__buffered(&it->b, n)) {
+    /* tf.data's shuffle(buffer): the buffer lives after the n order slots */
+    uint32_t *buf = it->order + n;
+    size_t len = it->b.shuffle_buffer, next = len;
+    for (size_t i = 0; i < len; i++) buf[i] = (uint32_t)i;
+    for (size_t out = 0; out < n; out++) {
+      size_t j = (size_t)fm_rng_below(&it->rng, len);
+      it->order[out] = buf[j];
+      if (next < n)
+        buf[j] = (uint32_t)next++;
+      else
+        buf[j] = buf[--len];
+    }
+  } else if (it->order) {
+    for (size_t i = 0; i < n; i++) it->order[i] = (uint32_t)i;
+    if (it->b.shuffle) fm_rng_shuffle_u32(&it->rng, it->order, n);
   }
-  it->epoch_end += it->n;
+  it->epoch_end += n;
 }
 
 size_t fm_batch_iter_next(fm_batch_iter *it, const fm_examples *ex, float *xb, int32_t *yb) {

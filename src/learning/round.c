@@ -191,7 +191,7 @@ static int fm__train_client(const fm_process *p, fm_state *s, const fm__round_sh
   const fm__algo algo = p->algo;
   fm_examples ex = {0};
   FM_CALL(fm__load_client(model, in->data, c, &ex));
-  int rc = fm__worker_order(k, ex.n);
+  int rc = fm__worker_order(k, fm_batch_iter_scratch(&in->batching, ex.n));
   float *ci = algo == FM__ALGO_SCAFFOLD ? fm__client_store_find(&s->clients, c) : NULL;
   if (rc != FM_OK) goto done;
   FM_CHECK_GOTO(rc, algo != FM__ALGO_SCAFFOLD || ci, done, FM_ERR_INVALID_ARG,

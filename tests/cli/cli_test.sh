@@ -81,6 +81,19 @@ for l in open(sys.argv[1]):
     assert math.isfinite(r["client_work"]["train"]["loss"]), r' "$alg-1/metrics.jsonl" || fail "$alg: non-finite round"
     grep -q "^algorithm = $alg$" "$alg-1/config.ini" || fail "$alg: config.ini"
   done
+  # per-round learning-rate schedules (client and server), identical on any layout
+  sched=(train --rounds 4 --model mlp:12 --quiet --client-lr-schedule step:gamma=0.5,every=1
+         --server-lr-schedule cosine:rounds=4,alpha=0.1)
+  expect_ok 1 "${sched[@]}" --out sched-1
+  expect_ok 3 "${sched[@]}" --out sched-3
+  same_weights sched-1/weights.h5 sched-3/weights.h5
+  expect_ok 1 train --rounds 4 --model mlp:12 --quiet --out const-1
+  if h5diff -q sched-1/weights.h5 const-1/weights.h5 >/dev/null; then fail "the schedules changed nothing"; fi
+  grep -q "^client-lr-schedule = step:gamma=0.5,every=1$" sched-1/config.ini || fail "schedule not in config.ini"
+  expect_error 2 "unknown type 'bogus'" train --client-lr-schedule bogus:1 --out o
+  # TFF's max_elements and a tf.data shuffle buffer
+  expect_ok 2 train --rounds 2 --quiet --max-examples-per-client 7 --shuffle-buffer 3 --cache-mb 8 --out cap
+  [ "$(cut -d, -f4 cap/metrics.csv | tail -1)" = 70 ] || { cat cap/metrics.csv; fail "the cap did not hold"; }
   expect_error 2 "proximal-strength must be >= 0" train --algorithm fedprox --proximal-strength -1 --out o
   expect_error 2 "--proximal-strength is for --algorithm fedprox" train --proximal-strength 0.5 --out o
   expect_error 2 "fedavg|fedprox|fedsgd|mime_lite|scaffold|fednova" train --algorithm fedbogus --out o

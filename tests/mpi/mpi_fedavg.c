@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
   if (rank == 0) CHECK(fm_metrics_get(&m, "loss", &loss0));
 
   uint64_t cohort[7];
-  fm_round_input in = {.data = train, .batching = {2, 10, 1}, .cohort = cohort, .cohort_size = 7, .num_threads = nt};
+  fm_round_input in = {.data = train, .batching = {.epochs = 2, .batch_size = 10, .shuffle = 1}, .cohort = cohort, .cohort_size = 7, .num_threads = nt};
   for (int r = 0; r < rounds; r++) {
     CHECK(fm_sample_cohort(5, fm_state_round(s), fm_client_data_num_clients(train), 7, cohort));
     fm_metrics_clear(&m);

@@ -75,7 +75,7 @@ static void test_fedprox_zero_is_fedavg(void **st) {
   FM_ASSERT_OK(fm_build_fed_prox(m, 0.0, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &prox));
   float *a = malloc(numel(m) * sizeof *a), *b = malloc(numel(m) * sizeof *b);
   uint64_t cohort[3] = {0, 1, 2};
-  fm_batching bt = {2, 4, 1};
+  fm_batching bt = {.epochs = 2, .batch_size = 4, .shuffle = 1};
   train(avg, cd, 3, cohort, 3, bt, a);
   train(prox, cd, 3, cohort, 3, bt, b);
   assert_memory_equal(a, b, numel(m) * sizeof *a);
@@ -105,7 +105,7 @@ static void test_fedprox_step_by_hand(void **st) {
   float *got = malloc(P * sizeof *got), *w = malloc(P * sizeof *w), *w0 = malloc(P * sizeof *w0);
   float *g = malloc(T * sizeof *g);
   uint64_t cohort[1] = {0};
-  train(p, cd, 1, cohort, 1, (fm_batching){2, 10, 0}, got);
+  train(p, cd, 1, cohort, 1, (fm_batching){.epochs = 2, .batch_size = 10, .shuffle = 0}, got);
   fm_examples ex;
   FM_ASSERT_OK(fm_client_data_load(cd, 0, &ex));
   FM_ASSERT_OK(fm_model_init_weights(m, w0, 5));
@@ -150,7 +150,7 @@ static void test_fedsgd_one_client_is_gradient_step(void **st) {
   size_t P = numel(m), T = fm_layout_trainable_numel(fm_model_layout(m));
   float *got = malloc(P * sizeof *got), *w = malloc(P * sizeof *w), *g = calloc(T, sizeof *g);
   uint64_t cohort[1] = {0};
-  train(p, cd, 1, cohort, 1, (fm_batching){1, 5, 1}, got); /* 5 batches, the last short */
+  train(p, cd, 1, cohort, 1, (fm_batching){.epochs = 1, .batch_size = 5, .shuffle = 1}, got); /* 5 batches, the last short */
   fm_examples ex;
   FM_ASSERT_OK(fm_client_data_load(cd, 0, &ex));
   FM_ASSERT_OK(fm_model_init_weights(m, w, 5));
@@ -188,8 +188,8 @@ static void test_fedavgm_zero_momentum_is_fedavg(void **st) {
   FM_ASSERT_OK(fm_build_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0.0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &b));
   float *x = malloc(numel(m) * sizeof *x), *y = malloc(numel(m) * sizeof *y);
   uint64_t cohort[2] = {1, 2};
-  train(a, cd, 4, cohort, 2, (fm_batching){1, 4, 1}, x);
-  train(b, cd, 4, cohort, 2, (fm_batching){1, 4, 1}, y);
+  train(a, cd, 4, cohort, 2, (fm_batching){.epochs = 1, .batch_size = 4, .shuffle = 1}, x);
+  train(b, cd, 4, cohort, 2, (fm_batching){.epochs = 1, .batch_size = 4, .shuffle = 1}, y);
   assert_memory_equal(x, y, numel(m) * sizeof *x);
   free(x), free(y);
   fm_process_destroy(&a);
@@ -208,8 +208,8 @@ static void test_fednova_equal_steps_is_fedavg(void **st) {
   FM_ASSERT_OK(fm_build_fed_nova(m, sgd(0.1, 0.5), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &nova));
   float *a = malloc(numel(m) * sizeof *a), *b = malloc(numel(m) * sizeof *b);
   uint64_t cohort[3] = {0, 1, 2};
-  train(avg, cd, 3, cohort, 3, (fm_batching){2, 5, 1}, a);
-  train(nova, cd, 3, cohort, 3, (fm_batching){2, 5, 1}, b);
+  train(avg, cd, 3, cohort, 3, (fm_batching){.epochs = 2, .batch_size = 5, .shuffle = 1}, a);
+  train(nova, cd, 3, cohort, 3, (fm_batching){.epochs = 2, .batch_size = 5, .shuffle = 1}, b);
   fm_assert_close(a, b, numel(m), 1e-6, "FedNova with equal steps vs FedAvg");
   free(a), free(b);
   fm_process_destroy(&avg);
@@ -230,7 +230,7 @@ static void test_fednova_formula(void **st) {
   size_t P = numel(m);
   float *d0 = malloc(P * sizeof *d0), *d1 = malloc(P * sizeof *d1), *w0 = malloc(P * sizeof *w0);
   float *got = malloc(P * sizeof *got), *expect = malloc(P * sizeof *expect);
-  fm_batching bt = {1, 2, 1};
+  fm_batching bt = {.epochs = 1, .batch_size = 2, .shuffle = 1};
   uint64_t c0[1] = {0}, c1[1] = {1}, both[2] = {0, 1};
   train(avg, cd, 1, c0, 1, bt, d0); /* trained weights of each client alone */
   train(avg, cd, 1, c1, 1, bt, d1);
@@ -257,7 +257,7 @@ static void test_scaffold_identical_clients_is_fedavg(void **st) {
   FM_ASSERT_OK(fm_build_scaffold(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &sc));
   float *a = malloc(numel(m) * sizeof *a), *b = malloc(numel(m) * sizeof *b);
   uint64_t cohort[4] = {0, 1, 2, 3};
-  fm_batching bt = {2, 5, 0}; /* identical data and order on every client */
+  fm_batching bt = {.epochs = 2, .batch_size = 5, .shuffle = 0}; /* identical data and order on every client */
   train(avg, cd, 4, cohort, 4, bt, a);
   train(sc, cd, 4, cohort, 4, bt, b);
   fm_assert_close(a, b, numel(m), 1e-5, "SCAFFOLD on identical clients vs FedAvg");
@@ -286,8 +286,8 @@ static void test_mime_lite_plain_sgd_is_fedavg(void **st) {
   FM_ASSERT_OK(fm_build_mime_lite(m, sgd(0.1, 0), sgd(1.0, 0.9), FM_WEIGHTING_NUM_EXAMPLES, NULL, &mime));
   float *a = malloc(numel(m) * sizeof *a), *b = malloc(numel(m) * sizeof *b);
   uint64_t cohort[3] = {0, 1, 2};
-  train(avg, cd, 3, cohort, 3, (fm_batching){2, 4, 1}, a);
-  train(mime, cd, 3, cohort, 3, (fm_batching){2, 4, 1}, b);
+  train(avg, cd, 3, cohort, 3, (fm_batching){.epochs = 2, .batch_size = 4, .shuffle = 1}, a);
+  train(mime, cd, 3, cohort, 3, (fm_batching){.epochs = 2, .batch_size = 4, .shuffle = 1}, b);
   assert_memory_equal(a, b, numel(m) * sizeof *a);
   free(a), free(b);
   fm_process_destroy(&avg);
@@ -311,7 +311,7 @@ static void test_mime_lite_momentum_by_hand(void **st) {
   float *got = malloc(P * sizeof *got), *w = malloc(P * sizeof *w), *g = malloc(T * sizeof *g);
   float *v = calloc(T, sizeof *v);
   uint64_t cohort[1] = {0};
-  train(p, cd, 3, cohort, 1, (fm_batching){1, 9, 0}, got);
+  train(p, cd, 3, cohort, 1, (fm_batching){.epochs = 1, .batch_size = 9, .shuffle = 0}, got);
   fm_examples ex;
   FM_ASSERT_OK(fm_client_data_load(cd, 0, &ex));
   FM_ASSERT_OK(fm_model_init_weights(m, w, 5));

@@ -29,7 +29,7 @@ static fm_examples make_examples(size_t n, float *x, int32_t *y) {
  * sizes into sizes. Returns the number of batches. */
 static size_t run_stream(const fm_batching *b, const fm_examples *ex, uint64_t seed, uint64_t round, uint64_t client,
                          int32_t *out, size_t *sizes) {
-  uint32_t *order = malloc((ex->n ? ex->n : 1) * sizeof *order);
+  uint32_t *order = malloc((fm_batch_iter_scratch(b, ex->n) + 1) * sizeof *order);
   float *xb = malloc(b->batch_size * 2 * sizeof *xb);
   int32_t *yb = malloc(b->batch_size * sizeof *yb);
   fm_batch_iter it;
@@ -55,7 +55,7 @@ static size_t run_stream(const fm_batching *b, const fm_examples *ex, uint64_t s
 
 static void test_counts(void **state) {
   (void)state;
-  fm_batching b = {3, 4, 1};
+  fm_batching b = {.epochs = 3, .batch_size = 4, .shuffle = 1};
   uint64_t ne, nb;
   fm_batching_counts(&b, 10, &ne, &nb);
   assert_int_equal(ne, 30);
@@ -80,7 +80,7 @@ static void test_each_example_once_per_epoch(void **state) {
   int32_t y[N], out[E * N];
   size_t sizes[E * N];
   fm_examples ex = make_examples(N, x, y);
-  fm_batching b = {E, B, 1};
+  fm_batching b = {.epochs = E, .batch_size = B, .shuffle = 1};
   size_t nb = run_stream(&b, &ex, 7, 3, 11, out, sizes);
   uint64_t want_ex, want_nb;
   fm_batching_counts(&b, N, &want_ex, &want_nb);
@@ -111,7 +111,7 @@ static void test_batches_span_epochs(void **state) {
   int32_t y[N], out[E * N];
   size_t sizes[E * N];
   fm_examples ex = make_examples(N, x, y);
-  fm_batching b = {E, B, 0};
+  fm_batching b = {.epochs = E, .batch_size = B, .shuffle = 0};
   size_t nb = run_stream(&b, &ex, 1, 1, 1, out, sizes);
   assert_int_equal(nb, 4); /* 15 examples: 4 + 4 + 4 + 3 */
   assert_int_equal(sizes[0], 4);
@@ -127,7 +127,7 @@ static void test_deterministic_and_distinct(void **state) {
   float x[2 * N];
   int32_t y[N], a[E * N], b2[E * N], c[E * N], d[E * N], s[E * N];
   fm_examples ex = make_examples(N, x, y);
-  fm_batching b = {E, B, 1};
+  fm_batching b = {.epochs = E, .batch_size = B, .shuffle = 1};
   run_stream(&b, &ex, 5, 2, 9, a, NULL);
   run_stream(&b, &ex, 5, 2, 9, b2, NULL);
   assert_memory_equal(a, b2, sizeof a);
@@ -138,7 +138,7 @@ static void test_deterministic_and_distinct(void **state) {
   run_stream(&b, &ex, 6, 2, 9, s, NULL); /* other seed */
   assert_memory_not_equal(a, s, sizeof a);
   /* The permutation is the shuffle stream's, so it is independent of B. */
-  fm_batching b1 = {E, 1, 1}, b3 = {E, 3, 1};
+  fm_batching b1 = {.epochs = E, .batch_size = 1, .shuffle = 1}, b3 = {.epochs = E, .batch_size = 3, .shuffle = 1};
   run_stream(&b1, &ex, 5, 2, 9, c, NULL);
   run_stream(&b3, &ex, 5, 2, 9, d, NULL);
   assert_memory_equal(a, c, sizeof a);
@@ -161,7 +161,7 @@ static void test_empty_client_and_edge_cases(void **state) {
   fm_examples ex = make_examples(0, x, y);
   ex.x = NULL;
   ex.y = NULL;
-  fm_batching b = {3, 4, 1};
+  fm_batching b = {.epochs = 3, .batch_size = 4, .shuffle = 1};
   fm_batch_iter it;
   fm_batch_iter_init(&it, &b, 0, NULL, 1, 1, 1);
   assert_int_equal(it.total, 0);
@@ -180,7 +180,7 @@ static void test_empty_client_and_edge_cases(void **state) {
   float x5[10];
   int32_t y5[5];
   ex = make_examples(5, x5, y5);
-  fm_batching ns = {1, 2, 0};
+  fm_batching ns = {.epochs = 1, .batch_size = 2, .shuffle = 0};
   fm_batch_iter_init(&it, &ns, 5, NULL, 1, 1, 1);
   assert_int_equal(fm_batch_iter_next(&it, &ex, NULL, yb), 2);
   assert_int_equal(yb[0], 0);
@@ -193,6 +193,60 @@ static void test_empty_client_and_edge_cases(void **state) {
   assert_true(strlen(fm_last_error()) > 0);
 }
 
+/* take(max_examples) after repeat: the stream stops early, counts follow. */
+static void test_max_examples_cap(void **state) {
+  (void)state;
+  enum { N = 10 };
+  float x[2 * N];
+  int32_t y[N], out[3 * N];
+  fm_examples ex = make_examples(N, x, y);
+  fm_batching capped = {.epochs = 3, .batch_size = 4, .shuffle = 1, .max_examples = 13};
+  fm_batching full = {.epochs = 3, .batch_size = 4, .shuffle = 1};
+  uint64_t ne, nb;
+  fm_batching_counts(&capped, N, &ne, &nb);
+  assert_int_equal(ne, 13);
+  assert_int_equal(nb, 4);
+  int32_t ref[3 * N];
+  run_stream(&full, &ex, 1, 1, 1, ref, NULL);
+  size_t batches = run_stream(&capped, &ex, 1, 1, 1, out, NULL);
+  assert_int_equal(batches, 4);
+  assert_memory_equal(out, ref, 13 * sizeof *out); /* the same stream, cut */
+  fm_batching big = {.epochs = 1, .batch_size = 4, .max_examples = 100};
+  fm_batching_counts(&big, N, &ne, NULL);
+  assert_int_equal(ne, N); /* a cap above the stream changes nothing */
+}
+
+/* tf.data's shuffle(buffer) with a buffer smaller than the client: each pass
+ * is still a permutation, the first output is one of the first `buffer`
+ * examples, and example i can never come out before position i - buffer + 1. */
+static void test_shuffle_buffer(void **state) {
+  (void)state;
+  enum { N = 40, BUF = 5, E = 2 };
+  float x[2 * N];
+  int32_t y[N], out[E * N];
+  fm_examples ex = make_examples(N, x, y);
+  fm_batching b = {.epochs = E, .batch_size = 7, .shuffle = 1, .shuffle_buffer = BUF};
+  assert_int_equal(fm_batch_iter_scratch(&b, N), N + BUF);
+  run_stream(&b, &ex, 3, 0, 2, out, NULL);
+  for (int e = 0; e < E; e++) {
+    int seen[N] = {0};
+    for (int k = 0; k < N; k++) {
+      int v = out[e * N + k];
+      seen[v]++;
+      assert_true(v <= k + BUF - 1); /* only the first k+BUF examples can have entered the buffer */
+    }
+    for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+  }
+  assert_true(out[0] < BUF);
+  /* a buffer of at least n is the full permutation */
+  fm_batching full = {.epochs = E, .batch_size = 7, .shuffle = 1}, big = full;
+  big.shuffle_buffer = N;
+  int32_t a[E * N], c[E * N];
+  run_stream(&full, &ex, 3, 0, 2, a, NULL);
+  run_stream(&big, &ex, 3, 0, 2, c, NULL);
+  assert_memory_equal(a, c, sizeof a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_counts),
@@ -200,6 +254,8 @@ int main(void) {
       cmocka_unit_test(test_batches_span_epochs),
       cmocka_unit_test(test_deterministic_and_distinct),
       cmocka_unit_test(test_empty_client_and_edge_cases),
+      cmocka_unit_test(test_max_examples_cap),
+      cmocka_unit_test(test_shuffle_buffer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,7 +52,7 @@ static fm_process *make_fedavg(const fm_model *m, double clr, double slr, double
 
 static void run_round(const fm_process *p, fm_state *s, const fm_client_data *cd, const uint64_t *cohort, size_t k,
                       int epochs, size_t batch, fm_metrics *m) {
-  fm_round_input in = {.data = cd, .batching = {epochs, batch, 1}, .cohort = cohort, .cohort_size = k, .num_threads = 1};
+  fm_round_input in = {.data = cd, .batching = {.epochs = epochs, .batch_size = batch, .shuffle = 1}, .cohort = cohort, .cohort_size = k, .num_threads = 1};
   FM_ASSERT_OK(fm_process_next(p, s, &in, fm_comm_serial(), m));
 }
 
@@ -211,7 +211,7 @@ static void test_non_finite_aggregate_is_rejected(void **st) {
   /* Momentum state untouched: a following good round matches a state that
    * never saw the bad round (apart from the round counter used for shuffling,
    * so compare with shuffling off). */
-  fm_round_input in = {.data = good, .batching = {1, 4, 0}, .cohort = cohort, .cohort_size = 1, .num_threads = 1};
+  fm_round_input in = {.data = good, .batching = {.epochs = 1, .batch_size = 4, .shuffle = 0}, .cohort = cohort, .cohort_size = 1, .num_threads = 1};
   FM_ASSERT_OK(fm_process_next(p, s, &in, fm_comm_serial(), NULL));
   FM_ASSERT_OK(fm_process_next(p, ref, &in, fm_comm_serial(), NULL));
   assert_memory_equal(fm_state_weights(s), fm_state_weights(ref), P * sizeof(float));
@@ -396,7 +396,7 @@ static void test_threads_identical(void **st) {
     uint64_t cohort[5];
     for (int r = 0; r < 4; r++) {
       FM_ASSERT_OK(fm_sample_cohort(9, fm_state_round(s), 7, 5, cohort));
-      fm_round_input in = {.data = cd, .batching = {2, 4, 1}, .cohort = cohort, .cohort_size = 5,
+      fm_round_input in = {.data = cd, .batching = {.epochs = 2, .batch_size = 4, .shuffle = 1}, .cohort = cohort, .cohort_size = 5,
                            .num_threads = t ? 3 : 1};
       FM_ASSERT_OK(fm_process_next(p, s, &in, fm_comm_serial(), NULL));
     }
@@ -420,7 +420,7 @@ static void test_round_input_errors(void **st) {
   fm_state *s;
   FM_ASSERT_OK(fm_process_initialize(p, 1, &s));
   uint64_t cohort[1] = {5};
-  fm_round_input in = {.data = cd, .batching = {1, 4, 1}, .cohort = cohort, .cohort_size = 1, .num_threads = 1};
+  fm_round_input in = {.data = cd, .batching = {.epochs = 1, .batch_size = 4, .shuffle = 1}, .cohort = cohort, .cohort_size = 1, .num_threads = 1};
   FM_ASSERT_ERR(FM_ERR_COHORT, fm_process_next(p, s, &in, fm_comm_serial(), NULL));
   cohort[0] = 0;
   in.batching.epochs = 0;
