@@ -102,7 +102,9 @@ static void usage(FILE *f) {
           "  train          run federated training (FedAvg) and write metrics and weights\n"
           "  eval           evaluate a weights file on a ClientData file\n"
           "  data synth     write Synthetic(alpha, beta) client data (TFF HDF5 layout)\n"
-          "  data info      describe a ClientData file\n"
+          "  data import-idx  convert MNIST-format IDX files to TFF layout with a partitioner\n"
+          "  data fashion-mnist  import the installed Fashion-MNIST, partitioned (iid, dirichlet, ...)\n"
+          "  data info      describe a ClientData file (features, sizes, label skew)\n"
           "  version        print the version\n\n"
           "Run 'fedmpi <command> --help' for a command's options.\n");
 }
