@@ -105,6 +105,7 @@ static void usage(FILE *f) {
           "  data import-idx  convert MNIST-format IDX files to TFF layout with a partitioner\n"
           "  data fashion-mnist  import the installed Fashion-MNIST, partitioned (iid, dirichlet, ...)\n"
           "  data info      describe a ClientData file (features, sizes, label skew)\n"
+          "  bench          benchmark rounds of each model against this machine's SGEMM speed\n"
           "  version        print the version\n\n"
           "Run 'fedmpi <command> --help' for a command's options.\n");
 }
@@ -138,9 +139,11 @@ int main(int argc, char **argv) {
     status = cmd_eval(&ctx, argc - 1, argv + 1);
   } else if (!strcmp(cmd, "data")) {
     status = cmd_data(&ctx, argc - 1, argv + 1);
+  } else if (!strcmp(cmd, "bench")) {
+    status = cmd_bench(&ctx, argc - 1, argv + 1);
   } else {
     char msg[512];
-    snprintf(msg, sizeof msg, "unknown command '%s' (commands: train, eval, data, version; see fedmpi --help)", cmd);
+    snprintf(msg, sizeof msg, "unknown command '%s' (commands: train, eval, data, bench, version; see fedmpi --help)", cmd);
     cli_error(&ctx, NULL, msg);
     status = CLI_EXIT_USAGE;
   }
