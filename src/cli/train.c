@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "fedmpi/schedule.h"
@@ -566,9 +567,13 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
       }
     }
     /* A stop request on any rank (SIGTERM from SLURM, Ctrl-C) ends the run
-     * here, at a round boundary, after a checkpoint. */
-    double stop = cli_stop_requested();
-    rc = ctx->comm->ops->allreduce_max(ctx->comm, &stop, 1);
+     * here, at a round boundary, after a checkpoint. The same reduction
+     * brings the largest peak resident memory of any rank. */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double agreed[2] = {cli_stop_requested(), (double)ru.ru_maxrss / 1024.0};
+    rc = ctx->comm->ops->allreduce_max(ctx->comm, agreed, 2);
+    double stop = agreed[0];
     if (rc != FM_OK) {
       cli_error(ctx, "train", fm_last_error());
       goto done;
@@ -581,6 +586,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
       fm_metrics_put(&m, "time/reduce", stats.reduce, FM_METRIC_FLOAT);
       fm_metrics_put(&m, "time/server", stats.server, FM_METRIC_FLOAT);
       fm_metrics_put(&m, "time/idle_fraction", stats.idle_fraction, FM_METRIC_FLOAT);
+      fm_metrics_put(&m, "resources/peak_rss_mb", agreed[1], FM_METRIC_FLOAT); /* max over ranks */
       rc = fm_metrics_writer_write(writer, (long)r, &m);
       if (!c->quiet) print_round(c, (uint64_t)r, &m, secs);
     }

@@ -119,6 +119,18 @@ PY
   expect_error 2 "unknown metric 'f1'" train --metrics f1 --out o
   expect_error 2 "top_k:11 needs 1 <= k <= 10" train --metrics top_k:11 --out o
   ;;
+memory)
+  # peak resident memory must not grow with the number of rounds (streaming
+  # client data, per-round buffers freed): round 60 vs round 600
+  expect_ok 2 train --rounds 600 --clients-per-round 10 --model mlp:32 --quiet --checkpoint-every 100 --out mem
+  python3 - mem/metrics.csv <<'PY' || fail "peak RSS grew with rounds"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+early, late = float(rows[59]["resources/peak_rss_mb"]), float(rows[-1]["resources/peak_rss_mb"])
+print("peak RSS (max over ranks): round 60 %.1f MB, round %d %.1f MB" % (early, len(rows), late))
+assert late - early < 2.0, (early, late)
+PY
+  ;;
 config_roundtrip)
   expect_ok 1 train --out a --rounds 3 --model mlp:8 --client-lr 0.1 --momentum 0.5 --seed 7 --quiet
   grep -q "^momentum = 0.5" a/config.ini || fail "config.ini lacks momentum"
