@@ -1,6 +1,7 @@
 /* tests/mpi/mpi_fedavg.c — FedAvg through the MPI runtime on Synthetic(1,1).
  *
- * usage: mpi_fedavg OUT.bin MODEL THREADS [ROUNDS]
+ * usage: mpi_fedavg OUT.bin MODEL THREADS [ROUNDS [SERVER_OPTIMIZER]]
+ * (SERVER_OPTIMIZER sgdm, the default, with momentum 0.5, or adam for FedAdam)
  * Rank 0 writes the data (deterministic, so every test directory makes the
  * same file), all ranks train ROUNDS rounds with THREADS OpenMP threads each,
  * and rank 0 writes the final weights as raw floats to OUT.bin, followed by
@@ -10,6 +11,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fedmpi/fedmpi.h"
 #include "fedmpi/runtime.h"
@@ -58,7 +60,13 @@ int main(int argc, char **argv) {
   CHECK(fm_model_create_by_name(argv[2], &spec, &model));
   fm_optimizer *copt, *sopt;
   CHECK(fm_optimizer_create_sgdm(0.05, 0.0, &copt));
-  CHECK(fm_optimizer_create_sgdm(1.0, 0.5, &sopt));
+  if (argc > 5 && strcmp(argv[5], "adam") == 0) {
+    fm_hparams hp = {0};
+    fm_hparams_put(&hp, "learning_rate", 0.02);
+    CHECK(fm_optimizer_create("adam", &hp, &sopt)); /* FedAdam */
+  } else {
+    CHECK(fm_optimizer_create_sgdm(1.0, 0.5, &sopt));
+  }
   fm_process *p;
   CHECK(fm_build_weighted_fed_avg(model, copt, sopt, FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
   fm_state *s;
