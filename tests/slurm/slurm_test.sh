@@ -174,6 +174,43 @@ srun_direct)
   check_run b 4
   h5diff -q a/weights.h5 b/weights.h5 >/dev/null || fail "2 and 4 ranks gave different weights"
   ;;
+srun_kill_rank)
+  # a rank killed with SIGKILL under srun: srun (PMIx) cancels the step promptly,
+  # reports the task, exits non-zero and leaves no fedmpi process behind
+  export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+  tag=$PWD/run
+  srun --mpi=pmix -n 3 -O --time=00:05:00 "$fedmpi" train --out "$tag" --rounds 1000000 --model mlp:32 --epochs 2 \
+    --checkpoint-every 0 >out.txt 2>err.txt &
+  srun_pid=$!
+  mine() { # pid=SLURM_PROCID of this run's fedmpi processes
+    local p
+    for p in /proc/[0-9]*; do
+      p=${p#/proc/}
+      [ "$(cat /proc/$p/comm 2>/dev/null)" = fedmpi ] || continue
+      tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$tag" || continue
+      echo "$p=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^SLURM_PROCID=//p')"
+    done
+  }
+  trap 'kill $srun_pid 2>/dev/null' EXIT
+  for _ in $(seq 1 300); do grep -q '^round ' out.txt && break; kill -0 $srun_pid 2>/dev/null || break; sleep 0.1; done
+  grep -q '^round ' out.txt || { cat out.txt err.txt; fail "no progress line within 30 s"; }
+  victim=$(mine | sed -n 's/=2$//p')
+  [ -n "$victim" ] || { mine; fail "rank 2 not found"; }
+  t0=$SECONDS
+  kill -9 "$victim"
+  for _ in $(seq 1 600); do kill -0 $srun_pid 2>/dev/null || break; sleep 0.1; done
+  kill -0 $srun_pid 2>/dev/null && { cat err.txt; fail "srun still running 60 s after rank 2 was killed"; }
+  wait $srun_pid
+  status=$?
+  echo "srun exited with status $status after $((SECONDS - t0)) s"
+  cat err.txt
+  [ $status -ne 0 ] || fail "srun exited 0 although rank 2 was killed"
+  grep -q "task 2: Killed" err.txt || fail "srun does not name task 2"
+  sleep 1
+  left=$(mine)
+  [ -z "$left" ] || fail "fedmpi processes left behind: $left"
+  [ -z "$(squeue -h -o %i)" ] || { squeue; fail "jobs left in the queue"; }
+  ;;
 *)
   fail "unknown scenario"
   ;;
