@@ -3,7 +3,7 @@
  *
  * A double x with |x| < 2^55 maps to floor(x * 2^72) split as
  *   t  = x * 2^8            (exact: a power-of-two scaling)
- *   hi = floor(t)           (exact, |hi| < 2^63)
+ *   hi = floor(t)           (exact, |hi| < 2^63; truncation corrected below zero)
  *   lo = floor((t - hi) * 2^64)   (t - hi in [0, 1) is exact; the product is
  *                                  exact; the conversion truncates bits below
  *                                  2^-72, the only rounding, deterministic)
@@ -28,22 +28,39 @@ static inline void fm__exact_add_parts(fm_exact *a, uint64_t lo, uint64_t hi) {
   a->lo = s;
 }
 
+/* The hot path, branch-free (random signs and magnitudes would defeat the
+ * branch predictor): multiplications by powers of two are exact (as ldexp,
+ * without the library call); floor is a truncating conversion minus one for
+ * negative non-integers; the 64 fraction bits are taken as two 32-bit
+ * halves so that every conversion is a signed one (an unsigned 64-bit
+ * conversion branches on x86-64 without AVX-512). Caller guarantees
+ * |x| < 2^55. */
+static inline void fm__exact_add_unchecked(fm_exact *a, double x) {
+  double t = x * 0x1p8;
+  int64_t hi = (int64_t)t;               /* toward zero ... */
+  hi -= (int64_t)((double)hi > t);       /* ... then floor */
+  double r = (t - (double)hi) * 0x1p32;  /* fraction in [0, 1), exact, times 2^32 */
+  int64_t top = (int64_t)r;              /* bits 2^-9 .. 2^-40 */
+  int64_t bottom = (int64_t)((r - (double)top) * 0x1p32); /* bits 2^-41 .. 2^-72, truncated: the floor */
+  fm__exact_add_parts(a, ((uint64_t)top << 32) | (uint64_t)bottom, (uint64_t)hi);
+}
+
 int fm_exact_add(fm_exact *a, double x, double limit) {
   if (!(fabs(x) < limit)) return 1; /* also catches NaN */
-  if (x == 0.0) return 0;
-  double t = ldexp(x, 8);
-  double h = floor(t);
-  double r = t - h;
-  uint64_t lo = (uint64_t)ldexp(r, 64);
-  uint64_t hi = (uint64_t)(int64_t)h;
-  fm__exact_add_parts(a, lo, hi);
+  fm__exact_add_unchecked(a, x);
   return 0;
 }
 
 size_t fm_exact_add_scaled(fm_exact *a, const float *x, float w, size_t n, double limit) {
   size_t bad = 0;
   const double dw = (double)w;
-  for (size_t i = 0; i < n; i++) bad += (size_t)fm_exact_add(&a[i], dw * (double)x[i], limit);
+  for (size_t i = 0; i < n; i++) {
+    double v = dw * (double)x[i];
+    if (fabs(v) < limit)
+      fm__exact_add_unchecked(&a[i], v);
+    else
+      bad++; /* also NaN */
+  }
   return bad;
 }
 
@@ -58,5 +75,5 @@ double fm_exact_to_double(const fm_exact *a) {
   int64_t hi = (int64_t)a->hi;
   double lo_hi = (double)(a->lo >> 32);         /* exact: < 2^32 */
   double lo_lo = (double)(a->lo & 0xffffffffu); /* exact */
-  return ldexp((double)hi, -8) + (ldexp(lo_hi, -40) + ldexp(lo_lo, -72));
+  return (double)hi * 0x1p-8 + (lo_hi * 0x1p-40 + lo_lo * 0x1p-72);
 }
