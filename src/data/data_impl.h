@@ -1,6 +1,6 @@
 /* src/data/data_impl.h — what the data module's files share privately: the
- * bounded client cache (cache.c) and the ClientData writer (writer.c). Not
- * installed. */
+ * bounded client cache (cache.c), the ClientData writer (writer.c) and the
+ * Synthetic(alpha, beta) recipe (synth.c). Not installed. */
 #ifndef FEDMPI_DATA_IMPL_H
 #define FEDMPI_DATA_IMPL_H
 
@@ -67,5 +67,39 @@ int fm__cd_writer_finish(fm__cd_writer *w, int rc);
 /* Client id of index k among K: "f_%05zu", wider when K needs it, so that
  * the sorted order of the ids is the index order. */
 void fm__client_id(char *buf, size_t size, size_t k, size_t K);
+
+/* ---- synth.c: the Synthetic(alpha, beta) recipe ------------------------------ */
+
+/* Client index whose stream draws the shared Synthetic-IID model. */
+#define FM__SYNTH_SHARED_CLIENT ((uint64_t)1 << 47)
+/* Largest client a draw may produce (the lognormal's tail); beyond it,
+ * FM_ERR_OVERFLOW asks for max_examples. */
+#define FM__SYNTH_MAX_N 1000000000.0
+
+/* What is shared by every client: the options, sqrt(Sigma) and the IID model. */
+typedef struct fm__synth_model {
+  fm_synth_options o;
+  double *sd; /* (d) sqrt(j^-1.2) */
+  double *W;  /* (d, C) the shared Synthetic-IID model; NULL unless iid */
+  double *b;  /* (C) */
+} fm__synth_model;
+
+/* Which of a client's examples fm__synth_client_rows returns. */
+typedef enum fm__synth_rows { FM__SYNTH_TRAIN = 0, FM__SYNTH_TEST = 1, FM__SYNTH_ALL = 2 } fm__synth_rows;
+
+/* FM_ERR_INVALID_ARG naming the bad option (K, d, C, test_fraction, alpha, beta). */
+int fm__synth_check_options(const fm_synth_options *o);
+/* Check o and build the shared part (read-only afterwards). */
+int fm__synth_model_init(fm__synth_model *m, const fm_synth_options *o);
+void fm__synth_model_free(fm__synth_model *m);
+/* n_k of client k as the recipe draws it, capped by max_examples (a double:
+ * it may exceed FM__SYNTH_MAX_N). O(1): one normal draw. */
+double fm__synth_client_size(const fm_synth_options *o, uint64_t k);
+/* n_test = round(test_fraction * n), n_train = n - n_test. */
+void fm__synth_split_sizes(const fm_synth_options *o, size_t n, size_t *n_train, size_t *n_test);
+/* Client k's examples after the split permutation: TRAIN the first n_train
+ * rows, TEST the last n_test, ALL every row (train rows first). out is
+ * allocated (free with fm_examples_free). Thread-safe: scratch is per call. */
+int fm__synth_client_rows(const fm__synth_model *m, uint64_t k, fm__synth_rows which, fm_examples *out);
 
 #endif

@@ -16,6 +16,10 @@
  * (also when test_path is NULL: the train file never depends on it).
  * Labels are computed from the float32-rounded x that is stored.
  *
+ * The recipe (fm__synth_client_rows, data_impl.h) is shared with the
+ * procedural ClientData (synth_source.c), which draws a client on load from
+ * the same streams: its client k is this file's client k, bit for bit.
+ *
  * Files: /examples/f_00000/{x float32 (n, d), y int32 (n)}, root attributes
  * num_classes, num_clients, num_features, generator = "synthetic", alpha,
  * beta, iid, seed, test_fraction, max_examples, split; written to
@@ -27,12 +31,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "data_impl.h"
 #include "fedmpi/data.h"
-#include "h5lock.h"
 #include "internal.h"
-
-#define FM__SYNTH_SHARED_CLIENT ((uint64_t)1 << 47)
-#define FM__SYNTH_MAX_N 1000000000.0
 
 void fm_synth_defaults(fm_synth_options *o) {
   if (!o) return;
@@ -126,64 +127,10 @@ static int fm__write_client(fm__synth_file *f, const char *id, size_t n, size_t 
   return rc;
 }
 
-/* Generator state shared by all clients. */
-typedef struct {
-  const fm_synth_options *o;
-  double *sd;       /* (d) sqrt(j^-1.2) */
-  double *W;        /* (d, C) this client's (or the shared) model */
-  double *b;        /* (C) */
-  double *v;        /* (d) mean of x */
-  double *logits;   /* (C) */
-} fm__synth_gen;
+/* ---- the recipe, shared with the procedural source (synth_source.c) ------- */
 
-/* Draw client k: *n examples into freshly allocated x (n, d), y (n). */
-static int fm__synth_client(fm__synth_gen *gen, uint64_t k, size_t *n_out, float **x_out, int32_t **y_out) {
-  const fm_synth_options *o = gen->o;
-  size_t d = o->num_features, C = o->num_classes;
-  fm_rng r;
-  fm_rng_init(&r, o->seed, 0, k, FM_RNG_SYNTH);
-  double nd = floor(exp(4.0 + 2.0 * fm_rng_normal(&r))) + 50.0;
-  if (o->max_examples > 0 && nd > (double)o->max_examples) nd = (double)o->max_examples;
-  FM_CHECK(nd <= FM__SYNTH_MAX_N, FM_ERR_OVERFLOW,
-           "synthetic client %llu drew %.0f examples (lognormal tail); set max_examples to cap it",
-           (unsigned long long)k, nd);
-  size_t n = (size_t)nd;
-  if (!o->iid) {
-    double u = o->alpha * fm_rng_normal(&r);
-    double B = o->beta * fm_rng_normal(&r);
-    for (size_t j = 0; j < d; j++) gen->v[j] = B + fm_rng_normal(&r);
-    for (size_t i = 0; i < d * C; i++) gen->W[i] = u + fm_rng_normal(&r);
-    for (size_t c = 0; c < C; c++) gen->b[c] = u + fm_rng_normal(&r);
-  }
-  float *x = fm__malloc(n * d * sizeof *x);
-  int32_t *y = fm__malloc(n * sizeof *y);
-  if (!x || !y) {
-    fm__free(x);
-    fm__free(y);
-    return FM_ERR(FM_ERR_NOMEM, "out of memory for synthetic client %llu (%zu x %zu)", (unsigned long long)k, n, d);
-  }
-  for (size_t e = 0; e < n; e++) {
-    float *xe = x + e * d; /* (d) */
-    for (size_t c = 0; c < C; c++) gen->logits[c] = gen->b[c];
-    for (size_t j = 0; j < d; j++) {
-      xe[j] = (float)(gen->v[j] + gen->sd[j] * fm_rng_normal(&r));
-      const double xj = (double)xe[j];
-      const double *Wj = gen->W + j * C; /* row j of W (C) */
-      for (size_t c = 0; c < C; c++) gen->logits[c] += xj * Wj[c];
-    }
-    size_t best = 0;
-    for (size_t c = 1; c < C; c++)
-      if (gen->logits[c] > gen->logits[best]) best = c;
-    y[e] = (int32_t)best;
-  }
-  *n_out = n;
-  *x_out = x;
-  *y_out = y;
-  return FM_OK;
-}
-
-int fm_synth_write(const fm_synth_options *o, const char *train_path, const char *test_path) {
-  FM_CHECK(o && train_path, FM_ERR_INVALID_ARG, "fm_synth_write: options and train_path must not be NULL");
+int fm__synth_check_options(const fm_synth_options *o) {
+  FM_CHECK(o, FM_ERR_INVALID_ARG, "synthetic data: options must not be NULL");
   FM_CHECK(o->num_clients >= 1 && (uint64_t)o->num_clients < FM__SYNTH_SHARED_CLIENT, FM_ERR_INVALID_ARG,
            "synthetic data: num_clients must be in 1..2^47 (got %zu)", o->num_clients);
   FM_CHECK(o->num_features >= 1, FM_ERR_INVALID_ARG, "synthetic data: num_features must be >= 1");
@@ -193,33 +140,171 @@ int fm_synth_write(const fm_synth_options *o, const char *train_path, const char
            "synthetic data: test_fraction must be in [0, 1] (got %g)", o->test_fraction);
   FM_CHECK(isfinite(o->alpha) && isfinite(o->beta) && o->alpha >= 0.0 && o->beta >= 0.0, FM_ERR_INVALID_ARG,
            "synthetic data: alpha and beta must be finite and >= 0 (got %g, %g)", o->alpha, o->beta);
-  FM_CHECK(!test_path || strcmp(train_path, test_path) != 0, FM_ERR_INVALID_ARG,
-           "synthetic data: train and test paths are the same ('%s')", train_path);
+  return FM_OK;
+}
 
-  const size_t K = o->num_clients, d = o->num_features, C = o->num_classes;
-  int rc = FM_OK, locked = 0;
-  fm__synth_file files[2] = {{train_path, NULL, -1, -1}, {test_path, NULL, -1, -1}};
-  const int nfiles = test_path ? 2 : 1;
-  fm__synth_gen gen = {o, NULL, NULL, NULL, NULL, NULL};
-  float *x = NULL, *xs = NULL;
-  int32_t *y = NULL, *ys = NULL;
-  uint32_t *perm = NULL;
-
-  gen.sd = fm__malloc(d * sizeof *gen.sd);
-  gen.W = fm__malloc(d * C * sizeof *gen.W);
-  gen.b = fm__malloc(C * sizeof *gen.b);
-  gen.v = fm__calloc(d, sizeof *gen.v);
-  gen.logits = fm__malloc(C * sizeof *gen.logits);
-  FM_CHECK_GOTO(rc, gen.sd && gen.W && gen.b && gen.v && gen.logits, done, FM_ERR_NOMEM,
-                "out of memory for the synthetic generator (d %zu, C %zu)", d, C);
-  for (size_t j = 0; j < d; j++) gen.sd[j] = sqrt(pow((double)(j + 1), -1.2));
+int fm__synth_model_init(fm__synth_model *m, const fm_synth_options *o) {
+  memset(m, 0, sizeof *m);
+  FM_CALL(fm__synth_check_options(o));
+  m->o = *o;
+  const size_t d = o->num_features, C = o->num_classes;
+  m->sd = fm__malloc(d * sizeof *m->sd);
+  if (o->iid) {
+    m->W = fm__malloc(d * C * sizeof *m->W);
+    m->b = fm__malloc(C * sizeof *m->b);
+  }
+  if (!m->sd || (o->iid && (!m->W || !m->b))) {
+    fm__synth_model_free(m);
+    return FM_ERR(FM_ERR_NOMEM, "out of memory for the synthetic generator (d %zu, C %zu)", d, C);
+  }
+  for (size_t j = 0; j < d; j++) m->sd[j] = sqrt(pow((double)(j + 1), -1.2));
   if (o->iid) {
     fm_rng r;
     fm_rng_init(&r, o->seed, 0, FM__SYNTH_SHARED_CLIENT, FM_RNG_SYNTH);
-    for (size_t i = 0; i < d * C; i++) gen.W[i] = fm_rng_normal(&r);
-    for (size_t c = 0; c < C; c++) gen.b[c] = fm_rng_normal(&r);
+    for (size_t i = 0; i < d * C; i++) m->W[i] = fm_rng_normal(&r);
+    for (size_t c = 0; c < C; c++) m->b[c] = fm_rng_normal(&r);
   }
+  return FM_OK;
+}
 
+void fm__synth_model_free(fm__synth_model *m) {
+  if (!m) return;
+  fm__free(m->sd);
+  fm__free(m->W);
+  fm__free(m->b);
+  m->sd = m->W = m->b = NULL;
+}
+
+/* n_k from the first draw of the client's stream, capped: O(1). */
+static double fm__synth_size_draw(fm_rng *r, const fm_synth_options *o) {
+  double nd = floor(exp(4.0 + 2.0 * fm_rng_normal(r))) + 50.0;
+  if (o->max_examples > 0 && nd > (double)o->max_examples) nd = (double)o->max_examples;
+  return nd;
+}
+
+double fm__synth_client_size(const fm_synth_options *o, uint64_t k) {
+  fm_rng r;
+  fm_rng_init(&r, o->seed, 0, k, FM_RNG_SYNTH);
+  return fm__synth_size_draw(&r, o);
+}
+
+void fm__synth_split_sizes(const fm_synth_options *o, size_t n, size_t *n_train, size_t *n_test) {
+  size_t t = (size_t)llround(o->test_fraction * (double)n);
+  if (t > n) t = n;
+  *n_test = t;
+  *n_train = n - t;
+}
+
+/* Draw client k: *n examples into freshly allocated x (n, d), y (n), in the
+ * order the stream draws them. Scratch is per call: thread-safe. */
+static int fm__synth_client(const fm__synth_model *m, uint64_t k, size_t *n_out, float **x_out, int32_t **y_out) {
+  const fm_synth_options *o = &m->o;
+  const size_t d = o->num_features, C = o->num_classes;
+  fm_rng r;
+  fm_rng_init(&r, o->seed, 0, k, FM_RNG_SYNTH);
+  double nd = fm__synth_size_draw(&r, o);
+  FM_CHECK(nd <= FM__SYNTH_MAX_N, FM_ERR_OVERFLOW,
+           "synthetic client %llu drew %.0f examples (lognormal tail); set max_examples to cap it",
+           (unsigned long long)k, nd);
+  size_t n = (size_t)nd;
+  /* scratch: v (d), logits (C), and this client's W (d, C), b (C) unless IID */
+  double *scratch = fm__calloc(d + C + (o->iid ? 0 : d * C + C), sizeof *scratch);
+  float *x = fm__malloc((n ? n : 1) * d * sizeof *x);
+  int32_t *y = fm__malloc((n ? n : 1) * sizeof *y);
+  if (!scratch || !x || !y) {
+    fm__free(scratch);
+    fm__free(x);
+    fm__free(y);
+    return FM_ERR(FM_ERR_NOMEM, "out of memory for synthetic client %llu (%zu x %zu)", (unsigned long long)k, n, d);
+  }
+  double *v = scratch, *logits = scratch + d; /* v = 0 for IID */
+  const double *W = m->W, *b = m->b;
+  if (!o->iid) {
+    double *Wk = logits + C, *bk = Wk + d * C;
+    double u = o->alpha * fm_rng_normal(&r);
+    double B = o->beta * fm_rng_normal(&r);
+    for (size_t j = 0; j < d; j++) v[j] = B + fm_rng_normal(&r);
+    for (size_t i = 0; i < d * C; i++) Wk[i] = u + fm_rng_normal(&r);
+    for (size_t c = 0; c < C; c++) bk[c] = u + fm_rng_normal(&r);
+    W = Wk;
+    b = bk;
+  }
+  for (size_t e = 0; e < n; e++) {
+    float *xe = x + e * d; /* (d) */
+    for (size_t c = 0; c < C; c++) logits[c] = b[c];
+    for (size_t j = 0; j < d; j++) {
+      xe[j] = (float)(v[j] + m->sd[j] * fm_rng_normal(&r));
+      const double xj = (double)xe[j];
+      const double *Wj = W + j * C; /* row j of W (C) */
+      for (size_t c = 0; c < C; c++) logits[c] += xj * Wj[c];
+    }
+    size_t best = 0;
+    for (size_t c = 1; c < C; c++)
+      if (logits[c] > logits[best]) best = c;
+    y[e] = (int32_t)best;
+  }
+  fm__free(scratch);
+  *n_out = n;
+  *x_out = x;
+  *y_out = y;
+  return FM_OK;
+}
+
+int fm__synth_client_rows(const fm__synth_model *m, uint64_t k, fm__synth_rows which, fm_examples *out) {
+  const fm_synth_options *o = &m->o;
+  const size_t d = o->num_features;
+  memset(out, 0, sizeof *out);
+  size_t n = 0, n_train, n_test;
+  float *x = NULL;
+  int32_t *y = NULL;
+  FM_CALL(fm__synth_client(m, k, &n, &x, &y));
+  fm__synth_split_sizes(o, n, &n_train, &n_test);
+  /* Permute, then split: rows perm[0 .. n_train) train, the rest test. */
+  const size_t first = which == FM__SYNTH_TEST ? n_train : 0;
+  const size_t rows = which == FM__SYNTH_TRAIN ? n_train : which == FM__SYNTH_TEST ? n_test : n;
+  uint32_t *perm = fm__malloc((n ? n : 1) * sizeof *perm);
+  float *xs = fm__malloc((rows ? rows : 1) * d * sizeof *xs);
+  int32_t *ys = fm__malloc((rows ? rows : 1) * sizeof *ys);
+  if (!perm || !xs || !ys) {
+    fm__free(x);
+    fm__free(y);
+    fm__free(perm);
+    fm__free(xs);
+    fm__free(ys);
+    return FM_ERR(FM_ERR_NOMEM, "out of memory for synthetic client %llu", (unsigned long long)k);
+  }
+  for (size_t e = 0; e < n; e++) perm[e] = (uint32_t)e;
+  fm_rng s;
+  fm_rng_init(&s, o->seed, 0, k, FM_RNG_SPLIT);
+  fm_rng_shuffle_u32(&s, perm, n);
+  for (size_t e = 0; e < rows; e++) {
+    memcpy(xs + e * d, x + (size_t)perm[first + e] * d, d * sizeof *xs);
+    ys[e] = y[perm[first + e]];
+  }
+  fm__free(x);
+  fm__free(y);
+  fm__free(perm);
+  out->n = rows;
+  out->num_features = d;
+  out->x = xs;
+  out->y = ys;
+  return FM_OK;
+}
+
+int fm_synth_write(const fm_synth_options *o, const char *train_path, const char *test_path) {
+  FM_CHECK(o && train_path, FM_ERR_INVALID_ARG, "fm_synth_write: options and train_path must not be NULL");
+  FM_CALL(fm__synth_check_options(o));
+  FM_CHECK(!test_path || strcmp(train_path, test_path) != 0, FM_ERR_INVALID_ARG,
+           "synthetic data: train and test paths are the same ('%s')", train_path);
+
+  const size_t K = o->num_clients, d = o->num_features;
+  int rc = FM_OK, locked = 0;
+  fm__synth_file files[2] = {{train_path, NULL, -1, -1}, {test_path, NULL, -1, -1}};
+  const int nfiles = test_path ? 2 : 1;
+  fm__synth_model model;
+  fm_examples ex = {0};
+
+  FM_CALL(fm__synth_model_init(&model, o));
   for (int f = 0; f < nfiles; f++) {
     files[f].tmp = fm__h5_tmp_name(files[f].path);
     FM_CHECK_GOTO(rc, files[f].tmp != NULL, done, FM_ERR_NOMEM, "out of memory");
@@ -230,44 +315,21 @@ int fm_synth_write(const fm_synth_options *o, const char *train_path, const char
   fm__h5_unlock();
   locked = 0;
 
-  int width = 5;
-  for (size_t k = K - 1; k >= 100000; k /= 10) width++;
   for (size_t k = 0; k < K; k++) {
-    size_t n = 0;
     char id[32];
-    if (snprintf(id, sizeof id, "f_%0*zu", width, k) >= (int)sizeof id) id[sizeof id - 1] = '\0';
-    FM_CALL_GOTO(rc, fm__synth_client(&gen, k, &n, &x, &y), done);
-
-    /* Permute, then split: rows perm[0 .. n - n_test) train, the rest test. */
-    size_t n_test = (size_t)llround(o->test_fraction * (double)n);
-    if (n_test > n) n_test = n;
-    size_t n_train = n - n_test;
-    perm = fm__malloc(n * sizeof *perm);
-    xs = fm__malloc(n * d * sizeof *xs);
-    ys = fm__malloc(n * sizeof *ys);
-    FM_CHECK_GOTO(rc, perm && xs && ys, done, FM_ERR_NOMEM, "out of memory for synthetic client %zu", k);
-    for (size_t e = 0; e < n; e++) perm[e] = (uint32_t)e;
-    fm_rng s;
-    fm_rng_init(&s, o->seed, 0, k, FM_RNG_SPLIT);
-    fm_rng_shuffle_u32(&s, perm, n);
-    for (size_t e = 0; e < n; e++) {
-      memcpy(xs + e * d, x + (size_t)perm[e] * d, d * sizeof *xs);
-      ys[e] = y[perm[e]];
-    }
+    fm__client_id(id, sizeof id, k, K);
+    /* every example, in split order: the first n_train go to the train file */
+    FM_CALL_GOTO(rc, fm__synth_client_rows(&model, k, FM__SYNTH_ALL, &ex), done);
+    size_t n_train, n_test;
+    fm__synth_split_sizes(o, ex.n, &n_train, &n_test);
     fm__h5_lock();
     locked = 1;
-    FM_CALL_GOTO(rc, fm__write_client(&files[0], id, n_train, d, xs, ys), done);
-    if (nfiles == 2) FM_CALL_GOTO(rc, fm__write_client(&files[1], id, n_test, d, xs + n_train * d, ys + n_train), done);
+    FM_CALL_GOTO(rc, fm__write_client(&files[0], id, n_train, d, ex.x, ex.y), done);
+    if (nfiles == 2)
+      FM_CALL_GOTO(rc, fm__write_client(&files[1], id, n_test, d, ex.x + n_train * d, ex.y + n_train), done);
     fm__h5_unlock();
     locked = 0;
-    fm__free(x);
-    fm__free(y);
-    fm__free(xs);
-    fm__free(ys);
-    fm__free(perm);
-    x = xs = NULL;
-    y = ys = NULL;
-    perm = NULL;
+    fm_examples_free(&ex);
   }
 
   fm__h5_lock();
@@ -288,15 +350,7 @@ done:
     fm__free(files[f].tmp);
   }
   fm__h5_unlock();
-  fm__free(x);
-  fm__free(y);
-  fm__free(xs);
-  fm__free(ys);
-  fm__free(perm);
-  fm__free(gen.sd);
-  fm__free(gen.W);
-  fm__free(gen.b);
-  fm__free(gen.v);
-  fm__free(gen.logits);
+  fm_examples_free(&ex);
+  fm__synth_model_free(&model);
   return rc;
 }
