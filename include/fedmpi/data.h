@@ -335,6 +335,53 @@ FM_EXTERN void fm_synth_defaults(fm_synth_options *o);
  * written to a temporary name and renamed into place. */
 FM_EXTERN int fm_synth_write(const fm_synth_options *o, const char *train_path, const char *test_path);
 
+/* ---- procedural Synthetic(alpha, beta) ClientData ------------------------------
+ * Client data whose client i is generated when it is loaded, from the same
+ * streams (seed, i) and the same code as fm_synth_write: client i equals
+ * client i of the file fm_synth_write writes with the same options, bit for
+ * bit, in either split. Nothing is stored per client, so memory does not
+ * depend on num_clients (up to 2^47 - 1):
+ *   ids           f_00000 ... (f_%05zu, wider beyond 10^5 clients, as the
+ *                 files), formatted on demand; sorted order = index order
+ *   num_examples  O(1) (the client's first draw; max_examples caps it, then
+ *                 the split takes its share as fm_synth_write does)
+ *   total_examples  exact, O(K) on the first call only (about 60 ns per
+ *                 client), remembered afterwards; nothing O(K) at open
+ *   num_classes   C; features "x" float32 (d) and "y" int32
+ *   path          the canonical spec (fm_synth_parse_spec reads it back)
+ * fm_client_data_load and _load_labels are thread-safe (no HDF5, no lock).
+ * fm_client_data_client_id returns a per-thread buffer reused after 16 more
+ * calls on the same thread: copy it (or use fm_client_data_copy_client_id)
+ * to keep it. A client whose recipe size exceeds 10^9 fails to load with
+ * FM_ERR_OVERFLOW (set max_examples). The client cache works as for files. */
+typedef enum fm_synth_split {
+  FM_SYNTH_TRAIN = 0, /* each client's first n - round(test_fraction n) permuted examples (the train file) */
+  FM_SYNTH_TEST = 1   /* the remaining round(test_fraction n) (the test file) */
+} fm_synth_split;
+
+/* The train split. FM_ERR_INVALID_ARG naming a bad option (as fm_synth_write). */
+FM_EXTERN int fm_client_data_open_synthetic(const fm_synth_options *o, fm_client_data **out);
+FM_EXTERN int fm_client_data_open_synthetic_split(const fm_synth_options *o, fm_synth_split split,
+                                                  fm_client_data **out);
+/* 1 if spec names procedural data ("synthetic" or "synthetic:..."), else 0. */
+FM_EXTERN int fm_synth_spec_is_synthetic(const char *spec);
+/* Parse "synthetic:KEY=VALUE,..." into *o (starting from fm_synth_defaults)
+ * and *split (may be NULL). Keys, as `fedmpi data synth`'s options:
+ *   clients=K  alpha=A  beta=B  iid[=0|1]  features=D  classes=C
+ *   test-fraction=F  max-examples=N (0: uncapped)  seed=S  split=train|test
+ * Integers may be written 1000000 or 1e6. "synthetic" alone is the
+ * defaults. FM_ERR_CONFIG naming the spec and the bad key or value
+ * (unknown key, a key given twice, a value out of range). */
+FM_EXTERN int fm_synth_parse_spec(const char *spec, fm_synth_options *o, fm_synth_split *split);
+/* Open a data argument as the CLI's --data takes it: a synthetic spec
+ * (fm_synth_parse_spec; opt must then be NULL or name "x"/"y") or else an
+ * HDF5 ClientData path (fm_client_data_open). A file whose name starts with
+ * "synthetic" is reached as ./synthetic... */
+FM_EXTERN int fm_client_data_open_spec(const char *spec, const fm_data_options *opt, fm_client_data **out);
+/* Client i's id into buf (size bytes), for any client data: FM_OK,
+ * FM_ERR_INVALID_ARG (index), FM_ERR_OVERFLOW (buf too small; truncated). */
+FM_EXTERN int fm_client_data_copy_client_id(const fm_client_data *cd, size_t i, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

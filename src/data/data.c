@@ -1,6 +1,7 @@
 /* src/data/data.c — federated client data: the reader for TFF's HDF5
- * ClientData layout (/examples/<client_id>/<feature>) and in-memory client
- * data with the same interface.
+ * ClientData layout (/examples/<client_id>/<feature>), in-memory client
+ * data and procedural Synthetic(alpha, beta) data (synth_source.c) with the
+ * same interface.
  *
  * Opening reads only the index and metadata (client ids in HDF5 name order,
  * example counts, every client's feature names, dtypes and shapes, the root
@@ -11,7 +12,9 @@
  * Loads check what the file cannot promise: labels in range, floats finite.
  * The file stays open read-only; every HDF5 call goes through the
  * module-wide lock (h5lock.h), so loads from several OpenMP threads are safe.
- * Decoded clients may be kept in a bounded LRU cache (cache.c).
+ * Decoded clients may be kept in a bounded LRU cache (cache.c). Procedural
+ * data keeps nothing per client: ids, sizes and examples are computed on
+ * demand, so its ids/counts arrays stay NULL.
  *
  * Deliberately does not: normalise features (uint8 pixels become 0..255
  * floats, as TFF leaves them), tokenize strings, cache string or generic
@@ -52,6 +55,7 @@ struct fm_client_data {
   size_t num_classes; /* root attribute "num_classes" or 0 */
   float *mx;          /* in-memory (total, D) */
   int32_t *my;        /* in-memory (total) */
+  fm__synth_src *synth; /* procedural data (ids, counts, offsets NULL; total computed on demand) */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -512,6 +516,63 @@ int fm_client_data_open_kind(const char *path, const fm_data_options *opt, fm_da
   return FM_OK;
 }
 
+int fm_client_data_open_synthetic_split(const fm_synth_options *o, fm_synth_split split, fm_client_data **out) {
+  FM_CHECK(o && out, FM_ERR_INVALID_ARG, "fm_client_data_open_synthetic: options and out must not be NULL");
+  *out = NULL;
+  fm_client_data *cd = fm__calloc(1, sizeof *cd);
+  FM_CHECK(cd != NULL, FM_ERR_NOMEM, "out of memory opening synthetic data");
+  cd->file = -1;
+  int rc = fm__synth_src_create(o, split, &cd->synth);
+  if (rc != FM_OK) {
+    fm__free(cd);
+    return rc;
+  }
+  const size_t d = o->num_features;
+  cd->kind = FM_DATA_XY;
+  cd->num_clients = o->num_clients;
+  cd->ndim = 1;
+  cd->shape[0] = d;
+  cd->num_features = d;
+  cd->num_classes = o->num_classes;
+  cd->path = fm__strdup(fm__synth_src_spec(cd->synth));
+  cd->x_name = fm__strdup("x");
+  cd->y_name = fm__strdup("y");
+  cd->feats = fm__calloc(2, sizeof *cd->feats);
+  if (cd->feats) {
+    cd->num_feats = 2;
+    cd->feats[0].name = fm__strdup("x");
+    cd->feats[0].dtype = FM_DTYPE_FLOAT32;
+    cd->feats[0].ndim = 1;
+    cd->feats[0].shape[0] = d;
+    cd->feats[1].name = fm__strdup("y");
+    cd->feats[1].dtype = FM_DTYPE_INT32;
+  }
+  if (!cd->path || !cd->x_name || !cd->y_name || !cd->feats || !cd->feats[0].name || !cd->feats[1].name ||
+      fm__cache_create(&cd->cache) != FM_OK) {
+    fm_client_data_close(&cd);
+    return FM_ERR(FM_ERR_NOMEM, "out of memory opening synthetic data");
+  }
+  *out = cd;
+  return FM_OK;
+}
+
+int fm_client_data_open_synthetic(const fm_synth_options *o, fm_client_data **out) {
+  return fm_client_data_open_synthetic_split(o, FM_SYNTH_TRAIN, out);
+}
+
+int fm_client_data_open_spec(const char *spec, const fm_data_options *opt, fm_client_data **out) {
+  FM_CHECK(spec && out, FM_ERR_INVALID_ARG, "fm_client_data_open_spec: spec and out must not be NULL");
+  *out = NULL;
+  if (!fm_synth_spec_is_synthetic(spec)) return fm_client_data_open(spec, opt, out);
+  fm_synth_options o;
+  fm_synth_split split;
+  FM_CALL(fm_synth_parse_spec(spec, &o, &split));
+  const char *xo = opt ? opt->x_feature : NULL, *yo = opt ? opt->y_feature : NULL;
+  FM_CHECK(!xo || !strcmp(xo, "x"), FM_ERR_FORMAT, "%s: no feature '%s' (synthetic data has 'x' and 'y')", spec, xo);
+  FM_CHECK(!yo || !strcmp(yo, "y"), FM_ERR_FORMAT, "%s: no feature '%s' (synthetic data has 'x' and 'y')", spec, yo);
+  return fm_client_data_open_synthetic_split(&o, split, out);
+}
+
 int fm_client_data_from_memory(size_t num_clients, const char *const *ids, const size_t *counts, const float *x,
                                const int32_t *y, int ndim, const size_t *shape, fm_client_data **out) {
   FM_CHECK(out, FM_ERR_INVALID_ARG, "fm_client_data_from_memory: out must not be NULL");
@@ -608,6 +669,7 @@ void fm_client_data_close(fm_client_data **pcd) {
   fm__free(cd->offsets);
   fm__free(cd->mx);
   fm__free(cd->my);
+  fm__synth_src_destroy(cd->synth);
   fm__free(cd->x_name);
   fm__free(cd->y_name);
   fm__feats_free(cd);
@@ -621,15 +683,44 @@ void fm_client_data_close(fm_client_data **pcd) {
 
 size_t fm_client_data_num_clients(const fm_client_data *cd) { return cd ? cd->num_clients : 0; }
 
+/* Procedural data's id of client i, in a per-thread ring of buffers. */
+static const char *fm__synth_id(const fm_client_data *cd, size_t i) {
+  enum { RING = 16, LEN = 32 };
+  static _Thread_local char ring[RING][LEN];
+  static _Thread_local unsigned next;
+  char *b = ring[next++ % RING];
+  fm__client_id(b, LEN, i, cd->num_clients);
+  return b;
+}
+
 const char *fm_client_data_client_id(const fm_client_data *cd, size_t i) {
-  return (cd && i < cd->num_clients) ? cd->ids[i] : NULL;
+  if (!cd || i >= cd->num_clients) return NULL;
+  return cd->synth ? fm__synth_id(cd, i) : cd->ids[i];
+}
+
+int fm_client_data_copy_client_id(const fm_client_data *cd, size_t i, char *buf, size_t size) {
+  FM_CHECK(cd && buf && size > 0, FM_ERR_INVALID_ARG, "fm_client_data_copy_client_id: NULL argument or size 0");
+  buf[0] = '\0';
+  FM_CHECK(i < cd->num_clients, FM_ERR_INVALID_ARG, "%s: client index %zu out of range (%zu clients)", cd->path, i,
+           cd->num_clients);
+  char tmp[32];
+  const char *id = cd->ids ? cd->ids[i] : tmp;
+  if (cd->synth) fm__client_id(tmp, sizeof tmp, i, cd->num_clients);
+  size_t len = strlen(id);
+  FM_CHECK(snprintf(buf, size, "%s", id) >= 0 && len < size, FM_ERR_OVERFLOW,
+           "%s: client id of index %zu needs %zu bytes, the buffer has %zu", cd->path, i, len + 1, size);
+  return FM_OK;
 }
 
 size_t fm_client_data_num_examples(const fm_client_data *cd, size_t i) {
-  return (cd && i < cd->num_clients) ? cd->counts[i] : 0;
+  if (!cd || i >= cd->num_clients) return 0;
+  return cd->synth ? fm__synth_src_num_examples(cd->synth, i) : cd->counts[i];
 }
 
-uint64_t fm_client_data_total_examples(const fm_client_data *cd) { return cd ? cd->total : 0; }
+uint64_t fm_client_data_total_examples(const fm_client_data *cd) {
+  if (!cd) return 0;
+  return cd->synth ? fm__synth_src_total(cd->synth) : cd->total;
+}
 
 void fm_client_data_feature_shape(const fm_client_data *cd, int *ndim, size_t shape[FM_MAX_DIMS]) {
   if (!cd) {
@@ -713,8 +804,8 @@ static int fm__load(const fm_client_data *cd, size_t i, int want_x, fm_examples 
            "%s: opened without %s feature (no usable %s); name it (--x-feature, --y-feature) or read features one "
            "by one",
            cd->path, cd->y_name ? "an input" : "a label", cd->y_name ? "x, pixels or image" : "y or label");
-  const char *id = cd->ids[i];
-  size_t n = cd->counts[i], D = cd->num_features;
+  const char *id = cd->synth ? NULL : cd->ids[i];
+  size_t n = fm_client_data_num_examples(cd, i), D = cd->num_features;
   out->n = n;
   out->num_features = D;
   if (n == 0) return FM_OK;
@@ -724,6 +815,16 @@ static int fm__load(const fm_client_data *cd, size_t i, int want_x, fm_examples 
     if (rc < 0) return rc;
     if (rc == 1) return FM_OK;
     rc = FM_OK;
+  }
+  if (cd->synth) {
+    /* Generated on the spot (labels need x anyway); no lock, no file. */
+    FM_CALL(fm__synth_src_load(cd->synth, i, out));
+    if (want_x && cd->cache) fm__cache_put(cd->cache, i, out);
+    if (!want_x) {
+      fm__free(out->x);
+      out->x = NULL;
+    }
+    return FM_OK;
   }
   if (want_x) {
     out->x = fm__malloc(n * D * sizeof *out->x);
@@ -782,6 +883,10 @@ void fm_examples_free(fm_examples *ex) {
 
 int fm_client_data_scan_num_classes(const fm_client_data *cd, size_t *num_classes) {
   FM_CHECK(cd && num_classes, FM_ERR_INVALID_ARG, "fm_client_data_scan_num_classes: NULL argument");
+  if (cd->synth) { /* labels are argmax over C classes by construction */
+    *num_classes = cd->num_classes;
+    return FM_OK;
+  }
   int32_t mx = -1;
   for (size_t i = 0; i < cd->num_clients; i++) {
     fm_examples ex;
@@ -893,8 +998,8 @@ int fm_client_data_load_strings(const fm_client_data *cd, size_t i, const char *
   *out = NULL;
   *count = 0;
   FM_CALL(fm__check_index(cd, i, "fm_client_data_load_strings"));
-  FM_CHECK(cd->file >= 0, FM_ERR_UNSUPPORTED, "%s: client '%s': in-memory client data has no string feature '%s'",
-           cd->path, cd->ids[i], feature);
+  FM_CHECK(cd->file >= 0, FM_ERR_UNSUPPORTED, "%s: client '%s': %s client data has no string feature '%s'",
+           cd->path, fm_client_data_client_id(cd, i), cd->synth ? "synthetic" : "in-memory", feature);
   fm__h5_lock();
   int rc = fm__read_strings_locked(cd, i, feature, out, count);
   fm__h5_unlock();
@@ -929,13 +1034,13 @@ static int fm__narrow_ints(const fm_client_data *cd, size_t i, const char *feat,
     if (u) {
       if (u[k] > (uint64_t)hi)
         return FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature '%s' has value %llu (value %zu), out of %s's range",
-                      cd->path, cd->ids[i], feat, (unsigned long long)u[k], k, fm_dtype_name(as));
+                      cd->path, fm_client_data_client_id(cd, i), feat, (unsigned long long)u[k], k, fm_dtype_name(as));
       v = (int64_t)u[k];
     } else {
       v = s[k];
       if (v < lo || v > hi)
         return FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature '%s' has value %lld (value %zu), out of %s's range",
-                      cd->path, cd->ids[i], feat, (long long)v, k, fm_dtype_name(as));
+                      cd->path, fm_client_data_client_id(cd, i), feat, (long long)v, k, fm_dtype_name(as));
     }
     if (as == FM_DTYPE_UINT8) ((uint8_t *)out)[k] = (uint8_t)v;
     else if (as == FM_DTYPE_INT32) ((int32_t *)out)[k] = (int32_t)v;
@@ -944,22 +1049,20 @@ static int fm__narrow_ints(const fm_client_data *cd, size_t i, const char *feat,
   return FM_OK;
 }
 
-/* In-memory data: "x" (float32) and "y" (int32) only. */
-static int fm__memory_feature(const fm_client_data *cd, size_t i, const char *feat, fm_dtype as, void *buf,
-                              size_t count) {
+/* In-memory and procedural data: "x" (float32) and "y" (int32) only, from
+ * client i's n examples x (n, D) and y (n). */
+static int fm__memory_feature(const fm_client_data *cd, size_t i, const float *x, const int32_t *y, size_t n,
+                              const char *feat, fm_dtype as, void *buf, size_t count) {
   const int is_x = strcmp(feat, "x") == 0;
-  const size_t D = cd->num_features, n = cd->counts[i];
   if (is_x) {
-    const float *x = cd->mx + cd->offsets[i] * D;
     if (as == FM_DTYPE_FLOAT32) memcpy(buf, x, count * sizeof *x);
     else if (as == FM_DTYPE_FLOAT64)
       for (size_t k = 0; k < count; k++) ((double *)buf)[k] = (double)x[k];
     else
       return FM_ERR(FM_ERR_FORMAT, "%s: client '%s': feature 'x' is float32; cannot read it as %s", cd->path,
-                    cd->ids[i], fm_dtype_name(as));
+                    fm_client_data_client_id(cd, i), fm_dtype_name(as));
     return FM_OK;
   }
-  const int32_t *y = cd->my + cd->offsets[i];
   int64_t *tmp = fm__malloc((n ? n : 1) * sizeof *tmp);
   if (!tmp) return FM_ERR_NOMEM;
   for (size_t k = 0; k < n; k++) tmp[k] = y[k];
@@ -1034,22 +1137,31 @@ int fm_client_data_load_feature(const fm_client_data *cd, size_t i, const char *
   FM_CHECK(esz > 0, FM_ERR_INVALID_ARG,
            "fm_client_data_load_feature: cannot convert to %s (float32, float64, int32, int64 or uint8)",
            fm_dtype_name(as));
-  const char *id = cd->ids[i], *path = cd->path;
+  const char *id = fm_client_data_client_id(cd, i), *path = cd->path;
+  const size_t n = fm_client_data_num_examples(cd, i);
   void *buf = NULL;
   size_t c = 0;
   int rc;
   if (cd->file < 0) {
     FM_CHECK(!strcmp(feature, "x") || !strcmp(feature, "y"), FM_ERR_FORMAT,
              "%s: client '%s': no feature '%s' (it has 'x', 'y')", path, id, feature);
-    c = cd->counts[i] * (strcmp(feature, "x") == 0 ? cd->num_features : 1);
+    c = n * (strcmp(feature, "x") == 0 ? cd->num_features : 1);
     buf = fm__malloc((c ? c : 1) * esz);
     FM_CHECK(buf != NULL, FM_ERR_NOMEM, "%s: client '%s': out of memory", path, id);
-    rc = fm__memory_feature(cd, i, feature, as, buf, c);
+    if (cd->synth) {
+      fm_examples ex;
+      rc = fm__load(cd, i, 1, &ex);
+      if (rc == FM_OK) rc = fm__memory_feature(cd, i, ex.x, ex.y, n, feature, as, buf, c);
+      fm_examples_free(&ex);
+    } else {
+      const size_t off = cd->offsets[i];
+      rc = fm__memory_feature(cd, i, cd->mx + off * cd->num_features, cd->my + off, n, feature, as, buf, c);
+    }
   } else {
     rc = fm__file_feature(cd, i, feature, as, &buf, &c);
   }
   if (rc == FM_OK && (as == FM_DTYPE_FLOAT32 || as == FM_DTYPE_FLOAT64)) {
-    size_t per = cd->counts[i] ? c / cd->counts[i] : 1;
+    size_t per = n ? c / n : 1;
     for (size_t k = 0; k < c && rc == FM_OK; k++) {
       double v = as == FM_DTYPE_FLOAT32 ? (double)((float *)buf)[k] : ((double *)buf)[k];
       if (!isfinite(v))

@@ -1,6 +1,7 @@
 /* src/data/data_impl.h — what the data module's files share privately: the
- * bounded client cache (cache.c), the ClientData writer (writer.c) and the
- * Synthetic(alpha, beta) recipe (synth.c). Not installed. */
+ * bounded client cache (cache.c), the ClientData writer (writer.c), the
+ * Synthetic(alpha, beta) recipe (synth.c) and the procedural ClientData
+ * source built on it (synth_source.c). Not installed. */
 #ifndef FEDMPI_DATA_IMPL_H
 #define FEDMPI_DATA_IMPL_H
 
@@ -101,5 +102,21 @@ void fm__synth_split_sizes(const fm_synth_options *o, size_t n, size_t *n_train,
  * rows, TEST the last n_test, ALL every row (train rows first). out is
  * allocated (free with fm_examples_free). Thread-safe: scratch is per call. */
 int fm__synth_client_rows(const fm__synth_model *m, uint64_t k, fm__synth_rows which, fm_examples *out);
+
+/* ---- synth_source.c: the procedural ClientData behind fm_client_data_open_synthetic */
+
+typedef struct fm__synth_src fm__synth_src;
+
+int fm__synth_src_create(const fm_synth_options *o, fm_synth_split split, fm__synth_src **out);
+void fm__synth_src_destroy(fm__synth_src *s);
+const fm_synth_options *fm__synth_src_options(const fm__synth_src *s);
+/* The canonical spec ("synthetic:clients=...,split=train"), as fm_client_data_path returns it. */
+const char *fm__synth_src_spec(const fm__synth_src *s);
+/* Examples of client i in the split; O(1). */
+size_t fm__synth_src_num_examples(const fm__synth_src *s, size_t i);
+/* Sum over every client: O(K) the first time, then remembered. Thread-safe. */
+uint64_t fm__synth_src_total(const fm__synth_src *s);
+/* Client i's examples in the split (allocated). Thread-safe. */
+int fm__synth_src_load(const fm__synth_src *s, size_t i, fm_examples *out);
 
 #endif
