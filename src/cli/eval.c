@@ -44,7 +44,7 @@ int cmd_eval(cli_ctx *ctx, int argc, char **argv) {
   fm_metrics m;
   fm_metrics_init(&m);
   fm_data_options dopt = {.x_feature = c.x_feature[0] ? c.x_feature : NULL, .y_feature = c.y_feature[0] ? c.y_feature : NULL};
-  int rc = fm_client_data_open(c.data, &dopt, &cd);
+  int rc = fm_client_data_open_spec(c.data, &dopt, &cd);
   if (cli_agree(ctx, "eval", rc) != FM_OK) goto done;
   fm_input_spec spec;
   rc = cli_input_spec(cd, c.num_classes, &spec);

@@ -33,11 +33,12 @@ typedef struct train_cfg {
 #define OFF(f) offsetof(train_cfg, f)
 #define BIG 9.2e18
 static const cli_opt train_opts[] = {
-    {"data", CLI_STR, OFF(data), "", 0, 0, NULL, "FILE",
-     "training ClientData (HDF5, TFF layout /examples/<client>/<feature>); empty: generate Synthetic(alpha, beta) in "
-     "the output directory"},
-    {"test-data", CLI_STR, OFF(test_data), "", 0, 0, NULL, "FILE",
-     "held-out ClientData evaluated every --eval-every rounds and at the end"},
+    {"data", CLI_STR, OFF(data), "", 0, 0, NULL, "FILE|SPEC",
+     "training ClientData: an HDF5 file in TFF's layout (/examples/<client>/<feature>), or a procedural "
+     "population 'synthetic:clients=1e6,alpha=1,beta=1,max-examples=20,seed=0' generated on demand; "
+     "empty: write Synthetic(alpha, beta) files into the output directory"},
+    {"test-data", CLI_STR, OFF(test_data), "", 0, 0, NULL, "FILE|SPEC",
+     "held-out ClientData (or 'synthetic:...,split=test') evaluated every --eval-every rounds and at the end"},
     {"model", CLI_STR, OFF(model), "softmax", 0, 0, NULL, "NAME",
      "model: softmax, mlp:H1,H2,..., 2nn (mlp:200,200), cnn (McMahan et al.'s CNN; cnn:F1,F2,DENSE[,K])"},
     {"rounds", CLI_INT, OFF(rounds), "20", 1, BIG, NULL, "N", "federated rounds"},
@@ -430,9 +431,9 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
   }
 
   fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL, .y_feature = c->y_feature[0] ? c->y_feature : NULL};
-  rc = fm_client_data_open(c->data, &dopt, &train);
+  rc = fm_client_data_open_spec(c->data, &dopt, &train);
   if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-  rc = c->test_data[0] ? fm_client_data_open(c->test_data, &dopt, &test) : FM_OK;
+  rc = c->test_data[0] ? fm_client_data_open_spec(c->test_data, &dopt, &test) : FM_OK;
   if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
 
   uint64_t population = fm_client_data_num_clients(train);
