@@ -177,6 +177,33 @@ FM_EXTERN int fm_model_create_by_name(const char *name, const fm_input_spec *spe
 /* Iterate the registry: name and help of entry i, or NULL past the end. */
 FM_EXTERN const char *fm_model_registry_name(size_t i, const char **help);
 
+/* ---- performance accounting (src/model/flops.c) ---------------------------- */
+
+/* Floating-point operations per example of a training step, GEMM work only:
+ * 2 per multiply-add of every dense and conv layer. forward: the layers'
+ * products; backward: weight gradients (= forward) plus input gradients
+ * (= forward minus the first layer, whose input gradient is never computed);
+ * train = forward + backward. Biases, activations, pooling, softmax and the
+ * optimizer step are not counted. See docs/performance.md. */
+typedef struct fm_model_flops {
+  double forward, backward, train;
+} fm_model_flops;
+/* Counted from the layout and the input spec: dense kernels ("<name>/kernel",
+ * 2-D) in any model; conv kernels in the built-in "cnn" types. Not
+ * collective. FM_ERR_UNSUPPORTED for any other tensor. */
+FM_EXTERN int fm_model_flops_per_example(const fm_model *m, fm_model_flops *out);
+/* This machine's cblas_sgemm speed on one shape: row-major C (m, n) =
+ * op(A) (m, k) op(B) (k, n), op = transpose when trans_a / trans_b. The
+ * median GFLOP/s of `trials` timings, each repeating the call for at least
+ * min_seconds, after one untimed call. BLAS threading is left as it is
+ * (single-threaded after fm_runtime_setup_threads). Safe to call from
+ * several threads at once. Not collective. */
+FM_EXTERN int fm_sgemm_gflops(size_t m, size_t n, size_t k, int trans_a, int trans_b, int trials, double min_seconds,
+                              double *gflops);
+/* The BLAS kernel set in use, e.g. "Haswell" or "Cooperlake" (OpenBLAS's
+ * openblas_get_corename; OPENBLAS_CORETYPE overrides its choice). */
+FM_EXTERN const char *fm_blas_corename(void);
+
 #ifdef __cplusplus
 }
 #endif
