@@ -162,36 +162,38 @@ void fm__conv2d_backward(float *din, float *dK, float *db, float *col, const flo
 
 /* One window: out (C), arg (C) <- max over the np pixels whose offsets (in
  * floats, within the example) are pix[0..np), the first maximum on ties.
- * Locals and selects only, so the loop over channels vectorizes. */
-static void fm__pool_window(float *restrict out, int32_t *restrict arg, const float *restrict img, const size_t *pix,
+ * Locals, 32-bit indices (arg's type; the caller guarantees they fit) and
+ * selects only, so the loop over channels vectorizes on plain SSE2. */
+static void fm__pool_window(float *restrict out, int32_t *restrict arg, const float *restrict img, const int32_t *pix,
                             size_t np, size_t C) {
   const float *r0 = img + pix[0];
   if (np == 4) { /* the common, full window */
     const float *r1 = img + pix[1], *r2 = img + pix[2], *r3 = img + pix[3];
+    const int32_t p0 = pix[0], p1 = pix[1], p2 = pix[2], p3 = pix[3];
     for (size_t c = 0; c < C; c++) {
-      float best = r0[c];
-      size_t bi = pix[0];
-      bi = r1[c] > best ? pix[1] : bi;
-      best = r1[c] > best ? r1[c] : best;
-      bi = r2[c] > best ? pix[2] : bi;
-      best = r2[c] > best ? r2[c] : best;
-      bi = r3[c] > best ? pix[3] : bi;
-      best = r3[c] > best ? r3[c] : best;
+      float best = r0[c], v1 = r1[c], v2 = r2[c], v3 = r3[c];
+      int32_t bi = p0;
+      bi = v1 > best ? p1 : bi;
+      best = v1 > best ? v1 : best;
+      bi = v2 > best ? p2 : bi;
+      best = v2 > best ? v2 : best;
+      bi = v3 > best ? p3 : bi;
+      best = v3 > best ? v3 : best;
       out[c] = best;
-      arg[c] = (int32_t)(bi + c);
+      arg[c] = bi + (int32_t)c;
     }
     return;
   }
   for (size_t c = 0; c < C; c++) { /* a window cut by the image's last row or column */
     float best = r0[c];
-    size_t bi = pix[0];
+    int32_t bi = pix[0];
     for (size_t k = 1; k < np; k++) {
-      float v = img[pix[k] + c];
+      float v = img[pix[k] + (int32_t)c];
       bi = v > best ? pix[k] : bi;
       best = v > best ? v : best;
     }
     out[c] = best;
-    arg[c] = (int32_t)(bi + c);
+    arg[c] = bi + (int32_t)c;
   }
 }
 
@@ -203,9 +205,10 @@ void fm__maxpool2x2_forward(float *out, int32_t *arg, const float *in, size_t N,
       for (size_t wo = 0; wo < WO; wo++) {
         /* the window's pixels in row-major order; 'same' padding only ever
          * cuts the last row (odd H) or column (odd W) */
-        size_t pix[4] = {0, 0, 0, 0}, np = 0;
+        int32_t pix[4] = {0, 0, 0, 0};
+        size_t np = 0;
         for (size_t h = 2 * ho; h < 2 * ho + 2 && h < H; h++)
-          for (size_t w = 2 * wo; w < 2 * wo + 2 && w < W; w++) pix[np++] = (h * W + w) * C;
+          for (size_t w = 2 * wo; w < 2 * wo + 2 && w < W; w++) pix[np++] = (int32_t)((h * W + w) * C);
         size_t o = ((n * HO + ho) * WO + wo) * C;
         fm__pool_window(out + o, arg + o, img, pix, np, C);
       }
