@@ -1,0 +1,409 @@
+#!/usr/bin/python3
+"""scripts/compare_pytorch.py — the FedAvg workload of `fedmpi train` run as a
+PyTorch simulator, for scripts/compare-pytorch.
+
+What it does: reads the same TFF-layout HDF5 ClientData fedmpi reads
+(/examples/<client>/{pixels, label}) with h5py, preloads every client as
+tensors, and runs FedAvg with the same hyperparameters: K clients sampled per
+round, E local epochs of plain SGD (fresh optimizer per client, batch B,
+shuffled each epoch), updates w0 - w averaged weighted by examples, server SGD
+with learning rate 1. The models are fedmpi's: softmax regression, the 2NN
+(784-200-200-10) and McMahan et al.'s CNN (conv 5x5x32, pool, conv 5x5x64,
+pool, dense 512, dense C), Glorot-uniform kernels and zero biases.
+
+It is written the way a careful simulator is: one long-lived model per worker,
+clients one after another, tensors preloaded (no DataLoader), metrics kept as
+tensors (no per-batch .item()). Two execution modes, so PyTorch gets the best
+of 2 cores: --mode threads (one process, torch.set_num_threads(T)) and
+--mode procs (P worker processes with 1 thread each, the cohort split between
+them, the main process averaging).
+
+It prints one JSON object: the seconds of every round, the median of the
+measured ones (after --warmup), the last round's training accuracy and the
+test accuracy after the last round.
+
+The `compare` subcommand is the driver scripts/compare-pytorch calls: per
+model it runs fedmpi (`mpirun -n 2 fedmpi train` and `fedmpi train --threads
+2`) and this simulator (both modes) one after another, interleaved, and prints
+the median seconds per round of each, the speedup of fedmpi's best over
+PyTorch's best against the targets, both test accuracies, and how many cores
+other processes kept busy during each run (the machine may be shared).
+
+What it deliberately does not do: reproduce fedmpi's random streams (cohorts,
+shuffles and initial weights differ, so accuracies are comparable, not
+equal), use a DataLoader, GPUs, or any federated framework.
+"""
+import argparse
+import csv
+import itertools
+import json
+import multiprocessing as mp
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def load_clients(path, flat):
+    """Every client of a TFF-layout file as (x float32 tensor, y int64 tensor), in id order."""
+    clients = []
+    with h5py.File(path, "r") as f:
+        ex = f["examples"]
+        for cid in sorted(ex.keys()):
+            g = ex[cid]
+            xname = next(n for n in ("x", "pixels", "image") if n in g)
+            yname = next(n for n in ("y", "label") if n in g)
+            x = np.asarray(g[xname], dtype=np.float32)
+            y = np.asarray(g[yname], dtype=np.int64).reshape(-1)
+            x = x.reshape(x.shape[0], -1) if flat else x.reshape(x.shape[0], 1, x.shape[1], x.shape[2])
+            clients.append((torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)))
+    return clients
+
+
+def build_model(name, classes):
+    if name == "softmax":
+        m = nn.Sequential(nn.Linear(784, classes))
+    elif name == "2nn":
+        m = nn.Sequential(nn.Linear(784, 200), nn.ReLU(), nn.Linear(200, 200), nn.ReLU(), nn.Linear(200, classes))
+    elif name == "cnn":
+        m = nn.Sequential(
+            nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(7 * 7 * 64, 512), nn.ReLU(), nn.Linear(512, classes))
+    else:
+        raise SystemExit(f"compare_pytorch.py: unknown model {name!r} (softmax, 2nn, cnn)")
+    for mod in m.modules():  # Keras's defaults, as fedmpi: Glorot-uniform kernels, zero biases
+        if isinstance(mod, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(mod.weight)
+            nn.init.zeros_(mod.bias)
+    return m
+
+
+def set_flat(params, w):
+    """Copy the flat vector w into params (vector_to_parameters would alias w instead)."""
+    with torch.no_grad():
+        off = 0
+        for q in params:
+            q.copy_(w[off:off + q.numel()].view_as(q))
+            off += q.numel()
+
+
+class Worker:
+    """One long-lived model that trains clients one after another."""
+
+    def __init__(self, args, clients):
+        self.args = args
+        self.clients = clients
+        self.model = build_model(args.model, args.classes)
+        self.params = list(self.model.parameters())
+        self.opt = torch.optim.SGD(self.params, lr=args.lr, momentum=args.momentum)
+
+    def train(self, w0, cohort, rnd):
+        """Sum over cohort of n_i * (w0 - w_i), sum of n_i, and metric sums."""
+        a = self.args
+        wsum = torch.zeros_like(w0)
+        nsum = 0
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        correct = torch.zeros((), dtype=torch.int64)
+        gen = torch.Generator()
+        for c in cohort:
+            x, y = self.clients[c]
+            n = x.shape[0]
+            set_flat(self.params, w0)
+            if a.momentum:
+                self.opt.state.clear()  # a fresh client optimizer
+            gen.manual_seed(a.seed * 1000003 + rnd * 1009 + c)
+            seen = 0
+            for _ in range(a.epochs):
+                perm = torch.randperm(n, generator=gen)
+                for i in range(0, n, a.batch_size):
+                    idx = perm[i:i + a.batch_size]
+                    xb, yb = x[idx], y[idx]
+                    self.opt.zero_grad(set_to_none=True)
+                    out = self.model(xb)
+                    loss = F.cross_entropy(out, yb)
+                    loss.backward()
+                    self.opt.step()
+                    with torch.no_grad():
+                        loss_sum += loss.detach().double() * len(idx)
+                        correct += (out.argmax(1) == yb).sum()
+                    seen += len(idx)
+            with torch.no_grad():
+                w = torch.nn.utils.parameters_to_vector(self.params)
+                wsum.add_(w0 - w, alpha=float(seen))
+            nsum += seen
+        return wsum, nsum, float(loss_sum), int(correct)
+
+
+def evaluate(args, w, test):
+    model = build_model(args.model, args.classes)
+    set_flat(list(model.parameters()), w)
+    with torch.no_grad():
+        correct = total = 0
+        for x, y in test:
+            for i in range(0, x.shape[0], 1000):
+                out = model(x[i:i + 1000])
+                correct += int((out.argmax(1) == y[i:i + 1000]).sum())
+                total += x[i:i + 1000].shape[0]
+    return correct / total if total else float("nan")
+
+
+def proc_main(args, conn):
+    """A worker process: 1 thread, its own model, all clients preloaded."""
+    torch.set_num_threads(1)
+    worker = Worker(args, load_clients(args.data, args.model != "cnn"))
+    conn.send("ready")
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        rnd, w0, cohort = msg
+        wsum, nsum, loss_sum, correct = worker.train(torch.from_numpy(w0), cohort, rnd)
+        conn.send((wsum.numpy(), nsum, loss_sum, correct))
+
+
+def add_run_args(p):
+    p.add_argument("--data", required=True)
+    p.add_argument("--test-data", default="")
+    p.add_argument("--model", default="2nn")
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=10, help="measured rounds")
+    p.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first")
+    p.add_argument("--clients-per-round", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--server-lr", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mode", choices=("threads", "procs"), default="threads")
+    p.add_argument("--threads", type=int, default=2, help="threads mode: torch.set_num_threads")
+    p.add_argument("--procs", type=int, default=2, help="procs mode: worker processes (1 thread each)")
+
+
+def run_main(args):
+    conns, procs = [], []
+    if args.mode == "procs":
+        ctx = mp.get_context("spawn")
+        for _ in range(args.procs):
+            a, b = ctx.Pipe()
+            pr = ctx.Process(target=proc_main, args=(args, b), daemon=True)
+            pr.start()
+            conns.append(a)
+            procs.append(pr)
+        torch.set_num_threads(1)
+    else:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    t_load = time.perf_counter()
+    flat = args.model != "cnn"
+    worker = Worker(args, load_clients(args.data, flat)) if args.mode == "threads" else None
+    for c in conns:
+        if c.recv() != "ready":
+            raise SystemExit("compare_pytorch.py: a worker failed to start")
+    t_load = time.perf_counter() - t_load
+    population = len(worker.clients) if worker else None
+    if population is None:
+        with h5py.File(args.data, "r") as f:
+            population = len(f["examples"].keys())
+    if args.clients_per_round > population:
+        raise SystemExit(f"compare_pytorch.py: {args.clients_per_round} clients per round, population {population}")
+
+    w = torch.nn.utils.parameters_to_vector(build_model(args.model, args.classes).parameters()).detach().clone()
+    rng = np.random.default_rng(args.seed)
+    secs, acc = [], float("nan")
+    for rnd in range(args.warmup + args.rounds):
+        t0 = time.perf_counter()
+        cohort = sorted(rng.choice(population, args.clients_per_round, replace=False).tolist())
+        if worker:
+            wsum, nsum, loss_sum, correct = worker.train(w, cohort, rnd)
+        else:
+            w_np = w.numpy()
+            for i, c in enumerate(conns):
+                c.send((rnd, w_np, cohort[i::len(conns)]))
+            parts = [c.recv() for c in conns]
+            wsum = torch.from_numpy(parts[0][0]).clone()
+            for part in parts[1:]:
+                wsum.add_(torch.from_numpy(part[0]))
+            nsum = sum(part[1] for part in parts)
+            loss_sum = sum(part[2] for part in parts)
+            correct = sum(part[3] for part in parts)
+        w = w - args.server_lr * (wsum / nsum)  # server SGD with the mean update as gradient
+        secs.append(time.perf_counter() - t0)
+        acc = correct / nsum
+    for c in conns:
+        c.send(None)
+    for pr in procs:
+        pr.join()
+    test_acc = evaluate(args, w, load_clients(args.test_data, flat)) if args.test_data else float("nan")
+    measured = secs[args.warmup:]
+    print(json.dumps({
+        "framework": "pytorch", "torch": torch.__version__, "mode": args.mode,
+        "workers": args.threads if args.mode == "threads" else args.procs,
+        "model": args.model, "clients_per_round": args.clients_per_round, "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "rounds": len(measured), "warmup": args.warmup,
+        "sec_per_round": statistics.median(measured), "round_secs": [round(s, 5) for s in secs],
+        "train_accuracy": acc, "test_accuracy": test_acc, "load_secs": t_load,
+        "total_rounds": args.warmup + args.rounds}))
+    sys.stdout.flush()
+    return 0
+
+
+# ---- the driver -------------------------------------------------------------------
+
+TARGETS = {"softmax": 20.0, "2nn": 3.0, "cnn": 1.5}
+
+
+def cpu_busy():
+    """Busy seconds of the whole machine (all CPUs, steal included), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:9]]
+        return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def timed_run(cmd, env=None):
+    """Run cmd; its stdout, wall seconds and the cores other processes kept busy meanwhile."""
+    b0, c0, t0 = cpu_busy(), os.times(), time.perf_counter()
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, check=False)
+    wall = time.perf_counter() - t0
+    b1, c1 = cpu_busy(), os.times()
+    own = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+    if res.returncode != 0:
+        raise SystemExit(f"compare: command failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr}{res.stdout}")
+    return res.stdout, wall, max(0.0, ((b1 - b0) - own) / wall) if wall > 0 else float("nan")
+
+
+def run_fedmpi(a, model, rounds, layout):
+    ranks, threads = (int(v) for v in layout.split("x"))
+    out = os.path.join(a.work_dir, f"fedmpi-{model}-{layout}")
+    train = [a.fedmpi, "train", "--quiet", "--data", a.data, "--model", model, "--rounds", str(a.warmup + rounds),
+             "--clients-per-round", str(a.clients_per_round), "--epochs", str(a.epochs), "--batch-size",
+             str(a.batch_size), "--client-lr", str(a.lr), "--server-lr", "1", "--checkpoint-every", "0",
+             "--assignment", "balanced", "--threads", str(threads), "--out", out, "--seed", str(a.seed)]
+    if a.test_data:
+        train += ["--test-data", a.test_data]
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    cmd = [a.mpirun, "-n", str(ranks)] + (["--bind-to", "none"] if threads > 1 else []) + train if ranks > 1 else train
+    stdout, _, other = timed_run(cmd, env)
+    with open(os.path.join(out, "metrics.csv"), newline="") as f:
+        recs = list(csv.DictReader(f))
+    secs = [float(r["training_time_in_seconds"]) for r in recs]
+    m = re.search(r"final test accuracy ([0-9.]+)", stdout)
+    return {"sec": statistics.median(secs[a.warmup:]), "test_accuracy": float(m.group(1)) if m else float("nan"),
+            "train_accuracy": float(recs[-1]["client_work/train/accuracy"]), "other": other,
+            "cmd": " ".join(cmd)}
+
+
+def run_torch(a, model, rounds, mode):
+    cmd = [sys.executable, os.path.abspath(__file__), "run", "--data", a.data, "--model", model, "--rounds",
+           str(rounds), "--warmup", str(a.warmup), "--clients-per-round", str(a.clients_per_round), "--epochs",
+           str(a.epochs), "--batch-size", str(a.batch_size), "--lr", str(a.lr), "--mode", mode, "--seed", str(a.seed)]
+    if a.test_data:
+        cmd += ["--test-data", a.test_data]
+    stdout, _, other = timed_run(cmd)
+    r = json.loads(stdout.strip().splitlines()[-1])
+    return {"sec": r["sec_per_round"], "test_accuracy": r["test_accuracy"], "train_accuracy": r["train_accuracy"],
+            "other": other, "cmd": " ".join(cmd)}
+
+
+def compare_main(a):
+    rounds = {"softmax": 30, "2nn": 20, "cnn": 4}
+    for item in filter(None, a.rounds.split(",")):
+        k, _, v = item.partition("=")
+        rounds[k] = int(v)
+    os.makedirs(a.work_dir, exist_ok=True)
+    fed = [("fedmpi", v) for v in a.fedmpi_layouts.split(",") if v]
+    tor = [("torch", v) for v in a.torch_modes.split(",") if v]
+    # interleaved, so that slow spells of a shared machine hit both frameworks
+    order = [c for pair in itertools.zip_longest(fed, tor) for c in pair if c]
+    rows = []
+    for model in a.models.split(","):
+        runs = {c: [] for c in order}
+        for rep in range(a.repeats):
+            for kind, what in order:
+                label = f"{kind} {what}"
+                print(f"  {model}: {label} (repeat {rep + 1}/{a.repeats}) ...", file=sys.stderr, flush=True)
+                r = run_fedmpi(a, model, rounds[model], what) if kind == "fedmpi" else run_torch(a, model, rounds[model], what)
+                runs[(kind, what)].append(r)
+        med = {c: statistics.median(r["sec"] for r in rs) for c, rs in runs.items()}
+        best_f = min((c for c in med if c[0] == "fedmpi"), key=med.get)
+        best_t = min((c for c in med if c[0] == "torch"), key=med.get)
+        speedup = med[best_t] / med[best_f]
+        row = {"model": model, "rounds": rounds[model], "clients": a.clients_per_round, "epochs": a.epochs,
+               "batch": a.batch_size}
+        for c, rs in runs.items():
+            key = f"{c[0]}_{c[1]}"
+            row[f"{key}_sec"] = med[c]
+            row[f"{key}_test_acc"] = rs[-1]["test_accuracy"]
+            row[f"{key}_other"] = max(r["other"] for r in rs)
+        row.update({"best_fedmpi": f"{best_f[0]} {best_f[1]}", "best_torch": f"{best_t[0]} {best_t[1]}",
+                    "speedup": speedup, "target": TARGETS.get(model, float("nan")),
+                    "acc_fedmpi": runs[best_f][-1]["test_accuracy"], "acc_torch": runs[best_t][-1]["test_accuracy"],
+                    "fedmpi_cmd": runs[best_f][-1]["cmd"], "torch_cmd": runs[best_t][-1]["cmd"]})
+        rows.append(row)
+    print_table(rows, order, a)
+    if a.csv:
+        with open(a.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+            w.writeheader()
+            w.writerows(rows)
+        print(f"wrote {a.csv}")
+    return 0
+
+
+def print_table(rows, order, a):
+    heads = [f"{k} {w}" for k, w in order]
+    print(f"\nFedAvg, {a.clients_per_round} clients/round, {a.epochs} epoch(s), batch {a.batch_size}, lr {a.lr}; "
+          f"median seconds per round after {a.warmup} warm-up round(s), {a.repeats} repeat(s)")
+    print(f"{'model':8} {'rounds':>6} " + " ".join(f"{h:>14}" for h in heads) +
+          f" {'speedup':>8} {'target':>7} {'met':>4} {'acc fedmpi':>10} {'acc torch':>9} {'other':>6}")
+    for r in rows:
+        cells = " ".join(f"{r[f'{k}_{w}_sec']:14.4f}" for k, w in order)
+        other = max(r[f"{k}_{w}_other"] for k, w in order)
+        met = "yes" if r["speedup"] >= r["target"] else "no"
+        print(f"{r['model']:8} {r['rounds']:6d} {cells} {r['speedup']:7.1f}x {r['target']:6.1f}x {met:>4} "
+              f"{r['acc_fedmpi']:10.4f} {r['acc_torch']:9.4f} {other:6.2f}")
+    print("(speedup: PyTorch's best median / fedmpi's best; other: most cores other processes kept busy in one run)")
+    sys.stdout.flush()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    add_run_args(sub.add_parser("run", help="one PyTorch FedAvg simulation, JSON on stdout"))
+    c = sub.add_parser("compare", help="fedmpi and PyTorch side by side")
+    c.add_argument("--fedmpi", required=True, help="the fedmpi binary")
+    c.add_argument("--mpirun", default="mpirun")
+    c.add_argument("--data", required=True)
+    c.add_argument("--test-data", default="")
+    c.add_argument("--work-dir", required=True)
+    c.add_argument("--models", default="softmax,2nn,cnn")
+    c.add_argument("--rounds", default="", help="measured rounds per model, e.g. softmax=30,2nn=20,cnn=4")
+    c.add_argument("--warmup", type=int, default=1)
+    c.add_argument("--clients-per-round", type=int, default=10)
+    c.add_argument("--epochs", type=int, default=1)
+    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--lr", type=float, default=0.05)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--repeats", type=int, default=1, help="run everything this many times (medians)")
+    c.add_argument("--fedmpi-layouts", default="2x1,1x2", help="RANKSxTHREADS, comma separated")
+    c.add_argument("--torch-modes", default="threads,procs")
+    c.add_argument("--csv", default="")
+    a = p.parse_args()
+    return run_main(a) if a.cmd == "run" else compare_main(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
