@@ -186,7 +186,7 @@ srun_kill_rank)
     local p
     for p in /proc/[0-9]*; do
       p=${p#/proc/}
-      [ "$(cat /proc/$p/comm 2>/dev/null)" = fedmpi ] || continue
+      [ "$(cat "/proc/$p/comm" 2>/dev/null)" = fedmpi ] || continue
       tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$tag" || continue
       echo "$p=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^SLURM_PROCID=//p')"
     done
