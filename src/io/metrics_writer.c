@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <json-c/json.h>
 
@@ -15,8 +16,9 @@
 struct fm_metrics_writer {
   FILE *jsonl;
   FILE *csv;
-  char **columns; /* CSV header (non-group paths of the first record) */
-  size_t num_columns;
+  char *csv_path;
+  char **columns; /* CSV header: every non-group path seen so far, in order of appearance */
+  size_t num_columns, cap_columns;
 };
 
 static json_object *fm__json_value(const fm_metric_entry *e) {
@@ -75,10 +77,11 @@ int fm_metrics_writer_open(const char *dir, fm_metrics_writer **out) {
   w->jsonl = fopen(path, "w");
   snprintf(path, sizeof path, "%s/metrics.csv", dir);
   if (w->jsonl) w->csv = fopen(path, "w");
-  if (!w->jsonl || !w->csv) {
-    if (w->jsonl) fclose(w->jsonl);
-    fm__free(w);
-    return FM_ERR(FM_ERR_IO, "cannot create '%s'", path);
+  w->csv_path = fm__strdup(path);
+  if (!w->jsonl || !w->csv || !w->csv_path) {
+    int rc = FM_ERR(FM_ERR_IO, "cannot create '%s'", path);
+    fm_metrics_writer_close(&w);
+    return rc;
   }
   *out = w;
   return FM_OK;
@@ -147,6 +150,9 @@ int fm_metrics_writer_resume(const char *dir, long round, fm_metrics_writer **ou
   snprintf(cpath, sizeof cpath, "%s/metrics.csv", dir);
   int rc = fm__filter_file(jpath, 0, round, NULL, NULL);
   if (rc == FM_OK) rc = fm__filter_file(cpath, 1, round, &w->columns, &w->num_columns);
+  w->cap_columns = w->num_columns;
+  w->csv_path = fm__strdup(cpath);
+  if (rc == FM_OK && !w->csv_path) rc = FM_ERR_NOMEM;
   if (rc == FM_OK) {
     w->jsonl = fopen(jpath, "a");
     w->csv = w->jsonl ? fopen(cpath, "a") : NULL;
@@ -160,19 +166,75 @@ int fm_metrics_writer_resume(const char *dir, long round, fm_metrics_writer **ou
   return FM_OK;
 }
 
-static int fm__csv_header(fm_metrics_writer *w, const fm_metrics *m) {
-  w->columns = fm__calloc(m->n + 1, sizeof *w->columns);
-  if (!w->columns) return FM_ERR_NOMEM;
-  fputs("round", w->csv);
+static long fm__find_column(const fm_metrics_writer *w, const char *path) {
+  for (size_t c = 0; c < w->num_columns; c++)
+    if (strcmp(w->columns[c], path) == 0) return (long)c;
+  return -1;
+}
+
+/* Make every non-group path of m a CSV column. A fresh file gets its header;
+ * columns that appear later (evaluation every K rounds, a metric added on
+ * resume) extend the header and pad the earlier rows with empty fields, by
+ * rewriting the file through a temporary one. */
+static int fm__csv_columns(fm_metrics_writer *w, const fm_metrics *m) {
+  size_t before = w->num_columns;
+  int fresh = w->columns == NULL;
   for (size_t i = 0; i < m->n; i++) {
-    if (m->entry[i].kind == FM_METRIC_GROUP) continue;
+    if (m->entry[i].kind == FM_METRIC_GROUP || fm__find_column(w, m->entry[i].path) >= 0) continue;
+    if (w->num_columns == w->cap_columns) {
+      size_t cap = w->cap_columns ? 2 * w->cap_columns : 32;
+      char **cols = fm__realloc(w->columns, cap * sizeof *cols);
+      if (!cols) return FM_ERR_NOMEM;
+      w->columns = cols;
+      w->cap_columns = cap;
+    }
     w->columns[w->num_columns] = fm__strdup(m->entry[i].path);
     if (!w->columns[w->num_columns]) return FM_ERR_NOMEM;
-    fprintf(w->csv, ",%s", m->entry[i].path);
     w->num_columns++;
   }
-  fputc('\n', w->csv);
-  return FM_OK;
+  if (w->num_columns == before && !fresh) return FM_OK;
+  struct stat st;
+  fflush(w->csv);
+  if (fstat(fileno(w->csv), &st) != 0 || st.st_size == 0) { /* nothing written yet: just the header */
+    fputs("round", w->csv);
+    for (size_t c = 0; c < w->num_columns; c++) fprintf(w->csv, ",%s", w->columns[c]);
+    fputc('\n', w->csv);
+    return FM_OK;
+  }
+  /* Rewrite: the new header, then every row padded with the new empty columns. */
+  fclose(w->csv);
+  w->csv = NULL;
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", w->csv_path);
+  FILE *in = fopen(w->csv_path, "r"), *out = fopen(tmp, "w");
+  int rc = in && out ? FM_OK : FM_ERR(FM_ERR_IO, "cannot rewrite '%s' for new columns", w->csv_path);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  if (rc == FM_OK) {
+    fputs("round", out);
+    for (size_t c = 0; c < w->num_columns; c++) fprintf(out, ",%s", w->columns[c]);
+    fputc('\n', out);
+    int header = 1;
+    while ((len = getline(&line, &cap, in)) > 0) {
+      if (header) { /* the old header is replaced */
+        header = 0;
+        continue;
+      }
+      if (line[len - 1] == '\n') line[--len] = '\0';
+      fputs(line, out);
+      for (size_t c = before; c < w->num_columns; c++) fputc(',', out);
+      fputc('\n', out);
+    }
+  }
+  free(line);
+  if (in) fclose(in);
+  if (out && fclose(out) != 0 && rc == FM_OK) rc = FM_ERR(FM_ERR_IO, "cannot write '%s'", tmp);
+  if (rc == FM_OK && rename(tmp, w->csv_path) != 0) rc = FM_ERR(FM_ERR_IO, "cannot replace '%s'", w->csv_path);
+  if (rc != FM_OK) remove(tmp);
+  w->csv = fopen(w->csv_path, "a");
+  if (!w->csv && rc == FM_OK) rc = FM_ERR(FM_ERR_IO, "cannot reopen '%s'", w->csv_path);
+  return rc;
 }
 
 int fm_metrics_writer_write(fm_metrics_writer *w, long round, const fm_metrics *m) {
@@ -181,7 +243,7 @@ int fm_metrics_writer_write(fm_metrics_writer *w, long round, const fm_metrics *
   FM_CHECK(json, FM_ERR_NOMEM, "out of memory writing metrics");
   int bad = fprintf(w->jsonl, "%s\n", json) < 0;
   fm__free(json);
-  if (!w->columns) FM_CALL(fm__csv_header(w, m));
+  FM_CALL(fm__csv_columns(w, m));
   fprintf(w->csv, "%ld", round);
   for (size_t c = 0; c < w->num_columns; c++) {
     double v;
@@ -207,6 +269,7 @@ void fm_metrics_writer_close(fm_metrics_writer **w) {
   if (!w || !*w) return;
   if ((*w)->jsonl) fclose((*w)->jsonl);
   if ((*w)->csv) fclose((*w)->csv);
+  fm__free((*w)->csv_path);
   for (size_t i = 0; i < (*w)->num_columns; i++) fm__free((*w)->columns[i]);
   fm__free((*w)->columns);
   fm__free(*w);

@@ -109,11 +109,53 @@ static void test_metric_through_round(void **st) {
   fm_client_data_close(&cd);
 }
 
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  static char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  return buf;
+}
+
+/* Columns that appear after round 1 (evaluation every K rounds) extend the
+ * CSV header and pad earlier rows; resuming keeps rows up to the checkpoint. */
+static void test_metrics_writer_columns(void **st) {
+  (void)st;
+  fm_metrics m;
+  fm_metrics_init(&m);
+  fm_metrics_writer *w;
+  FM_ASSERT_OK(fm_metrics_writer_open(".", &w));
+  FM_ASSERT_OK(fm_metrics_put(&m, "client_work/train/loss", 0.5, FM_METRIC_FLOAT));
+  FM_ASSERT_OK(fm_metrics_writer_write(w, 1, &m));
+  FM_ASSERT_OK(fm_metrics_put(&m, "evaluation/accuracy", 0.25, FM_METRIC_FLOAT));
+  FM_ASSERT_OK(fm_metrics_put(&m, "client_work/train/loss", 0.4, FM_METRIC_FLOAT));
+  FM_ASSERT_OK(fm_metrics_writer_write(w, 2, &m));
+  fm_metrics_clear(&m);
+  FM_ASSERT_OK(fm_metrics_put(&m, "client_work/train/loss", 0.3, FM_METRIC_FLOAT));
+  FM_ASSERT_OK(fm_metrics_writer_write(w, 3, &m));
+  fm_metrics_writer_close(&w);
+  assert_string_equal(slurp("metrics.csv"), "round,client_work/train/loss,evaluation/accuracy\n"
+                                            "1,0.5,\n2,0.4,0.25\n3,0.3,\n");
+  /* resume after round 2: round 3 is dropped, new rows follow the header */
+  FM_ASSERT_OK(fm_metrics_writer_resume(".", 2, &w));
+  FM_ASSERT_OK(fm_metrics_put(&m, "evaluation/accuracy", 0.5, FM_METRIC_FLOAT));
+  FM_ASSERT_OK(fm_metrics_writer_write(w, 3, &m));
+  FM_ASSERT_OK(fm_metrics_put(&m, "time/x", 1, FM_METRIC_INT));
+  FM_ASSERT_OK(fm_metrics_writer_write(w, 4, &m));
+  fm_metrics_writer_close(&w);
+  assert_string_equal(slurp("metrics.csv"), "round,client_work/train/loss,evaluation/accuracy,time/x\n"
+                                            "1,0.5,,\n2,0.4,0.25,\n3,0.3,0.5,\n4,0.3,0.5,1\n");
+  fm_metrics_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_top_k),
       cmocka_unit_test(test_recall),
       cmocka_unit_test(test_metric_through_round),
+      cmocka_unit_test(test_metrics_writer_columns),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
