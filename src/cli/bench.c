@@ -42,7 +42,7 @@ typedef struct bench_cfg {
   char models[CLI_STR_MAX], cohorts[CLI_STR_MAX], csv[CLI_STR_MAX], assignment[CLI_STR_MAX];
   int64_t warmup, rounds, epochs, batch_size, threads, seed, eval_clients, eval_batch_size, cache_mb;
   int64_t sgemm_trials;
-  double budget, client_lr, client_momentum, server_lr, sgemm_seconds;
+  double budget, client_lr, client_momentum, server_lr, sgemm_seconds, step_seconds;
   int no_eval, no_sgemm, quiet;
 } bench_cfg;
 
@@ -85,6 +85,8 @@ static const cli_opt bench_opts[] = {
     {"sgemm-trials", CLI_INT, OFF(sgemm_trials), "5", 1, 1000, NULL, "N", "SGEMM timings per shape (the median is kept)"},
     {"sgemm-seconds", CLI_DOUBLE, OFF(sgemm_seconds), "0.1", 0, 60, NULL, "S", "minimum length of one SGEMM timing"},
     {"no-sgemm", CLI_FLAG, OFF(no_sgemm), "0", 0, 0, NULL, NULL, "do not measure SGEMM (no ratio column)"},
+    {"step-seconds", CLI_DOUBLE, OFF(step_seconds), "0.5", 0, 600, NULL, "S",
+     "time each model's training step alone for S seconds: one thread on rank 0, one batch kept in cache (0: skip)"},
     {"seed", CLI_INT, OFF(seed), "0", 0, BIG, NULL, "S", "seed of sampling, shuffling and initialisation"},
     {"csv", CLI_STR, OFF(csv), "", 0, 0, NULL, "FILE", "also write every number, one row per configuration"},
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no progress lines, only the tables"},
@@ -337,6 +339,81 @@ static int prepare_default_data(cli_ctx *ctx, bench_cfg *c) {
   return FM_OK;
 }
 
+/* ---- the training step alone ------------------------------------------------------ */
+
+typedef struct step_result {
+  double fwd, bwd, opt, total; /* ms per step: forward, backward, zeroing the gradient + sgdm step, all */
+  double gflops;               /* train flops of the batch / total */
+} step_result;
+
+/* Rank 0 only, one thread: forward, backward, gradient zeroing and the sgdm
+ * step on the first batch of client 0, repeated for `seconds` (at least 5
+ * steps, after 2 untimed ones), so the batch and the weights stay in cache.
+ * What the model reaches without the round around it (loading, batching,
+ * metrics, aggregation). */
+static int measure_step(const bench_cfg *c, const fm_model *model, const fm_model_flops *fl,
+                        const fm_client_data *data, step_result *out) {
+  const fm_layout *l = fm_model_layout(model);
+  size_t P = fm_layout_numel(l), T = fm_layout_trainable_numel(l);
+  size_t D = fm_model_input_spec(model)->num_features, C = fm_model_input_spec(model)->num_classes;
+  fm_examples ex = {0};
+  fm_optimizer *opt = NULL;
+  fm_optim_state st = {0};
+  int have_state = 0;
+  float *w = NULL, *g = NULL, *probs = NULL;
+  void *ws = NULL;
+  memset(out, 0, sizeof *out);
+  int rc = fm_client_data_load(data, 0, &ex);
+  size_t n = rc == FM_OK ? ((size_t)c->batch_size < ex.n ? (size_t)c->batch_size : ex.n) : 0;
+  if (rc == FM_OK && n == 0) rc = fm_set_error(FM_ERR_INVALID_ARG, "client 0 of %s is empty", c->data);
+  if (rc == FM_OK && ex.num_features != D) rc = fm_set_error(FM_ERR_SPEC_MISMATCH, "features differ from the model");
+  if (rc == FM_OK) {
+    w = malloc(P * sizeof *w);
+    g = malloc((T ? T : 1) * sizeof *g);
+    probs = malloc(n * C * sizeof *probs);
+    ws = malloc(fm_model_workspace_size(model, n));
+    if (!w || !g || !probs || !ws) rc = fm_set_error(FM_ERR_NOMEM, "out of memory");
+  }
+  if (rc == FM_OK) rc = fm_model_init_weights(model, w, (uint64_t)c->seed);
+  if (rc == FM_OK) rc = fm_optimizer_create_sgdm(c->client_lr, c->client_momentum, &opt);
+  if (rc == FM_OK && (rc = fm_optim_state_init(opt, T, &st)) == FM_OK) have_state = 1;
+  if (rc == FM_OK) memset(g, 0, T * sizeof *g);
+  double t_fwd = 0, t_bwd = 0, t_opt = 0, start = MPI_Wtime();
+  long steps = 0;
+  for (long i = -2; rc == FM_OK; i++) {
+    float loss;
+    double t0 = MPI_Wtime();
+    rc = fm_model_forward(model, ws, w, ex.x, ex.y, n, 1, &loss, probs);
+    double t1 = MPI_Wtime();
+    if (rc == FM_OK) rc = fm_model_backward(model, ws, w, ex.x, ex.y, n, g);
+    double t2 = MPI_Wtime();
+    if (rc == FM_OK) rc = fm_optimizer_step(opt, &st, w, g, T);
+    memset(g, 0, T * sizeof *g); /* for the next backward, as a round does before each one */
+    double t3 = MPI_Wtime();
+    if (i < 0) {
+      start = t3;
+      continue;
+    }
+    t_fwd += t1 - t0;
+    t_bwd += t2 - t1;
+    t_opt += t3 - t2;
+    steps++;
+    if (steps >= 5 && t3 - start >= c->step_seconds) break;
+  }
+  if (rc == FM_OK) {
+    out->fwd = 1e3 * t_fwd / (double)steps;
+    out->bwd = 1e3 * t_bwd / (double)steps;
+    out->opt = 1e3 * t_opt / (double)steps;
+    out->total = out->fwd + out->bwd + out->opt;
+    out->gflops = out->total > 0 ? fl->train * (double)n / (out->total * 1e-3) * 1e-9 : NAN;
+  }
+  if (have_state) fm_optim_state_free(&st);
+  fm_optimizer_destroy(&opt);
+  free(w), free(g), free(probs), free(ws);
+  fm_examples_free(&ex);
+  return rc;
+}
+
 /* ---- one configuration -------------------------------------------------------------- */
 
 typedef struct bench_row {
@@ -355,6 +432,7 @@ typedef struct bench_row {
   double eval_sec, eval_examples, eval_accuracy;
   double train_accuracy, train_loss;
   double other;                 /* cores other processes used during the measured rounds */
+  double step_fwd, step_bwd, step_opt, step_ms, step_gflops, step_ratio; /* the step alone (NaN: not timed) */
   double rss_max;               /* MB, max over ranks */
   char rss_ranks[256];          /* MB per rank, space separated */
 } bench_row;
@@ -576,6 +654,18 @@ static void print_tables(const bench_env *e, const bench_row *rows, size_t n, co
       printf("  %-48s %10.1f %18.1f %12.1f\n", sgemm_shapes[s].label, sg->alone[s], sg->per_core[s], sg->total[s]);
     printf("  (other processes kept %.2f cores busy meanwhile)\n", sg->other);
   }
+  if (c->step_seconds > 0) {
+    printf("\nThe training step alone (rank 0, one thread, batch %lld of client 0 kept in cache, %g s per model):\n",
+           (long long)c->batch_size, c->step_seconds);
+    printf("%-9s %11s %11s %13s %9s %9s %7s\n", "model", "forward ms", "backward ms", "zero+sgdm ms", "step ms",
+           "GF/s", "%SGEMM");
+    for (size_t i = 0; i < n; i++) {
+      const bench_row *r = &rows[i];
+      if (isnan(r->step_ms) || (i > 0 && strcmp(rows[i - 1].model, r->model) == 0)) continue;
+      printf("%-9s %11.4f %11.4f %13.4f %9.4f %9.1f %6.0f%%\n", r->model, r->step_fwd, r->step_bwd, r->step_opt,
+             r->step_ms, r->step_gflops, 100 * r->step_ratio);
+    }
+  }
   printf("\nThroughput (median over measured rounds; GF = GFLOP of local training, docs/performance.md):\n");
   printf("%-9s %7s %6s %9s %11s %9s %9s %9s %7s %9s %9s %8s\n", "model", "clients", "rounds", "s/round", "examples/s",
          "MFLOP/ex", "GF/s all", "GF/s core", "%SGEMM", "train acc", "eval acc", "RSS MB");
@@ -614,7 +704,8 @@ static int write_csv(const bench_env *e, const bench_row *rows, size_t n, const 
              "examples_per_round,examples_per_sec,flops_forward_per_example,flops_train_per_example,gflops_round,"
              "gflops_per_core,sgemm_1024_1core,sgemm_1024_per_core_all,sgemm_32x200x784_1core,ratio_to_sgemm,"
              "distribute,client_map,busy_sum,load,reduce,server,idle_fraction,eval_sec,eval_examples,eval_accuracy,"
-             "train_accuracy,train_loss,rss_max_mb,rss_mb_per_rank,other_cores,sgemm_other_cores,openblas_core,"
+             "train_accuracy,train_loss,rss_max_mb,rss_mb_per_rank,other_cores,sgemm_other_cores,step_forward_ms,"
+             "step_backward_ms,step_zero_sgdm_ms,step_ms,step_gflops,step_ratio_to_sgemm,openblas_core,"
              "openblas_coretype_env\n");
   for (size_t i = 0; i < n; i++) {
     const bench_row *r = &rows[i];
@@ -623,10 +714,11 @@ static int write_csv(const bench_env *e, const bench_row *rows, size_t n, const 
     fprintf(f, "%.6f,%.6f,%.6f,%.0f,%.1f,%.0f,%.0f,%.3f,%.3f,%.3f,%.3f,%.3f,%.4f,", r->sec_median, r->sec_min,
             r->sec_max, r->examples, r->examples_per_s, r->flops.forward, r->flops.train, r->gflops_round,
             r->gflops_core, sg->alone[0], sg->per_core[0], sg->alone[1], r->ratio);
-    fprintf(f, "%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%.0f,%.4f,%.4f,%.4f,%.1f,\"%s\",%.3f,%.3f,%s,%s\n",
+    fprintf(f, "%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%.0f,%.4f,%.4f,%.4f,%.1f,\"%s\",%.3f,%.3f,",
             r->distribute, r->map, r->busy, r->load, r->reduce, r->server, r->idle, r->eval_sec, r->eval_examples,
-            r->eval_accuracy, r->train_accuracy, r->train_loss, r->rss_max, r->rss_ranks, r->other, sg->other,
-            fm_blas_corename(), coretype ? coretype : "");
+            r->eval_accuracy, r->train_accuracy, r->train_loss, r->rss_max, r->rss_ranks, r->other, sg->other);
+    fprintf(f, "%.4f,%.4f,%.4f,%.4f,%.3f,%.4f,%s,%s\n", r->step_fwd, r->step_bwd, r->step_opt, r->step_ms,
+            r->step_gflops, r->step_ratio, fm_blas_corename(), coretype ? coretype : "");
   }
   int bad = ferror(f);
   if (fclose(f) != 0 || bad) return fm_set_error(FM_ERR_IO, "error writing --csv '%s'", c->csv);
@@ -714,8 +806,8 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
   const char *coretype = getenv("OPENBLAS_CORETYPE");
   const uint64_t population = fm_client_data_num_clients(e.train);
   if (ctx->rank == 0) {
-    printf("fedmpi %s bench: %d rank(s) x %d thread(s); OpenBLAS kernels %s (OPENBLAS_CORETYPE %s%s)\n", fm_version(),
-           ctx->size, e.nt, fm_blas_corename(), coretype ? "=" : "unset", coretype ? coretype : "");
+    printf("fedmpi %s bench: %d rank(s) x %d thread(s); OpenBLAS kernels %s (OPENBLAS_CORETYPE%s%s)\n", fm_version(),
+           ctx->size, e.nt, fm_blas_corename(), coretype ? "=" : " unset", coretype ? coretype : "");
     printf("data %s: %llu clients, %llu examples, input", c->data, (unsigned long long)population,
            (unsigned long long)fm_client_data_total_examples(e.train));
     for (int d = 0; d < spec.ndim; d++) printf("%s%zu", d ? "x" : " ", spec.shape[d]);
@@ -746,6 +838,15 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
   }
   for (size_t i = 0; i < nmodels; i++) {
     rc = fm_model_create_by_name(models[i], &spec, &model);
+    step_result step;
+    int stepped = 0;
+    if (rc == FM_OK && c->step_seconds > 0) {
+      fm_model_flops fl;
+      int src = fm_model_flops_per_example(model, &fl);
+      if (src == FM_OK && ctx->rank == 0) src = measure_step(c, model, &fl, e.train, &step);
+      if (cli_agree(ctx, "bench", src) != FM_OK) goto done;
+      stepped = 1;
+    }
     int64_t prev_cohort = 0;
     double prev_sec = 0;
     for (size_t j = 0; j < ncohorts; j++) {
@@ -753,6 +854,15 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
       snprintf(row->model, sizeof row->model, "%s", models[i]);
       row->cohort = cohorts[j];
       row->ratio = NAN;
+      row->step_fwd = row->step_bwd = row->step_opt = row->step_ms = row->step_gflops = row->step_ratio = NAN;
+      if (stepped) {
+        row->step_fwd = step.fwd;
+        row->step_bwd = step.bwd;
+        row->step_opt = step.opt;
+        row->step_ms = step.total;
+        row->step_gflops = step.gflops;
+        row->step_ratio = e.sgemm_ref > 0 ? step.gflops / e.sgemm_ref : NAN;
+      }
       if (rc != FM_OK) { /* a model that does not fit the data */
         snprintf(row->status, sizeof row->status, "%s", fm_last_error());
         continue;
