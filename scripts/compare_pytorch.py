@@ -29,6 +29,11 @@ the median seconds per round of each, the speedup of fedmpi's best over
 PyTorch's best against the targets, both test accuracies, and how many cores
 other processes kept busy during each run (the machine may be shared).
 
+The `step` subcommand times PyTorch's training step alone (one batch kept in
+cache, forward, backward, SGD step), the counterpart of the step table of
+`fedmpi bench`. `compare --wait-idle S` waits before each run until the
+machine is idle (up to S seconds), for shared machines.
+
 What it deliberately does not do: reproduce fedmpi's random streams (cohorts,
 shuffles and initial weights differ, so accuracies are comparable, not
 equal), use a DataLoader, GPUs, or any federated framework.
@@ -258,6 +263,40 @@ def run_main(args):
     return 0
 
 
+def step_main(a):
+    """The training step alone, one batch of client 0 kept in cache (as fedmpi bench's step table)."""
+    torch.set_num_threads(a.threads)
+    print(f"{'model':8} {'threads':>7} {'forward ms':>10} {'backward ms':>11} {'zero+sgd ms':>11} {'step ms':>8}")
+    loaded = {}
+    for name in a.models.split(","):
+        flat = name != "cnn"
+        if flat not in loaded:
+            loaded[flat] = load_clients(a.data, flat)[0]
+        x, y = loaded[flat][0][:a.batch_size], loaded[flat][1][:a.batch_size]
+        m = build_model(name, a.classes)
+        opt = torch.optim.SGD(m.parameters(), lr=a.lr)
+        tf = tb = ts = 0.0
+        steps, start = 0, None
+        while True:
+            t0 = time.perf_counter()
+            loss = F.cross_entropy(m(x), y)
+            t1 = time.perf_counter()
+            loss.backward()
+            t2 = time.perf_counter()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            t3 = time.perf_counter()
+            if start is None:  # one untimed step
+                start = t3
+                continue
+            tf, tb, ts, steps = tf + t1 - t0, tb + t2 - t1, ts + t3 - t2, steps + 1
+            if steps >= 5 and t3 - start >= a.seconds:
+                break
+        print(f"{name:8} {a.threads:7d} {tf / steps * 1e3:10.4f} {tb / steps * 1e3:11.4f} {ts / steps * 1e3:11.4f} "
+              f"{(tf + tb + ts) / steps * 1e3:8.4f}")
+    return 0
+
+
 # ---- the driver -------------------------------------------------------------------
 
 TARGETS = {"softmax": 20.0, "2nn": 3.0, "cnn": 1.5}
@@ -273,8 +312,21 @@ def cpu_busy():
         return float("nan")
 
 
-def timed_run(cmd, env=None):
+def wait_idle(limit, threshold=0.15):
+    """Wait (at most limit seconds) for a 2-second window in which the machine is idle but for us."""
+    deadline = time.perf_counter() + limit
+    while True:
+        b0, t0 = cpu_busy(), time.perf_counter()
+        time.sleep(2)
+        load = (cpu_busy() - b0) / (time.perf_counter() - t0)
+        if load < threshold or time.perf_counter() >= deadline:
+            return load
+
+
+def timed_run(cmd, env=None, idle=0.0):
     """Run cmd; its stdout, wall seconds and the cores other processes kept busy meanwhile."""
+    if idle > 0:
+        wait_idle(idle)
     b0, c0, t0 = cpu_busy(), os.times(), time.perf_counter()
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, check=False)
     wall = time.perf_counter() - t0
@@ -296,7 +348,7 @@ def run_fedmpi(a, model, rounds, layout):
         train += ["--test-data", a.test_data]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = [a.mpirun, "-n", str(ranks)] + (["--bind-to", "none"] if threads > 1 else []) + train if ranks > 1 else train
-    stdout, _, other = timed_run(cmd, env)
+    stdout, _, other = timed_run(cmd, env, a.wait_idle)
     with open(os.path.join(out, "metrics.csv"), newline="") as f:
         recs = list(csv.DictReader(f))
     secs = [float(r["training_time_in_seconds"]) for r in recs]
@@ -312,7 +364,7 @@ def run_torch(a, model, rounds, mode):
            str(a.epochs), "--batch-size", str(a.batch_size), "--lr", str(a.lr), "--mode", mode, "--seed", str(a.seed)]
     if a.test_data:
         cmd += ["--test-data", a.test_data]
-    stdout, _, other = timed_run(cmd)
+    stdout, _, other = timed_run(cmd, None, a.wait_idle)
     r = json.loads(stdout.strip().splitlines()[-1])
     return {"sec": r["sec_per_round"], "test_accuracy": r["test_accuracy"], "train_accuracy": r["train_accuracy"],
             "other": other, "cmd": " ".join(cmd)}
@@ -401,8 +453,18 @@ def main():
     c.add_argument("--fedmpi-layouts", default="2x1,1x2", help="RANKSxTHREADS, comma separated")
     c.add_argument("--torch-modes", default="threads,procs")
     c.add_argument("--csv", default="")
+    c.add_argument("--wait-idle", type=float, default=0, metavar="S",
+                   help="before each run, wait up to S seconds for the machine to be idle (shared machines)")
+    st = sub.add_parser("step", help="time the training step alone (one batch in cache)")
+    st.add_argument("--data", required=True)
+    st.add_argument("--models", default="softmax,2nn,cnn")
+    st.add_argument("--classes", type=int, default=10)
+    st.add_argument("--batch-size", type=int, default=32)
+    st.add_argument("--lr", type=float, default=0.05)
+    st.add_argument("--threads", type=int, default=1)
+    st.add_argument("--seconds", type=float, default=0.5)
     a = p.parse_args()
-    return run_main(a) if a.cmd == "run" else compare_main(a)
+    return {"run": run_main, "compare": compare_main, "step": step_main}[a.cmd](a)
 
 
 if __name__ == "__main__":
