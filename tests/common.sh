@@ -29,9 +29,14 @@ same_weights() { h5diff -q "$1" "$2" >/dev/null || fail "$1 and $2 differ"; }
 json_rounds() { wc -l <"$1"; }
 
 # the deterministic CSV columns (everything but wall-clock times and memory use)
+# (det_metrics FILE [train]: with "train", the training columns only)
 det_metrics() { python3 -c '
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1])))
-keep = [i for i, h in enumerate(rows[0]) if "time" not in h and not h.startswith("resources/")]
-for r in rows: print(",".join(r[i] for i in keep))' "$1"; }
+train_only = len(sys.argv) > 2
+keep = [i for i, h in enumerate(rows[0]) if "time" not in h and not h.startswith("resources/")
+        and not (train_only and h.startswith("evaluation"))]
+for r in rows: print(",".join(r[i] for i in keep))' "$@"; }
 same_metrics() { cmp -s <(det_metrics "$1") <(det_metrics "$2") || { diff <(det_metrics "$1") <(det_metrics "$2") | head >&2; fail "metrics $1 and $2 differ"; }; }
+# a run split into several invocations also evaluates at the end of each: compare training only
+same_train_metrics() { cmp -s <(det_metrics "$1" train) <(det_metrics "$2" train) || { diff <(det_metrics "$1" train) <(det_metrics "$2" train) | head >&2; fail "training metrics $1 and $2 differ"; }; }
