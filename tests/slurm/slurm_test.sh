@@ -211,6 +211,41 @@ srun_kill_rank)
   [ -z "$left" ] || fail "fedmpi processes left behind: $left"
   [ -z "$(squeue -h -o %i)" ] || { squeue; fail "jobs left in the queue"; }
   ;;
+long_run)
+  # jobs/long-run.sbatch: SIGTERM to the tasks (what --signal=TERM@N does
+  # before the time limit) -> fedmpi checkpoints and exits 75 -> the job
+  # requeues itself -> the next attempt resumes; the finished run must equal
+  # an uninterrupted one bit for bit.
+  opts=(--rounds 1500 --model mlp:32 --clients-per-round 5 --checkpoint-every 0 --quiet --seed 4)
+  timeout 120 mpirun --allow-run-as-root --bind-to none -n 2 "$fedmpi" train --out ref "${opts[@]}" >ref.txt 2>&1 ||
+    { cat ref.txt; fail "reference run failed"; }
+  export FEDMPI_RUN=long
+  jobid=$(sbatch --parsable --output=job.out "$root/jobs/long-run.sbatch" "${opts[@]}") || fail "sbatch failed"
+  for ((i = 0; i < 600; i++)); do
+    [ -f out/long/metrics.csv ] && [ "$(wc -l <out/long/metrics.csv)" -gt 20 ] && break
+    sleep 0.1
+  done
+  [ -f out/long/metrics.csv ] || { cat job.out; fail "the job did not start training"; }
+  scancel --signal=TERM "$jobid" || fail "scancel --signal=TERM failed"
+  # requeued jobs wait for a BeginTime a few minutes ahead: release it now
+  for ((i = 0; i < 300; i++)); do
+    grep -q "requeued job $jobid" job.out 2>/dev/null && break
+    sleep 0.2
+  done
+  grep -q "fedmpi exited with status 75" job.out || { cat job.out; fail "fedmpi did not exit 75 after SIGTERM"; }
+  grep -q "requeued job $jobid" job.out || { cat job.out; fail "the job did not requeue itself"; }
+  scontrol update JobId="$jobid" StartTime=now 2>/dev/null
+  for ((i = 0; i < 900; i++)); do
+    [ -z "$(squeue -h -j "$jobid" 2>/dev/null)" ] && break
+    sleep 0.2
+  done
+  [ -z "$(squeue -h -j "$jobid" 2>/dev/null)" ] || { squeue; cat job.out; fail "the requeued job did not finish"; }
+  jobid=""
+  grep -q "attempt 2: resuming" job.out || { cat job.out; fail "the second attempt did not resume"; }
+  grep -q "fedmpi exited with status 0" job.out || { cat job.out; fail "the resumed run did not finish"; }
+  h5diff -q ref/weights.h5 out/long/weights.h5 >/dev/null || fail "requeued run differs from the uninterrupted one"
+  echo "interrupted at round $(sed -n 's/^stopped by a signal after round \([0-9]*\);.*/\1/p' job.out), requeued, resumed: identical"
+  ;;
 *)
   fail "unknown scenario"
   ;;
