@@ -15,16 +15,16 @@ It is written the way a careful simulator is: one long-lived model per worker,
 clients one after another, tensors preloaded (no DataLoader), metrics kept as
 tensors (no per-batch .item()). Two execution modes, so PyTorch gets the best
 of 2 cores: --mode threads (one process, torch.set_num_threads(T)) and
---mode procs (P worker processes with 1 thread each, the cohort split between
-them, the main process averaging).
+--mode procs (P worker processes with 1 thread each, OpenBLAS's included, the
+cohort split between them, the main process averaging).
 
 It prints one JSON object: the seconds of every round, the median of the
 measured ones (after --warmup), the last round's training accuracy and the
 test accuracy after the last round.
 
 The `compare` subcommand is the driver scripts/compare-pytorch calls: per
-model it runs fedmpi (`mpirun -n 2 fedmpi train` and `fedmpi train --threads
-2`) and this simulator (both modes) one after another, interleaved, and prints
+model it runs fedmpi (`mpirun -n 2 fedmpi train`, the same with the client
+cache on, and `fedmpi train --threads 2`) and this simulator (both modes) one after another, interleaved, and prints
 the median seconds per round of each, the speedup of fedmpi's best over
 PyTorch's best against the targets, both test accuracies, and how many cores
 other processes kept busy during each run (the machine may be shared).
@@ -197,6 +197,10 @@ def add_run_args(p):
 def run_main(args):
     conns, procs = [], []
     if args.mode == "procs":
+        # 1 thread per worker means OpenBLAS too: torch.set_num_threads does not reach it, and
+        # 2 workers x 2 BLAS threads would oversubscribe 2 cores. Read when a worker imports torch.
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        os.environ["OMP_NUM_THREADS"] = "1"
         ctx = mp.get_context("spawn")
         for _ in range(args.procs):
             a, b = ctx.Pipe()
@@ -338,7 +342,10 @@ def timed_run(cmd, env=None, idle=0.0):
 
 
 def run_fedmpi(a, model, rounds, layout):
-    ranks, threads = (int(v) for v in layout.split("x"))
+    """layout: RANKSxTHREADS, with +cache for the client cache (every client decoded once, kept in memory
+    as the PyTorch simulator keeps its tensors)."""
+    shape, _, cache = layout.partition("+")
+    ranks, threads = (int(v) for v in shape.split("x"))
     out = os.path.join(a.work_dir, f"fedmpi-{model}-{layout}")
     train = [a.fedmpi, "train", "--quiet", "--data", a.data, "--model", model, "--rounds", str(a.warmup + rounds),
              "--clients-per-round", str(a.clients_per_round), "--epochs", str(a.epochs), "--batch-size",
@@ -346,6 +353,8 @@ def run_fedmpi(a, model, rounds, layout):
              "--assignment", "balanced", "--threads", str(threads), "--out", out, "--seed", str(a.seed)]
     if a.test_data:
         train += ["--test-data", a.test_data]
+    if cache:
+        train += ["--cache-mb", str(a.cache_mb)]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = [a.mpirun, "-n", str(ranks)] + (["--bind-to", "none"] if threads > 1 else []) + train if ranks > 1 else train
     stdout, _, other = timed_run(cmd, env, a.wait_idle)
@@ -450,7 +459,9 @@ def main():
     c.add_argument("--lr", type=float, default=0.05)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--repeats", type=int, default=1, help="run everything this many times (medians)")
-    c.add_argument("--fedmpi-layouts", default="2x1,1x2", help="RANKSxTHREADS, comma separated")
+    c.add_argument("--fedmpi-layouts", default="2x1,1x2,2x1+cache",
+                   help="RANKSxTHREADS[+cache], comma separated (+cache: --cache-mb MB, data kept in memory)")
+    c.add_argument("--cache-mb", type=int, default=512, help="fedmpi's client cache per rank for +cache layouts")
     c.add_argument("--torch-modes", default="threads,procs")
     c.add_argument("--csv", default="")
     c.add_argument("--wait-idle", type=float, default=0, metavar="S",
