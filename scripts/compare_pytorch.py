@@ -30,8 +30,8 @@ PyTorch's best against the targets, both test accuracies, and how many cores
 other processes kept busy during each run (the machine may be shared).
 
 The `step` subcommand times PyTorch's training step alone (one batch kept in
-cache, forward, backward, SGD step), the counterpart of the step table of
-`fedmpi bench`. `compare --wait-idle S` waits before each run until the
+cache, forward, backward, SGD step) with --threads threads, OpenBLAS's
+included, the counterpart of the step table of `fedmpi bench`. `compare --wait-idle S` waits before each run until the
 machine is idle (up to S seconds), for shared machines.
 
 What it deliberately does not do: reproduce fedmpi's random streams (cohorts,
@@ -368,12 +368,16 @@ def run_fedmpi(a, model, rounds, layout):
 
 
 def run_torch(a, model, rounds, mode):
+    """mode: threads or procs, with +passive for OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep instead of
+    spinning, which rescues the threads mode when another process wants a core)."""
+    mode, _, passive = mode.partition("+")
     cmd = [sys.executable, os.path.abspath(__file__), "run", "--data", a.data, "--model", model, "--rounds",
            str(rounds), "--warmup", str(a.warmup), "--clients-per-round", str(a.clients_per_round), "--epochs",
            str(a.epochs), "--batch-size", str(a.batch_size), "--lr", str(a.lr), "--mode", mode, "--seed", str(a.seed)]
     if a.test_data:
         cmd += ["--test-data", a.test_data]
-    stdout, _, other = timed_run(cmd, None, a.wait_idle)
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE") if passive else None
+    stdout, _, other = timed_run(cmd, env, a.wait_idle)
     r = json.loads(stdout.strip().splitlines()[-1])
     return {"sec": r["sec_per_round"], "test_accuracy": r["test_accuracy"], "train_accuracy": r["train_accuracy"],
             "other": other, "cmd": " ".join(cmd)}
@@ -462,7 +466,8 @@ def main():
     c.add_argument("--fedmpi-layouts", default="2x1,1x2,2x1+cache",
                    help="RANKSxTHREADS[+cache], comma separated (+cache: --cache-mb MB, data kept in memory)")
     c.add_argument("--cache-mb", type=int, default=512, help="fedmpi's client cache per rank for +cache layouts")
-    c.add_argument("--torch-modes", default="threads,procs")
+    c.add_argument("--torch-modes", default="threads,procs",
+                   help="threads, procs, threads+passive (OMP_WAIT_POLICY=PASSIVE), comma separated")
     c.add_argument("--csv", default="")
     c.add_argument("--wait-idle", type=float, default=0, metavar="S",
                    help="before each run, wait up to S seconds for the machine to be idle (shared machines)")
@@ -475,6 +480,11 @@ def main():
     st.add_argument("--threads", type=int, default=1)
     st.add_argument("--seconds", type=float, default=0.5)
     a = p.parse_args()
+    if a.cmd == "step" and os.environ.get("OPENBLAS_NUM_THREADS") != str(a.threads):
+        # OpenBLAS (PyTorch's Linear layers) reads its thread count when torch is imported, and
+        # torch.set_num_threads does not change it: start again with the count in the environment.
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads))
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env)
     return {"run": run_main, "compare": compare_main, "step": step_main}[a.cmd](a)
 
 

@@ -695,6 +695,20 @@ static void print_tables(const bench_env *e, const bench_row *rows, size_t n, co
   fflush(stdout);
 }
 
+/* A CSV field: s in double quotes, inner double quotes doubled (RFC 4180). */
+static const char *csv_field(const char *s, char *buf, size_t len) {
+  size_t k = 0;
+  if (len < 3) return "";
+  buf[k++] = '"';
+  for (; *s && k + 3 < len; s++) {
+    if (*s == '"') buf[k++] = '"';
+    buf[k++] = *s;
+  }
+  buf[k++] = '"';
+  buf[k] = '\0';
+  return buf;
+}
+
 static int write_csv(const bench_env *e, const bench_row *rows, size_t n, const sgemm_result *sg) {
   const bench_cfg *c = e->c;
   FILE *f = fopen(c->csv, "w");
@@ -709,14 +723,17 @@ static int write_csv(const bench_env *e, const bench_row *rows, size_t n, const 
              "openblas_coretype_env\n");
   for (size_t i = 0; i < n; i++) {
     const bench_row *r = &rows[i];
-    fprintf(f, "%s,%s,%lld,\"%s\",%d,%d,%lld,%d,%lld,%lld,", r->model, r->type, (long long)r->cohort, r->status,
+    char q[4][600];
+    fprintf(f, "%s,%s,%lld,%s,%d,%d,%lld,%d,%lld,%lld,", csv_field(r->model, q[0], sizeof q[0]),
+            csv_field(r->type, q[1], sizeof q[1]), (long long)r->cohort, csv_field(r->status, q[2], sizeof q[2]),
             e->ctx->size, e->nt, (long long)c->warmup, r->rounds, (long long)c->epochs, (long long)c->batch_size);
     fprintf(f, "%.6f,%.6f,%.6f,%.0f,%.1f,%.0f,%.0f,%.3f,%.3f,%.3f,%.3f,%.3f,%.4f,", r->sec_median, r->sec_min,
             r->sec_max, r->examples, r->examples_per_s, r->flops.forward, r->flops.train, r->gflops_round,
             r->gflops_core, sg->alone[0], sg->per_core[0], sg->alone[1], r->ratio);
-    fprintf(f, "%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%.0f,%.4f,%.4f,%.4f,%.1f,\"%s\",%.3f,%.3f,",
-            r->distribute, r->map, r->busy, r->load, r->reduce, r->server, r->idle, r->eval_sec, r->eval_examples,
-            r->eval_accuracy, r->train_accuracy, r->train_loss, r->rss_max, r->rss_ranks, r->other, sg->other);
+    fprintf(f, "%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%.0f,%.4f,%.4f,%.4f,%.1f,%s,%.3f,%.3f,", r->distribute,
+            r->map, r->busy, r->load, r->reduce, r->server, r->idle, r->eval_sec, r->eval_examples, r->eval_accuracy,
+            r->train_accuracy, r->train_loss, r->rss_max, csv_field(r->rss_ranks, q[3], sizeof q[3]), r->other,
+            sg->other);
     fprintf(f, "%.4f,%.4f,%.4f,%.4f,%.3f,%.4f,%s,%s\n", r->step_fwd, r->step_bwd, r->step_opt, r->step_ms,
             r->step_gflops, r->step_ratio, fm_blas_corename(), coretype ? coretype : "");
   }
