@@ -59,7 +59,8 @@ static const cli_opt bench_opts[] = {
     {"dataset-dir", CLI_STR, OFF(dataset_dir), "/usr/share/datasets/fashion-mnist", 0, 0, NULL, "DIR",
      "the installed Fashion-MNIST IDX files (Debian package dataset-fashion-mnist)"},
     {"models", CLI_STR, OFF(models), "softmax,2nn,cnn", 0, 0, NULL, "LIST",
-     "models to run, comma separated (any --model name of fedmpi train)"},
+     "models to run, comma separated (any --model name of fedmpi train, arguments included: "
+     "softmax,mlp:200,200,cnn:32,64,512)"},
     {"cohorts", CLI_STR, OFF(cohorts), "10,50", 0, 0, NULL, "LIST", "clients per round, comma separated"},
     {"warmup", CLI_INT, OFF(warmup), "1", 0, 1e6, NULL, "N", "unmeasured rounds before the measured ones"},
     {"rounds", CLI_INT, OFF(rounds), "5", 1, 1e6, NULL, "R", "measured rounds per configuration (at most)"},
@@ -121,12 +122,21 @@ static double median(double *v, size_t n) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* "a,b,c" -> items (copied into store, at most MAX_LIST). -1 on a bad list. */
-static int split_list(const char *text, char store[MAX_LIST][64], size_t *n) {
+/* "a,b,c" -> items (copied into store, at most MAX_LIST). With join_numbers,
+ * an all-digit item continues the previous one, so that model names keep
+ * their arguments: "softmax,mlp:200,200,cnn:32,64,512" is three models
+ * (no model name is all digits). -1 on a bad list. */
+static int split_list(const char *text, int join_numbers, char store[MAX_LIST][64], size_t *n) {
   char buf[CLI_STR_MAX], *save = NULL;
   snprintf(buf, sizeof buf, "%s", text);
   *n = 0;
   for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    if (join_numbers && *n > 0 && strspn(tok, "0123456789") == strlen(tok)) {
+      size_t len = strlen(store[*n - 1]);
+      if (len + 1 + strlen(tok) >= 64) return -1;
+      snprintf(store[*n - 1] + len, 64 - len, ",%s", tok);
+      continue;
+    }
     if (*n >= MAX_LIST || strlen(tok) >= 64) return -1;
     snprintf(store[(*n)++], 64, "%s", tok);
   }
@@ -765,9 +775,9 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
   }
   /* the lists: the same text on every rank, so no agreement is needed */
   char err[512] = "";
-  if (split_list(c->models, models, &nmodels) != 0)
+  if (split_list(c->models, 1, models, &nmodels) != 0)
     snprintf(err, sizeof err, "--models: expected 1 to %d comma-separated model names", MAX_LIST);
-  if (!err[0] && split_list(c->cohorts, cohort_text, &ncohorts) != 0)
+  if (!err[0] && split_list(c->cohorts, 0, cohort_text, &ncohorts) != 0)
     snprintf(err, sizeof err, "--cohorts: expected 1 to %d comma-separated sizes", MAX_LIST);
   for (size_t i = 0; !err[0] && i < ncohorts; i++) {
     char *end = NULL;
