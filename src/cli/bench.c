@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -42,7 +43,7 @@ typedef struct bench_cfg {
   char models[CLI_STR_MAX], cohorts[CLI_STR_MAX], csv[CLI_STR_MAX], assignment[CLI_STR_MAX];
   int64_t warmup, rounds, epochs, batch_size, threads, seed, eval_clients, eval_batch_size, cache_mb;
   int64_t sgemm_trials;
-  double budget, client_lr, client_momentum, server_lr, sgemm_seconds, step_seconds;
+  double budget, client_lr, client_momentum, server_lr, sgemm_seconds, step_seconds, wait_idle;
   int no_eval, no_sgemm, quiet;
 } bench_cfg;
 
@@ -90,6 +91,9 @@ static const cli_opt bench_opts[] = {
      "time each model's training step alone for S seconds: one thread on rank 0, one batch kept in cache (0: skip)"},
     {"seed", CLI_INT, OFF(seed), "0", 0, BIG, NULL, "S", "seed of sampling, shuffling and initialisation"},
     {"csv", CLI_STR, OFF(csv), "", 0, 0, NULL, "FILE", "also write every number, one row per configuration"},
+    {"wait-idle", CLI_DOUBLE, OFF(wait_idle), "0", 0, 86400, NULL, "S",
+     "before the SGEMM timings, each step timing and each configuration, wait up to S seconds for a second in which other "
+     "processes keep less than 0.15 cores busy (shared machines; 0: do not wait)"},
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no progress lines, only the tables"},
 };
 #undef OFF
@@ -228,6 +232,26 @@ static int other_load(cli_ctx *ctx, const cpu_sample *a, const cpu_sample *b, do
   }
   free(all);
   return FM_OK;
+}
+
+/* Collective: wait (at most c->wait_idle seconds) for one second in which
+ * other processes keep fewer than 0.15 cores of any node busy. */
+static int wait_idle(cli_ctx *ctx, const bench_cfg *c) {
+  if (c->wait_idle <= 0) return FM_OK;
+  double deadline = MPI_Wtime() + c->wait_idle;
+  for (;;) {
+    cpu_sample a, b;
+    cpu_sample_take(&a);
+    double t0 = MPI_Wtime();
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+    cpu_sample_take(&b);
+    double load = 0, go = 0;
+    FM_CALL_CLI(other_load(ctx, &a, &b, MPI_Wtime() - t0, &load));
+    if (ctx->rank == 0) go = !(load >= 0.15) || MPI_Wtime() >= deadline; /* NaN: cannot tell, go */
+    FM_CALL_CLI(ctx->comm->ops->bcast(ctx->comm, &go, sizeof go));
+    if (go > 0) return FM_OK;
+  }
 }
 
 /* ---- SGEMM reference ------------------------------------------------------------- */
@@ -850,7 +874,8 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
       printf("measuring SGEMM ...\n");
       fflush(stdout);
     }
-    rc = measure_sgemm(ctx, c, e.nt, &sg);
+    rc = wait_idle(ctx, c);
+    if (rc == FM_OK) rc = measure_sgemm(ctx, c, e.nt, &sg);
     if (rc != FM_OK) {
       cli_error(ctx, "bench", fm_last_error());
       goto done;
@@ -870,6 +895,7 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
     if (rc == FM_OK && c->step_seconds > 0) {
       fm_model_flops fl;
       int src = fm_model_flops_per_example(model, &fl);
+      if (src == FM_OK) src = wait_idle(ctx, c);
       if (src == FM_OK && ctx->rank == 0) src = measure_step(c, model, &fl, e.train, &step);
       if (cli_agree(ctx, "bench", src) != FM_OK) goto done;
       stepped = 1;
@@ -907,6 +933,10 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
                  "estimated %.1f s per round, %lld warm-up + 1 rounds exceed --budget %g (raise it to run)", est,
                  (long long)c->warmup, c->budget);
         continue;
+      }
+      if (wait_idle(ctx, c) != FM_OK) {
+        cli_error(ctx, "bench", fm_last_error());
+        goto done;
       }
       if (e.rss_window) rss_reset();
       if (run_config(&e, model, cohorts[j], row) != FM_OK) goto done;
