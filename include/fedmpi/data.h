@@ -34,6 +34,7 @@ typedef struct fm_examples {
   size_t num_features;  /* D */
   float *x;             /* (n, D) features as float32 */
   int32_t *y;           /* (n) labels */
+  void *owner_;         /* internal: set when x and y are borrowed (fm_client_data_load_shared) */
 } fm_examples;
 
 /* What the caller needs from a file (fm_client_data_open_kind). */
@@ -137,6 +138,14 @@ FM_EXTERN const fm_feature_info *fm_client_data_feature_info(const fm_client_dat
 FM_EXTERN int fm_client_data_load(const fm_client_data *cd, size_t i, fm_examples *out);
 /* As fm_client_data_load, but only the labels: out->x is NULL. Needs y only. */
 FM_EXTERN int fm_client_data_load_labels(const fm_client_data *cd, size_t i, fm_examples *out);
+/* As fm_client_data_load, but a cache hit (or in-memory data) lends the
+ * stored arrays instead of copying them: x and y are then read-only and stay
+ * valid until fm_examples_free, which gives them back (a borrowed cache entry
+ * is never evicted meanwhile). A miss returns an owned copy as
+ * fm_client_data_load does. For the training loop, where a client is read
+ * once per round and copying it out of the cache cost more than training a
+ * softmax model on it. Free every result before fm_client_data_close. */
+FM_EXTERN int fm_client_data_load_shared(const fm_client_data *cd, size_t i, fm_examples *out);
 FM_EXTERN void fm_examples_free(fm_examples *ex);
 
 /* Read a string feature of client i (e.g. Shakespeare's "snippets", vlen
@@ -166,7 +175,8 @@ FM_EXTERN void fm_data_free(void *p);
  * never exceed the bound, whatever the population or the number of rounds: a
  * client larger than the bound is not cached, and entries being copied out
  * by another thread are never evicted (a new entry is then not inserted).
- * Loads copy out of the cache, so callers still own what they get. Default 0:
+ * fm_client_data_load copies out of the cache, so callers own what they get;
+ * fm_client_data_load_shared lends the entry instead (pinned). Default 0:
  * off, since with cohorts sampled from a large population most loads miss and
  * memory is the scarce resource on a node; turn it on when the population (or
  * the part one rank owns) fits. Safe to call at any time, also while other

@@ -9,8 +9,16 @@
  *                                  2^-72, the only rounding, deterministic)
  * and is added with carry as a two's-complement 128-bit integer. */
 #include <math.h>
+#include <string.h>
 
 #include "fedmpi/exact.h"
+
+/* Forced inline so that the target_clones variants below get their own copy. */
+#if defined(__GNUC__)
+#define FM__INLINE static inline __attribute__((always_inline))
+#else
+#define FM__INLINE static inline
+#endif
 
 double fm_exact_limit(uint64_t max_terms) {
   int bits = 0;
@@ -22,7 +30,7 @@ void fm_exact_zero(fm_exact *a, size_t n) {
   for (size_t i = 0; i < n; i++) a[i].lo = a[i].hi = 0;
 }
 
-static inline void fm__exact_add_parts(fm_exact *a, uint64_t lo, uint64_t hi) {
+FM__INLINE void fm__exact_add_parts(fm_exact *a, uint64_t lo, uint64_t hi) {
   uint64_t s = a->lo + lo;
   a->hi += hi + (s < lo);
   a->lo = s;
@@ -35,7 +43,7 @@ static inline void fm__exact_add_parts(fm_exact *a, uint64_t lo, uint64_t hi) {
  * halves so that every conversion is a signed one (an unsigned 64-bit
  * conversion branches on x86-64 without AVX-512). Caller guarantees
  * |x| < 2^55. */
-static inline void fm__exact_add_unchecked(fm_exact *a, double x) {
+FM__INLINE void fm__exact_add_unchecked(fm_exact *a, double x) {
   double t = x * 0x1p8;
   int64_t hi = (int64_t)t;               /* toward zero ... */
   hi -= (int64_t)((double)hi > t);       /* ... then floor */
@@ -51,19 +59,38 @@ int fm_exact_add(fm_exact *a, double x, double limit) {
   return 0;
 }
 
+/* The aggregation hot loop (every weight of every client) has variants for
+ * AVX-512 and AVX2 picked at load time: the integer and power-of-two steps
+ * are exact, so every variant gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__)
+#define FM__CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FM__CLONES
+#endif
+
+FM__CLONES
 size_t fm_exact_add_scaled(fm_exact *a, const float *x, float w, size_t n, double limit) {
   size_t bad = 0;
   const double dw = (double)w;
+  uint64_t lb;
+  memcpy(&lb, &limit, sizeof lb);
   for (size_t i = 0; i < n; i++) {
     double v = dw * (double)x[i];
-    if (fabs(v) < limit)
-      fm__exact_add_unchecked(&a[i], v);
-    else
-      bad++; /* also NaN */
+    /* |v| < limit on the bits (both non-negative doubles order as integers;
+     * NaN's bits are above every limit): a floating-point compare would keep
+     * the loop from vectorizing. A rejected value becomes +0, adding nothing. */
+    uint64_t vb;
+    memcpy(&vb, &v, sizeof vb);
+    const uint64_t ok = (uint64_t)((vb & 0x7fffffffffffffffull) < lb);
+    bad += (size_t)(1 - ok);
+    vb &= (uint64_t)0 - ok;
+    memcpy(&v, &vb, sizeof v);
+    fm__exact_add_unchecked(&a[i], v);
   }
   return bad;
 }
 
+FM__CLONES
 void fm_exact_accumulate(fm_exact *dst, const fm_exact *src, size_t n) {
   for (size_t i = 0; i < n; i++) fm__exact_add_parts(&dst[i], src[i].lo, src[i].hi);
 }

@@ -23,7 +23,8 @@
 typedef struct fm__centry {
   size_t key;                 /* client index */
   size_t n, D, bytes;         /* accounted bytes */
-  unsigned pins;              /* threads copying out of it */
+  unsigned pins;              /* threads copying out of it or borrowing it */
+  struct fm__cache *cache;    /* for fm__cache_release */
   struct fm__centry *prev, *next; /* recency list: head = most recent */
   struct fm__centry *hnext;   /* hash chain */
   float *x;                   /* (n, D), inside this allocation */
@@ -186,6 +187,36 @@ int fm__cache_get(fm__cache *c, size_t i, int want_x, fm_examples *out) {
   return rc == FM_OK ? 1 : rc;
 }
 
+int fm__cache_borrow(fm__cache *c, size_t i, fm_examples *out) {
+  pthread_mutex_lock(&c->mu);
+  fm__centry *e = c->limit == 0 && c->entries == 0 ? NULL : fm__find(c, i);
+  if (!e) {
+    if (c->limit || c->entries) c->misses++;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+  }
+  c->hits++;
+  e->pins++;
+  fm__list_unlink(c, e);
+  fm__list_push_front(c, e);
+  pthread_mutex_unlock(&c->mu);
+  out->n = e->n;
+  out->num_features = e->D;
+  out->x = e->x;
+  out->y = e->y;
+  out->owner_ = e;
+  return 1;
+}
+
+void fm__cache_release(void *owner) {
+  fm__centry *e = owner;
+  fm__cache *c = e->cache;
+  pthread_mutex_lock(&c->mu);
+  e->pins--;
+  if (c->bytes > c->limit) fm__make_room(c, 0); /* the bound was lowered while it was lent */
+  pthread_mutex_unlock(&c->mu);
+}
+
 void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex) {
   if (!ex || !ex->x || !ex->y) return;
   const size_t need = fm__cache_entry_bytes(ex->n, ex->num_features);
@@ -201,6 +232,7 @@ void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex) {
   if (!e) return; /* a cache that cannot allocate simply does not cache */
   memset(e, 0, sizeof *e);
   e->key = i;
+  e->cache = c;
   e->n = ex->n;
   e->D = ex->num_features;
   e->bytes = need;

@@ -28,6 +28,10 @@ int fm__cache_get(fm__cache *c, size_t i, int want_x, fm_examples *out);
 /* Offer a copy of client i's examples (x and y); silently not kept if it is
  * larger than the bound, already cached, or room cannot be made. */
 void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex);
+/* A hit lends the entry (pinned): out->x, out->y point into it and
+ * out->owner_ is set; fm__cache_release gives it back. 1 = hit, 0 = miss. */
+int fm__cache_borrow(fm__cache *c, size_t i, fm_examples *out);
+void fm__cache_release(void *owner);
 void fm__cache_stats(const fm__cache *c, fm_cache_stats *s);
 
 /* ---- writer.c: a TFF ClientData file written to "<path>.tmp" ----------------- */

@@ -109,7 +109,7 @@ static int fm__worker_order(fm__worker *k, size_t n) {
 
 /* Load client c and check it fits the model. */
 static int fm__load_client(const fm_model *model, const fm_client_data *data, uint64_t c, fm_examples *ex) {
-  FM_CALL(fm_client_data_load(data, (size_t)c, ex));
+  FM_CALL(fm_client_data_load_shared(data, (size_t)c, ex));
   const fm_input_spec *spec = fm_model_input_spec(model);
   const char *id = fm_client_data_client_id(data, (size_t)c);
   if (ex->n && ex->num_features != spec->num_features) {

@@ -122,6 +122,39 @@ static void test_exact_values_and_limits(void **st) {
   assert_true(fm_exact_limit(10000) == ldexp(1.0, 41));
 }
 
+/* The vectorized aggregation loop (fm_exact_add_scaled, one variant per ISA)
+ * gives the bits of the scalar fm_exact_add on every element, rejected ones
+ * included, at lengths that exercise the vector tails. */
+static void test_exact_add_scaled_matches_scalar(void **st) {
+  (void)st;
+  enum { N = 1037 };
+  float *x = malloc(N * sizeof *x);
+  fm_exact *vec = malloc(N * sizeof *vec), *ref = malloc(N * sizeof *ref);
+  fm_rng r;
+  fm_rng_init(&r, 11, 0, 0, FM_RNG_USER);
+  const double lim = fm_exact_limit(1000);
+  for (size_t n = 0; n <= N; n += (n < 40 ? 1 : 97)) {
+    for (size_t i = 0; i < n; i++) {
+      x[i] = (float)ldexp(fm_rng_normal(&r), (int)fm_rng_below(&r, 90) - 60);
+      if (fm_rng_below(&r, 50) == 0) x[i] = (i % 3 == 0) ? NAN : (i % 3 == 1) ? -INFINITY : 3e38f;
+    }
+    const float w = (float)(1 + fm_rng_below(&r, 600));
+    fm_exact_zero(vec, n);
+    fm_exact_zero(ref, n);
+    for (size_t i = 0; i < n; i++) { /* a non-zero start exercises the carries */
+      fm_exact_add(&vec[i], -0.75 * (double)i, lim);
+      fm_exact_add(&ref[i], -0.75 * (double)i, lim);
+    }
+    size_t bad_ref = 0;
+    for (size_t i = 0; i < n; i++) bad_ref += (size_t)fm_exact_add(&ref[i], (double)w * (double)x[i], lim);
+    assert_int_equal(fm_exact_add_scaled(vec, x, w, n, lim), bad_ref);
+    if (n) assert_memory_equal(vec, ref, n * sizeof *vec);
+  }
+  free(x);
+  free(vec);
+  free(ref);
+}
+
 static void test_hparams(void **st) {
   (void)st;
   fm_hparams h = {0};
@@ -168,6 +201,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_error_names_and_messages), cmocka_unit_test(test_rng_streams),
       cmocka_unit_test(test_exact_sum_is_order_independent), cmocka_unit_test(test_exact_values_and_limits),
+      cmocka_unit_test(test_exact_add_scaled_matches_scalar),
       cmocka_unit_test(test_hparams), cmocka_unit_test(test_metrics_report),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,7 +21,7 @@ static fm_examples make_examples(size_t n, float *x, int32_t *y) {
     x[2 * i + 1] = -(float)i;
     y[i] = (int32_t)i;
   }
-  fm_examples ex = {n, 2, x, y};
+  fm_examples ex = {.n = n, .num_features = 2, .x = x, .y = y};
   return ex;
 }
 

@@ -498,6 +498,58 @@ static void test_cache_lru(void **state) {
   fm_client_data_close(&cd);
 }
 
+/* fm_client_data_load_shared: a miss is an owned copy, a hit lends the
+ * entry, which survives a lowered bound until it is given back. */
+static void test_cache_shared(void **state) {
+  (void)state;
+  fm_client_data *cd = equal_clients("cache_shared.h5", 3);
+  fm_examples ref, a, b;
+  FM_ASSERT_OK(fm_client_data_load(cd, 1, &ref));
+  FM_ASSERT_OK(fm_client_data_load_shared(cd, 1, &a)); /* cache off: owned */
+  assert_null(a.owner_);
+  fm_examples_free(&a);
+  FM_ASSERT_OK(fm_client_data_set_cache_bytes(cd, (size_t)1 << 30));
+  FM_ASSERT_OK(fm_client_data_load_shared(cd, 1, &a)); /* miss: owned, inserted */
+  assert_null(a.owner_);
+  fm_examples_free(&a);
+  FM_ASSERT_OK(fm_client_data_load_shared(cd, 1, &a)); /* hit: lent */
+  FM_ASSERT_OK(fm_client_data_load_shared(cd, 1, &b));
+  assert_non_null(a.owner_);
+  assert_ptr_equal(a.x, b.x);
+  assert_int_equal(a.n, ref.n);
+  assert_memory_equal(a.x, ref.x, ref.n * ref.num_features * sizeof(float));
+  assert_memory_equal(a.y, ref.y, ref.n * sizeof(int32_t));
+  fm_cache_stats st;
+  FM_ASSERT_OK(fm_client_data_set_cache_bytes(cd, 0)); /* lent entries stay */
+  fm_client_data_cache_stats(cd, &st);
+  assert_int_equal(st.entries, 1);
+  fm_examples_free(&a);
+  assert_null(a.x);
+  fm_client_data_cache_stats(cd, &st);
+  assert_int_equal(st.entries, 1); /* still lent to b */
+  assert_memory_equal(b.x, ref.x, ref.n * ref.num_features * sizeof(float));
+  fm_examples_free(&b);
+  fm_client_data_cache_stats(cd, &st);
+  assert_int_equal(st.entries, 0); /* given back: over the bound, evicted */
+  assert_int_equal(st.bytes, 0);
+  fm_examples_free(&ref);
+  fm_client_data_close(&cd);
+
+  /* In-memory data lends its arrays. */
+  const size_t counts[] = {1, 2};
+  float x[3 * 2] = {1, 2, 3, 4, 5, 6};
+  int32_t y[3] = {0, 1, 0};
+  const size_t shape[] = {2};
+  fm_client_data *mem = NULL;
+  FM_ASSERT_OK(fm_client_data_from_memory(2, NULL, counts, x, y, 1, shape, &mem));
+  FM_ASSERT_OK(fm_client_data_load_shared(mem, 1, &a));
+  assert_non_null(a.owner_);
+  assert_int_equal(a.n, 2);
+  assert_true(a.x[0] == 3 && a.x[3] == 6 && a.y[0] == 1 && a.y[1] == 0);
+  fm_examples_free(&a);
+  fm_client_data_close(&mem);
+}
+
 /* Many "rounds" of random cohorts from several threads: the data is always
  * right, and the bytes never pass the bound. */
 static void test_cache_bound_threads(void **state) {
@@ -523,7 +575,8 @@ static void test_cache_bound_threads(void **state) {
     size_t k = (size_t)fm_rng_below(&r, 8); /* a hot set of 8, larger than the cache */
     if (t % 5 == 0) k = 8 + (size_t)fm_rng_below(&r, K - 8);
     fm_examples ex;
-    if (fm_client_data_load(cd, k, &ex) != FM_OK) {
+    /* half the loads borrow the entry: pinned, never evicted under them */
+    if ((t % 2 ? fm_client_data_load_shared(cd, k, &ex) : fm_client_data_load(cd, k, &ex)) != FM_OK) {
       bad++;
       continue;
     }
@@ -581,7 +634,7 @@ int main(void) {
       cmocka_unit_test(test_emnist_digitsonly), cmocka_unit_test(test_shakespeare),
       cmocka_unit_test(test_cifar100),          cmocka_unit_test(test_fixed_length_strings),
       cmocka_unit_test(test_open_any),          cmocka_unit_test(test_non_finite),
-      cmocka_unit_test(test_bad_files),         cmocka_unit_test(test_cache_lru),
+      cmocka_unit_test(test_bad_files),         cmocka_unit_test(test_cache_lru), cmocka_unit_test(test_cache_shared),
       cmocka_unit_test(test_cache_bound_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
