@@ -76,8 +76,9 @@ static const cli_opt train_opts[] = {
     {"out", CLI_STR, OFF(out), "fedmpi-out", 0, 0, NULL, "DIR", "output directory"},
     {"init-weights", CLI_STR, OFF(init_weights), "", 0, 0, NULL, "FILE",
      "start from a weights file written by a previous run"},
-    {"assignment", CLI_CHOICE, OFF(assignment), "shard", 0, 0, "shard|balanced", NULL,
-     "which rank trains a sampled client: its shard's owner, or balanced by examples x epochs (same results)"},
+    {"assignment", CLI_CHOICE, OFF(assignment), "auto", 0, 0, "auto|shard|balanced", NULL,
+     "which rank trains a sampled client: its shard's owner, or balanced by examples x epochs (same results); "
+     "auto: balanced, shard for scaffold (its c_i live on the owner)"},
     {"threads", CLI_INT, OFF(threads), "0", 0, 4096, NULL, "T",
      "OpenMP threads per rank training clients (0: OMP_NUM_THREADS or all cores)"},
     {"eval-every", CLI_INT, OFF(eval_every), "0", 0, BIG, NULL, "K",
@@ -532,7 +533,10 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
                        .cohort = cohort,
                        .cohort_size = (size_t)c->clients_per_round,
                        .num_threads = nt,
-                       .assignment = strcmp(c->assignment, "balanced") == 0 ? FM_ASSIGN_BALANCED : FM_ASSIGN_SHARD};
+                       .assignment = !strcmp(c->assignment, "balanced") ||
+                                             (!strcmp(c->assignment, "auto") && strcmp(c->algorithm, "scaffold") != 0)
+                                         ? FM_ASSIGN_BALANCED
+                                         : FM_ASSIGN_SHARD};
   fm_round_stats stats;
   in.stats = &stats;
   for (int64_t r = (int64_t)start + 1; r <= c->rounds; r++) {
