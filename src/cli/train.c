@@ -27,7 +27,7 @@ typedef struct train_cfg {
   int64_t synth_clients, checkpoint_every, keep_checkpoints, eval_clients;
   int64_t max_examples_per_client, shuffle_buffer, cache_mb;
   double client_lr, client_momentum, server_lr, momentum, synth_alpha, synth_beta, proximal_strength;
-  int synth_iid, quiet, no_shuffle;
+  int synth_iid, quiet, no_shuffle, preload;
 } train_cfg;
 
 #define OFF(f) offsetof(train_cfg, f)
@@ -98,6 +98,8 @@ static const cli_opt train_opts[] = {
      "tf.data-style shuffle buffer per client (0: a full permutation each epoch)"},
     {"cache-mb", CLI_INT, OFF(cache_mb), "0", 0, 1e7, NULL, "MB",
      "keep up to MB megabytes of decoded clients per rank in memory between rounds (0: read every time)"},
+    {"preload", CLI_FLAG, OFF(preload), "0", 0, 0, NULL, NULL,
+     "read every client into the client cache before round 1 (needs --cache-mb; as simulators preload tensors)"},
     {"no-shuffle", CLI_FLAG, OFF(no_shuffle), "0", 0, 0, NULL, NULL, "do not shuffle client examples each epoch"},
     {"synth-alpha", CLI_DOUBLE, OFF(synth_alpha), "1", 0, INFINITY, NULL, "A",
      "generated data: Synthetic alpha (model heterogeneity)"},
@@ -115,8 +117,46 @@ static const cli_opt train_opts[] = {
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no per-round progress lines"},
 };
 /* What may change when a run is resumed: nothing that changes the trajectory. */
-static const char *const resume_safe[] = {"rounds", "assignment", "cache-mb", "eval-every", "eval-batch-size", "eval-clients", "test-data", "threads", "quiet",
+static const char *const resume_safe[] = {"rounds", "assignment", "cache-mb", "preload", "eval-every", "eval-batch-size", "eval-clients", "test-data", "threads", "quiet",
                                           "checkpoint-every", "keep-checkpoints", "out", NULL};
+/* --preload: every client with examples into the client cache, in index
+ * order, until the cache is full (a warning then names how many fit). Every
+ * rank loads all of them, as balanced assignment may send any client to any
+ * rank. Collective: an unreadable client stops every rank. */
+static int preload_clients(cli_ctx *ctx, const train_cfg *c, fm_client_data *train) {
+  const double t0 = MPI_Wtime();
+  const size_t n = fm_client_data_num_clients(train);
+  size_t want = 0, loaded = 0;
+  int rc = FM_OK;
+  for (size_t i = 0; i < n; i++) want += fm_client_data_num_examples(train, i) > 0;
+  for (size_t i = 0; i < n && rc == FM_OK; i++) {
+    if (fm_client_data_num_examples(train, i) == 0) continue;
+    fm_cache_stats before, after;
+    fm_client_data_cache_stats(train, &before);
+    fm_examples ex;
+    rc = fm_client_data_load(train, i, &ex);
+    if (rc != FM_OK) break;
+    fm_examples_free(&ex);
+    fm_client_data_cache_stats(train, &after);
+    /* full: not inserted, or it pushed an older one out */
+    if (after.entries <= before.entries || after.evictions != before.evictions) break;
+    loaded++;
+  }
+  if (cli_agree(ctx, "train", rc) != FM_OK) return FM_ERR_FORMAT;
+  fm_cache_stats st;
+  fm_client_data_cache_stats(train, &st);
+  if (ctx->rank == 0) {
+    if (loaded < want)
+      fprintf(stderr, "fedmpi train: warning: --preload: the client cache (--cache-mb %lld) holds %zu of %zu clients; "
+                      "the rest are read every round\n",
+              (long long)c->cache_mb, st.entries, want);
+    if (!c->quiet)
+      printf("preloaded %zu clients (%.1f MB per rank) into the client cache in %.2f s\n", st.entries,
+             (double)st.bytes / 1048576.0, MPI_Wtime() - t0);
+  }
+  return FM_OK;
+}
+
 static const cli_command train_cmd = {
     "train", "fedmpi train [options]",
     "Federated averaging (tff.learning.algorithms.build_weighted_fed_avg): each round samples clients, trains\n"
@@ -230,6 +270,8 @@ static int build_process(const train_cfg *c, const fm_model *model, fm_process *
   if (rc == FM_OK) rc = make_optimizer("server", c->server_optimizer, c->server_lr, c->momentum, c->server_opt, &sopt);
   if (rc == FM_OK && strcmp(c->aggregator, "auto") != 0)
     rc = strcmp(c->aggregator, "mean") == 0 ? fm_aggregator_create_mean(&agg) : fm_aggregator_create_unweighted_mean(&agg);
+  if (rc == FM_OK && c->preload && c->cache_mb == 0)
+    rc = fm_set_error(FM_ERR_CONFIG, "--preload needs the client cache: set --cache-mb (e.g. the data file's size)");
   if (rc == FM_OK && c->proximal_strength != 0 && strcmp(c->algorithm, "fedprox") != 0)
     rc = fm_set_error(FM_ERR_CONFIG, "--proximal-strength is for --algorithm fedprox (got %s)", c->algorithm);
   if (rc != FM_OK) {
@@ -498,6 +540,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
     fm_client_data_set_cache_bytes(train, (size_t)c->cache_mb << 20);
     if (test) fm_client_data_set_cache_bytes(test, (size_t)c->cache_mb << 20);
   }
+  if (c->preload && preload_clients(ctx, c, train) != FM_OK) goto done;
   uint64_t start = fm_state_round(state);
   if (ctx->rank == 0) {
     snprintf(path, sizeof path, "%s/config.ini", c->out);

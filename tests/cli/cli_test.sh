@@ -51,11 +51,19 @@ layouts)
   same_weights a/weights.h5 b/weights.h5
   same_weights a/weights.h5 c/weights.h5
   cmp -s <(cut -d, -f1-6 a/metrics.csv) <(cut -d, -f1-6 c/metrics.csv) || fail "metrics differ across layouts"
-  # balanced assignment moves clients between ranks, never the result
-  expect_ok 3 train --out d --rounds 4 --model mlp:20 --epochs 2 --quiet --assignment balanced
+  # the assignment (default auto = balanced) moves clients between ranks, never the result
+  expect_ok 3 train --out d --rounds 4 --model mlp:20 --epochs 2 --quiet --assignment shard
   same_weights a/weights.h5 d/weights.h5
   same_metrics a/metrics.csv d/metrics.csv
   grep -q "time/idle_fraction" d/metrics.csv || fail "no timing split in metrics.csv"
+  # nor does serving clients from a preloaded cache (borrowed, not copied)
+  expect_ok 2 train --out e --rounds 4 --model mlp:20 --epochs 2 --threads 2 --cache-mb 64 --preload
+  grep -q "^preloaded 30 clients" out.txt || fail "no preload line: $(cat out.txt)"
+  same_weights a/weights.h5 e/weights.h5
+  same_metrics a/metrics.csv e/metrics.csv
+  expect_ok 2 train --out f --rounds 4 --model mlp:20 --epochs 2 --cache-mb 1 --preload
+  grep -q "holds [0-9]* of 30 clients" err.txt || fail "no warning for a cache too small to preload"
+  same_weights a/weights.h5 f/weights.h5
   ;;
 algorithms)
   # every algorithm: loss stays finite, and the result is the same on any layout
@@ -101,6 +109,7 @@ for l in open(sys.argv[1]):
   expect_error 2 "'beta_1' is not KEY=VALUE" train --server-opt beta_1 --out o
   expect_error 2 "sgdm has no hyperparameter 'beta_1'" train --server-opt beta_1=0.9 --out o
   expect_error 2 "scaffold needs an SGD client optimizer" train --algorithm scaffold --client-optimizer adagrad --out o
+  expect_error 2 "--preload needs the client cache" train --preload --out o
   ;;
 metrics)
   # user-visible extra metrics through mpirun, identical on any layout
