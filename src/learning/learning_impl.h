@@ -70,7 +70,11 @@ struct fm_state {
   fm_optim_state base_state;   /* Mime Lite: the base (client) optimizer's global state */
   float *control;              /* SCAFFOLD: server control variate c (T) */
   fm__client_store clients;    /* SCAFFOLD: c_i of the clients this rank owns */
+  struct fm__worker_pool *pool; /* this rank's per-thread client buffers, kept across rounds (round.c) */
 };
+
+/* Frees the worker pool of a state (round.c); NULL is fine. */
+void fm__worker_pool_free(struct fm__worker_pool *pool);
 
 /* Packed per-round sum layout:
  *   [sum w*update (T) | denominator | rejected | metrics (M) | algorithm extras]

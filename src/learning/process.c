@@ -195,6 +195,7 @@ void fm_state_destroy(fm_state **s) {
   fm_optim_state_free(&(*s)->base_state);
   fm__free((*s)->control);
   fm__client_store_free(&(*s)->clients);
+  fm__worker_pool_free((*s)->pool);
   fm__free(*s);
   *s = NULL;
 }

@@ -98,6 +98,53 @@ static int fm__worker_init(fm__worker *k, const fm_model *model, size_t batch, s
   return FM_OK;
 }
 
+/* The workers of one rank's threads, kept by fm_state across rounds: every
+ * round allocating them again paid a page fault per 4 KiB of the exact
+ * accumulators (16 bytes per weight), and in a process with several threads
+ * each of those faults (copy-on-write of the shared zero page) also sent a
+ * TLB-shootdown interrupt to the other cores, which cost 1 rank x 2 threads
+ * a quarter of its 2NN round. */
+typedef struct fm__worker_pool {
+  fm__worker *w;
+  int n;
+  const fm_model *model;
+  const fm_optimizer *client_opt;
+  size_t batch, num_slots;
+} fm__worker_pool;
+
+void fm__worker_pool_free(fm__worker_pool *pool) {
+  if (!pool) return;
+  for (int i = 0; i < pool->n; i++) fm__worker_free(&pool->w[i]);
+  fm__free(pool->w);
+  fm__free(pool);
+}
+
+/* At least nt workers made for (model, batch, num_slots, client_opt); other
+ * workers are dropped first. */
+static int fm__worker_pool_prepare(fm__worker_pool **pp, int nt, const fm_model *model, size_t batch,
+                                   size_t num_slots, const fm_optimizer *client_opt) {
+  fm__worker_pool *pool = *pp;
+  if (pool && (pool->model != model || pool->batch != batch || pool->num_slots != num_slots ||
+               pool->client_opt != client_opt)) {
+    fm__worker_pool_free(pool);
+    pool = *pp = NULL;
+  }
+  if (!pool) {
+    pool = *pp = fm__calloc(1, sizeof *pool);
+    if (!pool) return FM_ERR_NOMEM;
+    *pool = (fm__worker_pool){.model = model, .client_opt = client_opt, .batch = batch, .num_slots = num_slots};
+  }
+  if (pool->n >= nt) return FM_OK;
+  fm__worker *w = fm__realloc(pool->w, (size_t)nt * sizeof *w);
+  if (!w) return FM_ERR_NOMEM;
+  pool->w = w;
+  while (pool->n < nt) {
+    FM_CALL(fm__worker_init(&pool->w[pool->n], model, batch, num_slots, client_opt));
+    pool->n++;
+  }
+  return FM_OK;
+}
+
 static int fm__worker_order(fm__worker *k, size_t n) {
   if (n <= k->order_cap) return FM_OK;
   uint32_t *o = fm__realloc(k->order, n * sizeof *o);
@@ -399,6 +446,7 @@ typedef struct fm__map_args {
   const fm_comm *comm;
   int num_threads;
   size_t num_slots;
+  fm__worker_pool **pool; /* kept across calls (fm_state's), or NULL: made and freed here */
 } fm__map_args;
 
 static int fm__client_map(const fm__map_args *a, fm__client_fn fn, void *ctx, fm_exact *total, double *busy,
@@ -431,15 +479,26 @@ static int fm__client_map(const fm__map_args *a, fm__client_fn fn, void *ctx, fm
   if ((size_t)nt > n) nt = n ? (int)n : 1;
   *threads_used = nt;
 
-  int status = FM_OK;
+  fm__worker_pool *local = NULL, **pp = a->pool ? a->pool : &local;
+  int status = fm__worker_pool_prepare(pp, nt, a->model, a->batch, a->num_slots, a->client_opt);
+  if (status != FM_OK) {
+    if (!a->pool) fm__worker_pool_free(local);
+    fm__free(mine);
+    return status;
+  }
+  fm__worker *workers = (*pp)->w;
   char msg[1024] = "";
   double busy_sum = 0;
   fm_exact_zero(total, a->num_slots);
 #pragma omp parallel num_threads(nt) reduction(+ : busy_sum)
   {
-    fm__worker w;
-    int trc = fm__worker_init(&w, a->model, a->batch, a->num_slots, a->client_opt);
-    int have = trc == FM_OK;
+#ifdef _OPENMP
+    fm__worker *w = &workers[omp_get_thread_num()];
+#else
+    fm__worker *w = &workers[0];
+#endif
+    int trc = FM_OK;
+    fm_exact_zero(w->acc, a->num_slots);
 #pragma omp for schedule(dynamic, 1)
     for (size_t i = 0; i < n; i++) {
       if (trc != FM_OK) continue;
@@ -448,7 +507,7 @@ static int fm__client_map(const fm__map_args *a, fm__client_fn fn, void *ctx, fm
       crc = status;
       if (crc != FM_OK) continue; /* another thread failed: stop early */
       double t0 = fm__now();
-      trc = fn(ctx, mine[i].client, &w);
+      trc = fn(ctx, mine[i].client, w);
       busy_sum += fm__now() - t0;
     }
 #pragma omp critical(fm_client_map)
@@ -459,10 +518,10 @@ static int fm__client_map(const fm__map_args *a, fm__client_fn fn, void *ctx, fm
         snprintf(msg, sizeof msg, "%s", fm_last_error());
       }
       /* Exact sums: the order threads arrive in does not matter. */
-      if (have) fm_exact_accumulate(total, w.acc, a->num_slots);
+      fm_exact_accumulate(total, w->acc, a->num_slots);
     }
-    if (have) fm__worker_free(&w);
   }
+  if (!a->pool) fm__worker_pool_free(local);
   fm__free(mine);
   *busy = busy_sum;
   if (status != FM_OK) return FM_ERR(status, "%s", msg);
@@ -628,7 +687,7 @@ int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, 
     fm__map_args ma = {.model = p->model, .batch = in->batching.batch_size, .client_opt = s->client_opt,
                        .clients = in->cohort, .num_clients = in->cohort_size, .data = in->data,
                        .epochs = in->batching.epochs, .policy = in->assignment, .comm = comm,
-                       .num_threads = in->num_threads, .num_slots = num_slots};
+                       .num_threads = in->num_threads, .num_slots = num_slots, .pool = &s->pool};
     rc = fm__client_map(&ma, fm__train_fn, &ctx, total, &busy, &threads_used);
   }
   t_map = fm__now();

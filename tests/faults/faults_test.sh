@@ -103,7 +103,8 @@ with h5py.File(sys.argv[1], "r+") as f:
     print(last)
 PY
   client=$(cat client.txt)
-  args=(train --data d.h5 --num-classes 10 --clients-per-round 12 --rounds 2 --out o)
+  # --assignment shard: the client is trained by its shard owner, the last rank
+  args=(train --data d.h5 --num-classes 10 --clients-per-round 12 --rounds 2 --assignment shard --out o)
   # 1. as a user runs it: one error line naming rank 2, the file and the client; exit 1
   expect_error 3 "rank 2" "${args[@]}"
   [ "$(grep -ci "error:" err.txt)" -eq 1 ] || { cat err.txt; fail "more than one error line on stderr"; }
