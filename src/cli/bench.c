@@ -75,7 +75,7 @@ static const cli_opt bench_opts[] = {
     {"client-momentum", CLI_DOUBLE, OFF(client_momentum), "0", 0, 1, NULL, "M", "client sgdm momentum"},
     {"server-lr", CLI_DOUBLE, OFF(server_lr), "1", 0, INFINITY, NULL, "LR", "server sgdm learning_rate"},
     {"assignment", CLI_CHOICE, OFF(assignment), "balanced", 0, 0, "shard|balanced", NULL,
-     "which rank trains a sampled client (as fedmpi train, whose default is shard; the results are the same)"},
+     "which rank trains a sampled client (as fedmpi train, whose default auto is balanced except for SCAFFOLD; the results are the same)"},
     {"threads", CLI_INT, OFF(threads), "0", 0, 4096, NULL, "T",
      "OpenMP threads per rank (0: OMP_NUM_THREADS or all cores the rank may use)"},
     {"cache-mb", CLI_INT, OFF(cache_mb), "0", 0, 1e7, NULL, "MB",
@@ -967,6 +967,11 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
       if (rc == FM_OK) printf("wrote %s\n", c->csv);
     }
     fflush(stdout);
+    size_t ran = 0;
+    for (size_t i = 0; i < nrows; i++) ran += rows[i].ran != 0;
+    if (rc == FM_OK && ran == 0)
+      rc = fm_set_error(FM_ERR_CONFIG, "nothing was measured: every --models x --cohorts configuration was skipped "
+                                       "(the table says why)");
   }
   if (cli_agree(ctx, "bench", rc) != FM_OK) goto done;
   status = CLI_EXIT_OK;

@@ -212,6 +212,72 @@ data_commands)
   expect_ok 1 data info s2.h5
   grep -q "^clients     7$" out.txt || fail "data info clients (2)"
   ;;
+bench)
+  # fedmpi bench end to end on 2 ranks: every configuration measured, the CSV
+  # complete and sane, the tables printed; then bad options
+  expect_ok 1 data synth --out-train d.h5 --out-test t.h5 --clients 12 --features 16 --seed 3
+  expect_ok 2 bench --data d.h5 --test-data t.h5 --models softmax,mlp:8,4 --cohorts 2,4 --warmup 1 --rounds 2 \
+    --sgemm-trials 1 --sgemm-seconds 0.01 --step-seconds 0.05 --csv b.csv
+  for s in "SGEMM, single-threaded" "training step alone" "Throughput" "Time split"; do
+    grep -q "$s" out.txt || { cat out.txt; fail "no '$s' table"; }
+  done
+  python3 - b.csv <<'PY' || fail "bench CSV"
+import csv, math, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [(r["model"], r["clients"]) for r in rows] == [
+    ("softmax", "2"), ("softmax", "4"), ("mlp:8,4", "2"), ("mlp:8,4", "4")], [(r["model"], r["clients"]) for r in rows]
+for r in rows:
+    assert r["status"] == "ok" and r["ranks"] == "2" and r["rounds"] == "2", r
+    for k in ("sec_per_round", "examples_per_sec", "gflops_round", "sgemm_1024_1core", "rss_max_mb", "client_map"):
+        v = float(r[k]); assert math.isfinite(v) and v > 0, (k, v)
+    assert 0 <= float(r["idle_fraction"]) < 1, r["idle_fraction"]
+    assert float(r["sec_min"]) <= float(r["sec_per_round"]) <= float(r["sec_max"]), r
+    assert 0 < float(r["eval_accuracy"]) <= 1 and float(r["eval_examples"]) > 0, r
+    # training FLOPs per example from the layout: softmax 2*16*C, the MLP 3x forward minus the first layer
+    assert float(r["flops_train_per_example"]) > float(r["flops_forward_per_example"]) > 0, r
+assert float(rows[0]["step_ms"]) > 0 and float(rows[2]["step_ms"]) > 0
+print("bench CSV:", len(rows), "rows")
+PY
+  expect_error 2 "nosuch" bench --data d.h5 --models softmax,nosuch --cohorts 2 --no-sgemm --step-seconds 0
+  expect_error 2 "--cohorts" bench --data d.h5 --cohorts 2,0 --no-sgemm --step-seconds 0
+  expect_error 2 "nothing was measured" bench --data d.h5 --models softmax --cohorts 40 --no-sgemm --step-seconds 0
+  grep -q "more clients than the 12 in the data" out.txt || fail "the skipped row does not say why"
+  [ $status -eq 1 ] || fail "exit $status when nothing was measured, expected 1"
+  ;;
+idle_fraction)
+  # scripts/idle-fraction: both policies run, train the same model, and the CSV holds their idle fractions
+  root=$(cd "$(dirname "$0")/../.." && pwd)
+  bash "$root/scripts/idle-fraction" --bin "$fedmpi" --mpirun "$mpiexec" \
+    --clients 60 --clients-per-round 8 --rounds 4 --repeats 1 --out if >out.txt 2>err.txt ||
+    { cat out.txt err.txt; fail "idle-fraction failed"; }
+  python3 - if/idle-fraction.csv <<'PY' || { cat out.txt; fail "idle-fraction CSV"; }
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+pol = sorted(r["policy"] for r in rows)
+assert pol == ["balanced", "shard"], pol
+for r in rows:
+    vals = [float(v) for k, v in r.items() if k not in ("policy", "repeat")]
+    assert all(v >= 0 for v in vals), r
+print(rows)
+PY
+  grep -q "balanced vs shard" out.txt || fail "no summary line"
+  ;;
+compare_pytorch)
+  # scripts/compare_pytorch.py compare on a tiny workload, when PyTorch is installed (scripts/compare-pytorch
+  # installs it; the default suite does not): every run finishes and the table has both frameworks
+  /usr/bin/python3 -c "import torch, h5py" 2>/dev/null || { echo "SKIP: python3-torch is not installed"; exit 77; }
+  root=$(cd "$(dirname "$0")/../.." && pwd)
+  expect_ok 1 data synth --out-train d.h5 --out-test t.h5 --clients 12 --features 784 --seed 3
+  /usr/bin/python3 "$root/scripts/compare_pytorch.py" compare --fedmpi "$fedmpi" --mpirun "$mpiexec" --data d.h5 \
+    --test-data t.h5 --work-dir cmp --models softmax --rounds softmax=2 --clients-per-round 4 --csv c.csv \
+    >out.txt 2>err.txt || { cat out.txt err.txt; fail "compare failed"; }
+  grep -q "^softmax" out.txt || { cat out.txt; fail "no softmax row"; }
+  python3 -c '
+import csv, sys
+rows = list(csv.DictReader(open("c.csv")))
+assert rows, "empty csv"
+print(rows[0])' || fail "compare CSV"
+  ;;
 *)
   fail "unknown scenario"
   ;;
