@@ -126,7 +126,7 @@ static const char *const resume_safe[] = {"rounds", "assignment", "cache-mb", "p
 static int preload_clients(cli_ctx *ctx, const train_cfg *c, fm_client_data *train) {
   const double t0 = MPI_Wtime();
   const size_t n = fm_client_data_num_clients(train);
-  size_t want = 0, loaded = 0;
+  size_t want = 0;
   int rc = FM_OK;
   for (size_t i = 0; i < n; i++) want += fm_client_data_num_examples(train, i) > 0;
   for (size_t i = 0; i < n && rc == FM_OK; i++) {
@@ -140,13 +140,12 @@ static int preload_clients(cli_ctx *ctx, const train_cfg *c, fm_client_data *tra
     fm_client_data_cache_stats(train, &after);
     /* full: not inserted, or it pushed an older one out */
     if (after.entries <= before.entries || after.evictions != before.evictions) break;
-    loaded++;
   }
   if (cli_agree(ctx, "train", rc) != FM_OK) return FM_ERR_FORMAT;
-  fm_cache_stats st;
+  fm_cache_stats st; /* the cache was empty before: its entries are the preloaded clients */
   fm_client_data_cache_stats(train, &st);
   if (ctx->rank == 0) {
-    if (loaded < want)
+    if (st.entries < want)
       fprintf(stderr, "fedmpi train: warning: --preload: the client cache (--cache-mb %lld) holds %zu of %zu clients; "
                       "the rest are read every round\n",
               (long long)c->cache_mb, st.entries, want);

@@ -144,23 +144,35 @@ void fm__cache_set_limit(fm__cache *c, size_t bytes) {
   pthread_mutex_unlock(&c->mu);
 }
 
-int fm__cache_get(fm__cache *c, size_t i, int want_x, fm_examples *out) {
+/* Client i's entry, pinned and made most recent (a hit), or NULL (a miss;
+ * not counted while the cache is off and empty). */
+static fm__centry *fm__pin(fm__cache *c, size_t i) {
   pthread_mutex_lock(&c->mu);
-  if (c->limit == 0 && c->entries == 0) {
-    pthread_mutex_unlock(&c->mu);
-    return 0;
-  }
-  fm__centry *e = fm__find(c, i);
-  if (!e) {
+  fm__centry *e = c->limit == 0 && c->entries == 0 ? NULL : fm__find(c, i);
+  if (e) {
+    c->hits++;
+    e->pins++;
+    fm__list_unlink(c, e);
+    fm__list_push_front(c, e);
+  } else if (c->limit || c->entries) {
     c->misses++;
-    pthread_mutex_unlock(&c->mu);
-    return 0;
   }
-  c->hits++;
-  e->pins++;
-  fm__list_unlink(c, e);
-  fm__list_push_front(c, e);
   pthread_mutex_unlock(&c->mu);
+  return e;
+}
+
+/* Undo fm__pin; evicts if the bound was lowered while the entry was pinned. */
+static void fm__unpin(fm__centry *e) {
+  fm__cache *c = e->cache;
+  pthread_mutex_lock(&c->mu);
+  e->pins--;
+  if (c->bytes > c->limit) fm__make_room(c, 0);
+  pthread_mutex_unlock(&c->mu);
+}
+
+int fm__cache_get(fm__cache *c, size_t i, int want_x, fm_examples *out) {
+  fm__centry *e = fm__pin(c, i);
+  if (!e) return 0;
 
   /* Copy out unlocked: the pin keeps the entry alive. */
   int rc = FM_OK;
@@ -179,27 +191,13 @@ int fm__cache_get(fm__cache *c, size_t i, int want_x, fm_examples *out) {
     out->x = x;
     out->y = y;
   }
-
-  pthread_mutex_lock(&c->mu);
-  e->pins--;
-  if (c->bytes > c->limit) fm__make_room(c, 0); /* the bound was lowered while it was pinned */
-  pthread_mutex_unlock(&c->mu);
+  fm__unpin(e);
   return rc == FM_OK ? 1 : rc;
 }
 
 int fm__cache_borrow(fm__cache *c, size_t i, fm_examples *out) {
-  pthread_mutex_lock(&c->mu);
-  fm__centry *e = c->limit == 0 && c->entries == 0 ? NULL : fm__find(c, i);
-  if (!e) {
-    if (c->limit || c->entries) c->misses++;
-    pthread_mutex_unlock(&c->mu);
-    return 0;
-  }
-  c->hits++;
-  e->pins++;
-  fm__list_unlink(c, e);
-  fm__list_push_front(c, e);
-  pthread_mutex_unlock(&c->mu);
+  fm__centry *e = fm__pin(c, i);
+  if (!e) return 0;
   out->n = e->n;
   out->num_features = e->D;
   out->x = e->x;
@@ -208,14 +206,7 @@ int fm__cache_borrow(fm__cache *c, size_t i, fm_examples *out) {
   return 1;
 }
 
-void fm__cache_release(void *owner) {
-  fm__centry *e = owner;
-  fm__cache *c = e->cache;
-  pthread_mutex_lock(&c->mu);
-  e->pins--;
-  if (c->bytes > c->limit) fm__make_room(c, 0); /* the bound was lowered while it was lent */
-  pthread_mutex_unlock(&c->mu);
-}
+void fm__cache_release(void *owner) { fm__unpin(owner); }
 
 void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex) {
   if (!ex || !ex->x || !ex->y) return;
