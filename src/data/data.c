@@ -516,6 +516,27 @@ int fm_client_data_open_kind(const char *path, const fm_data_options *opt, fm_da
   return FM_OK;
 }
 
+/* The two features of generated and in-memory client data: "x" (float32,
+ * per-example shape) and "y" (int32), as dimensions, names and feature infos.
+ * FM_ERR_NOMEM (no message set) if an allocation failed; the caller closes cd. */
+static int fm__set_xy_features(fm_client_data *cd, int ndim, const size_t *shape) {
+  cd->ndim = ndim;
+  for (int j = 0; j < ndim; j++) cd->shape[j] = shape[j];
+  cd->x_name = fm__strdup("x");
+  cd->y_name = fm__strdup("y");
+  cd->feats = fm__calloc(2, sizeof *cd->feats);
+  if (cd->feats) {
+    cd->num_feats = 2;
+    cd->feats[0].name = fm__strdup("x");
+    cd->feats[0].dtype = FM_DTYPE_FLOAT32;
+    cd->feats[0].ndim = ndim;
+    for (int j = 0; j < ndim; j++) cd->feats[0].shape[j] = shape[j];
+    cd->feats[1].name = fm__strdup("y");
+    cd->feats[1].dtype = FM_DTYPE_INT32;
+  }
+  return cd->x_name && cd->y_name && cd->feats && cd->feats[0].name && cd->feats[1].name ? FM_OK : FM_ERR_NOMEM;
+}
+
 int fm_client_data_open_synthetic_split(const fm_synth_options *o, fm_synth_split split, fm_client_data **out) {
   FM_CHECK(o && out, FM_ERR_INVALID_ARG, "fm_client_data_open_synthetic: options and out must not be NULL");
   *out = NULL;
@@ -530,25 +551,10 @@ int fm_client_data_open_synthetic_split(const fm_synth_options *o, fm_synth_spli
   const size_t d = o->num_features;
   cd->kind = FM_DATA_XY;
   cd->num_clients = o->num_clients;
-  cd->ndim = 1;
-  cd->shape[0] = d;
   cd->num_features = d;
   cd->num_classes = o->num_classes;
   cd->path = fm__strdup(fm__synth_src_spec(cd->synth));
-  cd->x_name = fm__strdup("x");
-  cd->y_name = fm__strdup("y");
-  cd->feats = fm__calloc(2, sizeof *cd->feats);
-  if (cd->feats) {
-    cd->num_feats = 2;
-    cd->feats[0].name = fm__strdup("x");
-    cd->feats[0].dtype = FM_DTYPE_FLOAT32;
-    cd->feats[0].ndim = 1;
-    cd->feats[0].shape[0] = d;
-    cd->feats[1].name = fm__strdup("y");
-    cd->feats[1].dtype = FM_DTYPE_INT32;
-  }
-  if (!cd->path || !cd->x_name || !cd->y_name || !cd->feats || !cd->feats[0].name || !cd->feats[1].name ||
-      fm__cache_create(&cd->cache) != FM_OK) {
+  if (!cd->path || fm__set_xy_features(cd, 1, &d) != FM_OK || fm__cache_create(&cd->cache) != FM_OK) {
     fm_client_data_close(&cd);
     return FM_ERR(FM_ERR_NOMEM, "out of memory opening synthetic data");
   }
@@ -605,25 +611,11 @@ int fm_client_data_from_memory(size_t num_clients, const char *const *ids, const
   if (!cd) return FM_ERR_NOMEM;
   cd->file = -1;
   cd->num_clients = num_clients;
-  cd->ndim = ndim;
-  memcpy(cd->shape, shape, (size_t)ndim * sizeof *shape);
   cd->num_features = D;
   cd->total = total;
   cd->path = fm__strdup("<memory>");
-  cd->x_name = fm__strdup("x");
-  cd->y_name = fm__strdup("y");
-  cd->feats = fm__calloc(2, sizeof *cd->feats);
-  if (cd->feats) {
-    cd->num_feats = 2;
-    cd->feats[0].name = fm__strdup("x");
-    cd->feats[0].dtype = FM_DTYPE_FLOAT32;
-    cd->feats[0].ndim = ndim;
-    for (int j = 0; j < ndim; j++) cd->feats[0].shape[j] = shape[j];
-    cd->feats[1].name = fm__strdup("y");
-    cd->feats[1].dtype = FM_DTYPE_INT32;
-  }
-  FM_CHECK_GOTO(rc, cd->x_name && cd->y_name && cd->feats && cd->feats[0].name && cd->feats[1].name, fail,
-                FM_ERR_NOMEM, "out of memory creating in-memory client data");
+  FM_CHECK_GOTO(rc, fm__set_xy_features(cd, ndim, shape) == FM_OK, fail, FM_ERR_NOMEM,
+                "out of memory creating in-memory client data");
   cd->ids = fm__calloc(num_clients, sizeof *cd->ids);
   cd->counts = fm__calloc(num_clients, sizeof *cd->counts);
   cd->offsets = fm__calloc(num_clients, sizeof *cd->offsets);
