@@ -320,6 +320,16 @@ static void print_written(const char *path, const fm_idx_import_options *o, cons
   printf(")\n");
 }
 
+/* Import one IDX image/label pair into out and report what was written. */
+static int import_one(fm_idx_import_options *o, const char *images, const char *labels, const char *out) {
+  o->images_path = images;
+  o->labels_path = labels;
+  fm_partition_result res;
+  int rc = fm_idx_import(o, out, &res);
+  if (rc == FM_OK) print_written(out, o, &res);
+  return rc;
+}
+
 static int data_import_idx(cli_ctx *ctx, int argc, char **argv) {
   import_cfg c;
   char *pos[1];
@@ -340,11 +350,7 @@ static int data_import_idx(cli_ctx *ctx, int argc, char **argv) {
   }
   int rc = FM_OK;
   if (ctx->rank == 0) {
-    o.images_path = c.images;
-    o.labels_path = c.labels;
-    fm_partition_result res;
-    rc = fm_idx_import(&o, c.out, &res);
-    if (rc == FM_OK) print_written(c.out, &o, &res);
+    rc = import_one(&o, c.images, c.labels, c.out);
     fflush(stdout);
   }
   return cli_agree(ctx, "data import-idx", rc) == FM_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
@@ -381,19 +387,8 @@ static int data_fashion_mnist(cli_ctx *ctx, int argc, char **argv) {
       rc = fm_set_error(FM_ERR_IO, "cannot create output directory '%s'", c.out_dir);
     snprintf(out_tr, sizeof out_tr, "%s/fashion_mnist_train.h5", c.out_dir);
     snprintf(out_te, sizeof out_te, "%s/fashion_mnist_test.h5", c.out_dir);
-    fm_partition_result res;
-    if (rc == FM_OK) {
-      tr.images_path = src[0];
-      tr.labels_path = src[1];
-      rc = fm_idx_import(&tr, out_tr, &res);
-      if (rc == FM_OK) print_written(out_tr, &tr, &res);
-    }
-    if (rc == FM_OK) {
-      te.images_path = src[2];
-      te.labels_path = src[3];
-      rc = fm_idx_import(&te, out_te, &res);
-      if (rc == FM_OK) print_written(out_te, &te, &res);
-    }
+    if (rc == FM_OK) rc = import_one(&tr, src[0], src[1], out_tr);
+    if (rc == FM_OK) rc = import_one(&te, src[2], src[3], out_te);
     fflush(stdout);
   }
   return cli_agree(ctx, "data fashion-mnist", rc) == FM_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
