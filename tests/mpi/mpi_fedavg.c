@@ -16,14 +16,7 @@
 #include "fedmpi/fedmpi.h"
 #include "fedmpi/runtime.h"
 
-#define CHECK(expr)                                                                     \
-  do {                                                                                  \
-    int rc_ = (expr);                                                                   \
-    if (rc_ != FM_OK) {                                                                 \
-      fprintf(stderr, "rank %d: %s failed: %s\n", rank, #expr, fm_last_error());       \
-      MPI_Abort(MPI_COMM_WORLD, 1);                                                     \
-    }                                                                                   \
-  } while (0)
+#include "fm_mpi_check.h"
 
 int main(int argc, char **argv) {
   int provided, rank = 0;

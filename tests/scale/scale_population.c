@@ -36,14 +36,7 @@
 #include "fedmpi/fedmpi.h"
 #include "fedmpi/runtime.h"
 
-#define CHECK(expr)                                                               \
-  do {                                                                            \
-    int rc_ = (expr);                                                             \
-    if (rc_ != FM_OK) {                                                           \
-      fprintf(stderr, "rank %d: %s failed: %s\n", rank, #expr, fm_last_error()); \
-      MPI_Abort(MPI_COMM_WORLD, 1);                                               \
-    }                                                                             \
-  } while (0)
+#include "fm_mpi_check.h"
 
 enum { TRAIN_EXAMPLES = 18 }; /* max-examples=20 minus round(0.1 x 20) test examples */
 

@@ -27,6 +27,7 @@
 #include "fedmpi/error.h"
 #include "fedmpi/model.h"
 #include "fedmpi/rng.h"
+#include "model_batch.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -46,59 +47,13 @@ static fm_model *new_cnn(size_t H, size_t W, size_t C, size_t classes, size_t f1
   return m;
 }
 
-static void fill_uniform(float *a, size_t n, double lo, double hi, uint64_t stream) {
-  fm_rng r;
-  fm_rng_init(&r, 77, 0, stream, FM_RNG_USER);
-  for (size_t i = 0; i < n; i++) a[i] = (float)(lo + (hi - lo) * fm_rng_uniform(&r));
-}
-
-typedef struct batch {
-  size_t N, D, C, P, T;
-  float *x, *w;
-  int32_t *y;
-  void *ws;
-} batch;
-
-/* x in [0, 1] like pixels, labels, init_weights(seed) with small random
- * biases so every gradient entry is generic. The workspace is sized for
- * ws_batch >= N examples. */
+/* A batch of m (model_batch.h): x in [0, 1] like pixels; the workspace is
+ * sized for ws_batch >= N examples. */
 static batch make_batch_ws(const fm_model *m, size_t N, size_t ws_batch, uint64_t seed) {
-  batch b;
-  const fm_input_spec *s = fm_model_input_spec(m);
-  const fm_layout *l = fm_model_layout(m);
-  b.N = N;
-  b.D = s->num_features;
-  b.C = s->num_classes;
-  b.P = fm_layout_numel(l);
-  b.T = fm_layout_trainable_numel(l);
-  b.x = malloc(N * b.D * sizeof *b.x);
-  b.w = malloc(b.P * sizeof *b.w);
-  b.y = malloc(N * sizeof *b.y);
-  b.ws = malloc(fm_model_workspace_size(m, ws_batch));
-  assert_non_null(b.x);
-  assert_non_null(b.w);
-  assert_non_null(b.y);
-  assert_non_null(b.ws);
-  fill_uniform(b.x, N * b.D, 0, 1, seed);
-  fm_rng r;
-  fm_rng_init(&r, 77, 0, seed, FM_RNG_USER + 1);
-  for (size_t i = 0; i < N; i++) b.y[i] = (int32_t)fm_rng_below(&r, b.C);
-  assert_int_equal(fm_model_init_weights(m, b.w, seed), FM_OK);
-  for (size_t t = 0; t < fm_layout_num_tensors(l); t++) {
-    const fm_tensor_info *ti = fm_layout_tensor(l, t);
-    if (ti->ndim == 1) fill_uniform(b.w + ti->offset, ti->numel, -0.1, 0.1, seed + 1000 + t);
-  }
-  return b;
+  return make_batch_keyed(m, N, ws_batch, 0, 77, seed);
 }
 
 static batch make_batch(const fm_model *m, size_t N, uint64_t seed) { return make_batch_ws(m, N, N, seed); }
-
-static void free_batch(batch *b) {
-  free(b->x);
-  free(b->w);
-  free(b->y);
-  free(b->ws);
-}
 
 static double *to_double(const float *a, size_t n) {
   double *d = malloc(n * sizeof *d);
@@ -208,19 +163,6 @@ static double ref_forward(const fm_model *m, const double *w, const float *x, co
   }
   free(in), free(a1), free(p1), free(a2), free(p2), free(a3), free(z);
   return total / (double)N;
-}
-
-static float model_loss(const fm_model *m, batch *b, const float *w) {
-  float loss = NAN;
-  assert_int_equal(fm_model_forward(m, b->ws, w, b->x, b->y, b->N, 0, &loss, NULL), FM_OK);
-  return loss;
-}
-
-static float *model_grad(const fm_model *m, batch *b, float *loss) {
-  float *g = calloc(b->T, sizeof *g);
-  assert_int_equal(fm_model_forward(m, b->ws, b->w, b->x, b->y, b->N, 1, loss, NULL), FM_OK);
-  assert_int_equal(fm_model_backward(m, b->ws, b->w, b->x, b->y, b->N, g), FM_OK);
-  return g;
 }
 
 /* ---- layouts ------------------------------------------------------------------------------- */
@@ -496,22 +438,7 @@ static void test_cnn_backward_accumulates(void **state) {
   (void)state;
   fm_model *m = new_cnn(8, 8, 1, 3, 4, 6, 16, 5);
   batch b = make_batch(m, 5, 21);
-  float loss;
-  float *g1 = model_grad(m, &b, &loss);
-  float *g2 = malloc(b.T * sizeof *g2 + sizeof(float));
-  memcpy(g2, g1, b.T * sizeof *g2);
-  g2[b.T] = 12345.0f; /* canary: dw has exactly T floats */
-  assert_int_equal(fm_model_backward(m, b.ws, b.w, b.x, b.y, b.N, g2), FM_OK);
-  float gmax = 0;
-  for (size_t j = 0; j < b.T; j++) gmax = fmaxf(gmax, fabsf(g1[j]));
-  for (size_t j = 0; j < b.T; j++)
-    if (!(fabsf(g2[j] - 2 * g1[j]) <= 1e-5f * gmax))
-      fail_msg("param %zu: twice %.9g vs 2 * once %.9g", j, g2[j], 2 * g1[j]);
-  assert_true(g2[b.T] == 12345.0f);
-  for (size_t j = 0; j < b.T; j++) g2[j] = 1.0f;
-  assert_int_equal(fm_model_backward(m, b.ws, b.w, b.x, b.y, b.N, g2), FM_OK);
-  for (size_t j = 0; j < b.T; j++) assert_true(fabsf(g2[j] - (1.0f + g1[j])) <= 1e-5f * (1.0f + gmax));
-  free(g1), free(g2);
+  check_accumulates(m, &b);
   free_batch(&b);
   fm_model_destroy(&m);
 }

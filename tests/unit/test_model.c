@@ -24,6 +24,7 @@
 #include "fedmpi/error.h"
 #include "fedmpi/model.h"
 #include "fedmpi/rng.h"
+#include "model_batch.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -34,61 +35,8 @@ static fm_input_spec make_spec(size_t D, size_t C) {
   return s;
 }
 
-static void fill_uniform(float *a, size_t n, double lo, double hi, uint64_t stream) {
-  fm_rng r;
-  fm_rng_init(&r, 99, 0, stream, FM_RNG_USER);
-  for (size_t i = 0; i < n; i++) a[i] = (float)(lo + (hi - lo) * fm_rng_uniform(&r));
-}
-
-static void fill_labels(int32_t *y, size_t n, size_t C, uint64_t stream) {
-  fm_rng r;
-  fm_rng_init(&r, 99, 0, stream, FM_RNG_USER + 1);
-  for (size_t i = 0; i < n; i++) y[i] = (int32_t)fm_rng_below(&r, C);
-}
-
-/* A batch and weights for model m: x (N, D) in [-1, 1], labels, weights from
- * init_weights(seed) with the biases set to small random values so that every
- * gradient entry is generic. */
-typedef struct batch {
-  size_t N, D, C, P, T;
-  float *x, *w;
-  int32_t *y;
-  void *ws;
-} batch;
-
-static batch make_batch(const fm_model *m, size_t N, uint64_t seed) {
-  batch b;
-  const fm_input_spec *s = fm_model_input_spec(m);
-  const fm_layout *l = fm_model_layout(m);
-  b.N = N;
-  b.D = s->num_features;
-  b.C = s->num_classes;
-  b.P = fm_layout_numel(l);
-  b.T = fm_layout_trainable_numel(l);
-  b.x = malloc(N * b.D * sizeof *b.x);
-  b.w = malloc(b.P * sizeof *b.w);
-  b.y = malloc(N * sizeof *b.y);
-  b.ws = malloc(fm_model_workspace_size(m, N));
-  assert_non_null(b.x);
-  assert_non_null(b.w);
-  assert_non_null(b.y);
-  assert_non_null(b.ws);
-  fill_uniform(b.x, N * b.D, -1, 1, seed);
-  fill_labels(b.y, N, b.C, seed);
-  assert_int_equal(fm_model_init_weights(m, b.w, seed), FM_OK);
-  for (size_t t = 0; t < fm_layout_num_tensors(l); t++) {
-    const fm_tensor_info *ti = fm_layout_tensor(l, t);
-    if (ti->ndim == 1) fill_uniform(b.w + ti->offset, ti->numel, -0.1, 0.1, seed + 1000 + t);
-  }
-  return b;
-}
-
-static void free_batch(batch *b) {
-  free(b->x);
-  free(b->w);
-  free(b->y);
-  free(b->ws);
-}
+/* A batch and weights for model m (model_batch.h): x (N, D) in [-1, 1]. */
+static batch make_batch(const fm_model *m, size_t N, uint64_t seed) { return make_batch_keyed(m, N, N, -1, 99, seed); }
 
 /* Naive double-precision forward of a dense_<i> / ReLU stack (softmax is the
  * stack with one layer), read from the model's layout. Returns the mean loss;
@@ -147,20 +95,6 @@ static double *to_double(const float *a, size_t n) {
   double *d = malloc(n * sizeof *d);
   for (size_t i = 0; i < n; i++) d[i] = a[i];
   return d;
-}
-
-static float model_loss(const fm_model *m, batch *b, const float *w) {
-  float loss = NAN;
-  assert_int_equal(fm_model_forward(m, b->ws, w, b->x, b->y, b->N, 0, &loss, NULL), FM_OK);
-  return loss;
-}
-
-/* The model's analytic gradient of the mean loss (dw starts at zero). */
-static float *model_grad(const fm_model *m, batch *b, float *loss) {
-  float *g = calloc(b->T, sizeof *g);
-  assert_int_equal(fm_model_forward(m, b->ws, b->w, b->x, b->y, b->N, 1, loss, NULL), FM_OK);
-  assert_int_equal(fm_model_backward(m, b->ws, b->w, b->x, b->y, b->N, g), FM_OK);
-  return g;
 }
 
 /* Forward (loss and probs) against the double reference. */
@@ -458,39 +392,16 @@ static void test_mlp_gradient(void **state) {
   fm_model_destroy(&m);
 }
 
-/* backward adds into dw; the workspace cache survives a backward call */
-static void check_accumulates(const fm_model *m) {
-  batch b = make_batch(m, 5, 21);
-  float loss;
-  float *g1 = model_grad(m, &b, &loss);
-  float *g2 = malloc(b.T * sizeof *g2 + sizeof(float));
-  memcpy(g2, g1, b.T * sizeof *g2);
-  g2[b.T] = 12345.0f; /* canary: dw has exactly T floats */
-  assert_int_equal(fm_model_backward(m, b.ws, b.w, b.x, b.y, b.N, g2), FM_OK);
-  /* not bit-exact: BLAS may fold the old dw into its sums in another order */
-  float gmax = 0;
-  for (size_t j = 0; j < b.T; j++) gmax = fmaxf(gmax, fabsf(g1[j]));
-  for (size_t j = 0; j < b.T; j++)
-    if (!(fabsf(g2[j] - 2 * g1[j]) <= 1e-5f * gmax))
-      fail_msg("param %zu: twice %.9g vs 2 * once %.9g", j, g2[j], 2 * g1[j]);
-  assert_true(g2[b.T] == 12345.0f);
-  /* non-zero starting values */
-  for (size_t j = 0; j < b.T; j++) g2[j] = 1.0f;
-  assert_int_equal(fm_model_backward(m, b.ws, b.w, b.x, b.y, b.N, g2), FM_OK);
-  for (size_t j = 0; j < b.T; j++) assert_true(fabsf(g2[j] - (1.0f + g1[j])) <= 1e-5f * (1.0f + gmax));
-  free(g1), free(g2);
-  free_batch(&b);
-}
-
 static void test_backward_accumulates(void **state) {
   (void)state;
-  fm_model *m = new_softmax(6, 4);
-  check_accumulates(m);
-  fm_model_destroy(&m);
   const size_t hidden[2] = {5, 4};
-  m = new_mlp(6, 3, hidden, 2);
-  check_accumulates(m);
-  fm_model_destroy(&m);
+  fm_model *models[2] = {new_softmax(6, 4), new_mlp(6, 3, hidden, 2)};
+  for (int i = 0; i < 2; i++) {
+    batch b = make_batch(models[i], 5, 21);
+    check_accumulates(models[i], &b); /* backward adds into dw; the workspace cache survives it */
+    free_batch(&b);
+    fm_model_destroy(&models[i]);
+  }
 }
 
 /* a smaller batch in a workspace sized for a larger one, and back */
