@@ -1,9 +1,12 @@
-/* fedmpi/comm.h — the three collective operations a round needs.
+/* fedmpi/comm.h — the five collective operations fedmpi needs.
  *
  * The learning process never calls MPI itself: it broadcasts the server's
- * payload, reduces one packed exact-sum buffer, and agrees on errors, through
- * this small vtable. fm_comm_serial() is the single-process implementation;
- * fedmpi/runtime.h provides the MPI one. */
+ * payload, reduces one packed exact-sum buffer, agrees on errors, takes maxima
+ * of timings and gathers per-client state, through this small vtable.
+ * fm_comm_serial() is the single-process implementation; fedmpi/runtime.h
+ * provides the MPI one. Callers use the checked fm_comm_* functions below,
+ * never the ops table directly; the table is public so that another transport
+ * can implement it. */
 #ifndef FEDMPI_COMM_H
 #define FEDMPI_COMM_H
 
@@ -44,6 +47,17 @@ struct fm_comm {
   int size;
   void *impl;
 };
+
+/* Checked dispatch: each validates its arguments (NULL communicator, missing
+ * operation, NULL buffer with a non-zero size) with FM_ERR_INVALID_ARG and
+ * then calls the operation. The semantics are those of fm_comm_ops. */
+FM_EXTERN int fm_comm_bcast(fm_comm *c, void *buf, size_t bytes);
+FM_EXTERN int fm_comm_reduce_exact(fm_comm *c, fm_exact *buf, size_t n);
+FM_EXTERN int fm_comm_agree(fm_comm *c, int status);
+FM_EXTERN int fm_comm_allreduce_max(fm_comm *c, double *buf, size_t n);
+FM_EXTERN int fm_comm_gather(fm_comm *c, const void *send, size_t bytes, void **recv, size_t *recv_bytes);
+FM_EXTERN int fm_comm_rank(const fm_comm *c);
+FM_EXTERN int fm_comm_size(const fm_comm *c);
 
 /* The single-process communicator (rank 0 of 1). Static; never destroyed. */
 FM_EXTERN fm_comm *fm_comm_serial(void);

@@ -212,7 +212,7 @@ static int other_load(cli_ctx *ctx, const cpu_sample *a, const cpu_sample *b, do
   d.self = b->self - a->self;
   void *all = NULL;
   size_t bytes = 0;
-  FM_CALL_CLI(ctx->comm->ops->gather(ctx->comm, &d, sizeof d, &all, &bytes));
+  FM_CALL_CLI(fm_comm_gather(ctx->comm, &d, sizeof d, &all, &bytes));
   *out = NAN;
   if (ctx->rank == 0 && wall > 0) {
     const cpu_sample *v = all;
@@ -249,7 +249,7 @@ static int wait_idle(cli_ctx *ctx, const bench_cfg *c) {
     double load = 0, go = 0;
     FM_CALL_CLI(other_load(ctx, &a, &b, MPI_Wtime() - t0, &load));
     if (ctx->rank == 0) go = !(load >= 0.15) || MPI_Wtime() >= deadline; /* NaN: cannot tell, go */
-    FM_CALL_CLI(ctx->comm->ops->bcast(ctx->comm, &go, sizeof go));
+    FM_CALL_CLI(fm_comm_bcast(ctx->comm, &go, sizeof go));
     if (go > 0) return FM_OK;
   }
 }
@@ -287,10 +287,10 @@ static int measure_sgemm(cli_ctx *ctx, const bench_cfg *c, int nt, sgemm_result 
   double t0 = MPI_Wtime();
   for (int s = 0; s < NUM_SHAPES; s++) {
     const sgemm_shape *sh = &sgemm_shapes[s];
-    FM_CALL_CLI(ctx->comm->ops->agree(ctx->comm, FM_OK)); /* a barrier */
+    FM_CALL_CLI(fm_comm_agree(ctx->comm, FM_OK)); /* a barrier */
     if (ctx->rank == 0)
       rc = fm_sgemm_gflops(sh->m, sh->n, sh->k, sh->ta, sh->tb, (int)c->sgemm_trials, c->sgemm_seconds, &out->alone[s]);
-    FM_CALL_CLI(ctx->comm->ops->agree(ctx->comm, rc));
+    FM_CALL_CLI(fm_comm_agree(ctx->comm, rc));
     double mine[64] = {0};
     int threads = nt < 64 ? nt : 64, err = FM_OK;
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
@@ -301,13 +301,13 @@ static int measure_sgemm(cli_ctx *ctx, const bench_cfg *c, int nt, sgemm_result 
         err = trc;
       }
     }
-    FM_CALL_CLI(ctx->comm->ops->agree(ctx->comm, err));
+    FM_CALL_CLI(fm_comm_agree(ctx->comm, err));
     void *all = NULL;
     size_t bytes = 0;
     double packed[65] = {(double)threads};
     memcpy(packed + 1, mine, (size_t)threads * sizeof *mine);
     /* every rank sends the same number of values: pad to 65 */
-    FM_CALL_CLI(ctx->comm->ops->gather(ctx->comm, packed, sizeof packed, &all, &bytes));
+    FM_CALL_CLI(fm_comm_gather(ctx->comm, packed, sizeof packed, &all, &bytes));
     if (ctx->rank == 0) {
       const double *v = all;
       double rates[64 * 64];
@@ -504,8 +504,8 @@ static int time_loads(cli_ctx *ctx, const fm_client_data *data, const uint64_t *
   double t = MPI_Wtime() - t0;
   free(ranks);
   free(work);
-  FM_CALL_CLI(ctx->comm->ops->agree(ctx->comm, rc));
-  FM_CALL_CLI(ctx->comm->ops->allreduce_max(ctx->comm, &t, 1));
+  FM_CALL_CLI(fm_comm_agree(ctx->comm, rc));
+  FM_CALL_CLI(fm_comm_allreduce_max(ctx->comm, &t, 1));
   *out = t;
   return FM_OK;
 }
@@ -587,7 +587,7 @@ static int run_config(const bench_env *e, const fm_model *model, int64_t cohort,
       /* stop when the next round (about as long as this one) would pass the budget */
       if (c->budget > 0 && MPI_Wtime() - start + secs > c->budget) stop = 1;
     }
-    if ((rc = ctx->comm->ops->bcast(ctx->comm, &stop, sizeof stop)) != FM_OK) goto done;
+    if ((rc = fm_comm_bcast(ctx->comm, &stop, sizeof stop)) != FM_OK) goto done;
     if (stop > 0) break;
   }
   cpu_sample_take(&cpu1);
@@ -623,7 +623,7 @@ static int run_config(const bench_env *e, const fm_model *model, int64_t cohort,
   double mb = rss_peak_mb();
   void *all = NULL;
   size_t bytes = 0;
-  if ((rc = ctx->comm->ops->gather(ctx->comm, &mb, sizeof mb, &all, &bytes)) != FM_OK) goto done;
+  if ((rc = fm_comm_gather(ctx->comm, &mb, sizeof mb, &all, &bytes)) != FM_OK) goto done;
   if (ctx->rank == 0) {
     const double *v = all;
     size_t len = 0;
@@ -942,7 +942,7 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
       if (run_config(&e, model, cohorts[j], row) != FM_OK) goto done;
       /* rank 0 holds the row; everyone needs the time for the next estimate */
       double sec = row->sec_median;
-      if (ctx->comm->ops->bcast(ctx->comm, &sec, sizeof sec) != FM_OK) {
+      if (fm_comm_bcast(ctx->comm, &sec, sizeof sec) != FM_OK) {
         cli_error(ctx, "bench", fm_last_error());
         goto done;
       }

@@ -16,7 +16,7 @@ void cli_error(const cli_ctx *ctx, const char *cmd, const char *msg) {
 }
 
 int cli_agree(cli_ctx *ctx, const char *cmd, int status) {
-  int rc = ctx->comm->ops->agree(ctx->comm, status);
+  int rc = fm_comm_agree(ctx->comm, status);
   if (rc != FM_OK) cli_error(ctx, cmd, fm_last_error());
   return rc;
 }

@@ -344,7 +344,7 @@ static int save_checkpoint(cli_ctx *ctx, const train_cfg *c, const fm_process *p
   }
   free(ids);
   free(values);
-  return ctx->comm->ops->agree(ctx->comm, rc);
+  return fm_comm_agree(ctx->comm, rc);
 }
 
 /* Install a checkpoint's state, keeping the per-client states this rank owns. */
@@ -619,7 +619,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double agreed[2] = {cli_stop_requested(), (double)ru.ru_maxrss / 1024.0};
-    rc = ctx->comm->ops->allreduce_max(ctx->comm, agreed, 2);
+    rc = fm_comm_allreduce_max(ctx->comm, agreed, 2);
     double stop = agreed[0];
     if (rc != FM_OK) {
       cli_error(ctx, "train", fm_last_error());

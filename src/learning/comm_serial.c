@@ -40,9 +40,3 @@ static const fm_comm_ops fm__serial_ops = {.bcast = serial_bcast,
 static fm_comm fm__serial = {.ops = &fm__serial_ops, .rank = 0, .size = 1, .impl = NULL};
 
 fm_comm *fm_comm_serial(void) { return &fm__serial; }
-
-void fm_comm_destroy(fm_comm **c) {
-  if (!c || !*c) return;
-  if (*c != &fm__serial && (*c)->ops->destroy) (*c)->ops->destroy(*c);
-  *c = NULL;
-}

@@ -352,8 +352,8 @@ int fm_state_gather_clients(const fm_process *p, const fm_state *s, fm_comm *com
     k++;
   }
   size_t bytes = 0;
-  rc = comm->ops->agree(comm, rc);
-  if (rc == FM_OK) rc = comm->ops->gather(comm, send, rc == FM_OK ? k * rec : 0, (void **)&all, &bytes);
+  rc = fm_comm_agree(comm, rc);
+  if (rc == FM_OK) rc = fm_comm_gather(comm, send, rc == FM_OK ? k * rec : 0, (void **)&all, &bytes);
   fm__free(send);
   if (rc != FM_OK || comm->rank != 0) {
     fm__free(all);

@@ -576,11 +576,11 @@ static int fm__check_round_input(const fm_process *p, const fm_round_input *in) 
 static int fm__round_stats(fm_comm *comm, fm_round_stats *st, double t0, double t_dist, double t_map, double t_reduce,
                            double t_server, double busy, int threads) {
   double mx[4] = {t_map - t_dist, busy, -busy, (double)threads};
-  FM_CALL(comm->ops->allreduce_max(comm, mx, 4));
+  FM_CALL(fm_comm_allreduce_max(comm, mx, 4));
   fm_exact sum;
   fm_exact_zero(&sum, 1);
   fm_exact_add(&sum, busy, 1e15);
-  FM_CALL(comm->ops->reduce_exact(comm, &sum, 1));
+  FM_CALL(fm_comm_reduce_exact(comm, &sum, 1));
   memset(st, 0, sizeof *st);
   st->wall = t_server - t0;
   st->distribute = t_dist - t0;
@@ -644,7 +644,7 @@ int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, 
   if (rc == FM_OK && in->assignment == FM_ASSIGN_BALANCED && p->algo == FM__ALGO_SCAFFOLD)
     rc = FM_ERR(FM_ERR_INVALID_ARG, "scaffold keeps per-client state on the client's owning rank: it needs the "
                                     "shard assignment, not balanced");
-  rc = comm->ops->agree(comm, rc);
+  rc = fm_comm_agree(comm, rc);
   if (rc != FM_OK) return rc;
   const uint64_t population = fm_client_data_num_clients(in->data);
   double t_start = fm__now(), t_dist = 0, t_map = 0, t_reduce = 0, t_server = 0, busy = 0;
@@ -654,11 +654,11 @@ int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, 
    * need (Mime Lite's base optimizer state, SCAFFOLD's c) from rank 0. */
   fm__bcast_header h = {.round = s->round, .seed = s->seed, .base_step = s->base_state.step};
   if (s->client_opt) fm_optimizer_get_hparams(s->client_opt, &h.client_hp);
-  FM_CALL(comm->ops->bcast(comm, &h, sizeof h));
-  FM_CALL(comm->ops->bcast(comm, s->weights, p->numel * sizeof(float)));
+  FM_CALL(fm_comm_bcast(comm, &h, sizeof h));
+  FM_CALL(fm_comm_bcast(comm, s->weights, p->numel * sizeof(float)));
   if (p->algo == FM__ALGO_MIME && s->base_state.num_slots)
-    FM_CALL(comm->ops->bcast(comm, s->base_state.slots, s->base_state.num_slots * t * sizeof(float)));
-  if (p->algo == FM__ALGO_SCAFFOLD) FM_CALL(comm->ops->bcast(comm, s->control, t * sizeof(float)));
+    FM_CALL(fm_comm_bcast(comm, s->base_state.slots, s->base_state.num_slots * t * sizeof(float)));
+  if (p->algo == FM__ALGO_SCAFFOLD) FM_CALL(fm_comm_bcast(comm, s->control, t * sizeof(float)));
   t_dist = fm__now();
   if (comm->rank != 0) {
     s->round = h.round;
@@ -691,9 +691,9 @@ int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, 
     rc = fm__client_map(&ma, fm__train_fn, &ctx, total, &busy, &threads_used);
   }
   t_map = fm__now();
-  rc = comm->ops->agree(comm, rc);
+  rc = fm_comm_agree(comm, rc);
   if (rc != FM_OK) goto done;
-  FM_CALL_GOTO(rc, comm->ops->reduce_exact(comm, total, num_slots), done);
+  FM_CALL_GOTO(rc, fm_comm_reduce_exact(comm, total, num_slots), done);
   t_reduce = fm__now();
 
   /* 3. server: aggregator finalize, algorithm extras, finalizer, metrics (rank 0). */
@@ -771,8 +771,8 @@ static int fm__evaluate_sums(const fm_model *model, const float *w, const fm_cli
     if (clients[i] >= pop)
       rc = FM_ERR(FM_ERR_COHORT, "evaluation client index %llu is outside the population of %llu",
                   (unsigned long long)clients[i], (unsigned long long)pop);
-  rc = comm->ops->agree(comm, rc);
-  if (rc == FM_OK) rc = comm->ops->bcast(comm, wb, numel * sizeof *wb);
+  rc = fm_comm_agree(comm, rc);
+  if (rc == FM_OK) rc = fm_comm_bcast(comm, wb, numel * sizeof *wb);
   if (rc == FM_OK) {
     fm__eval_ctx ctx = {model, wb, data, batch_size, fm_exact_limit(num_clients + 1)};
     fm__map_args ma = {.model = model, .batch = batch_size, .client_opt = NULL, .clients = clients,
@@ -782,8 +782,8 @@ static int fm__evaluate_sums(const fm_model *model, const float *w, const fm_cli
     int used;
     rc = fm__client_map(&ma, fm__eval_fn, &ctx, total, &busy, &used);
   }
-  rc = comm->ops->agree(comm, rc);
-  if (rc == FM_OK) rc = comm->ops->reduce_exact(comm, total, mvals);
+  rc = fm_comm_agree(comm, rc);
+  if (rc == FM_OK) rc = fm_comm_reduce_exact(comm, total, mvals);
   fm__free(wb);
   fm__free(all);
   return rc;
@@ -795,7 +795,7 @@ int fm_evaluate(const fm_model *model, const float *w, const fm_client_data *dat
   size_t mvals = fm_model_num_metric_values(model);
   fm_exact *total = fm__malloc((mvals ? mvals : 1) * sizeof *total);
   int rc = total ? FM_OK : FM_ERR_NOMEM;
-  rc = comm ? comm->ops->agree(comm, rc) : rc;
+  rc = comm ? fm_comm_agree(comm, rc) : rc;
   if (rc == FM_OK) rc = fm__evaluate_sums(model, w, data, clients, num_clients, batch_size, num_threads, comm, total);
   if (rc == FM_OK && comm->rank == 0 && out) rc = fm__metrics_finalize(model, total, "", out);
   fm__free(total);

@@ -12,15 +12,18 @@
 #include "fedmpi/runtime.h"
 #include "internal.h"
 
+/* FM_ERR_MPI with MPI's own text for a failed call (rc != MPI_SUCCESS). */
+static int fm__mpi_error(int rc, const char *call) {
+  char s[MPI_MAX_ERROR_STRING] = "";
+  int len = 0;
+  if (MPI_Error_string(rc, s, &len) != MPI_SUCCESS) snprintf(s, sizeof s, "MPI error code %d", rc);
+  return FM_ERR(FM_ERR_MPI, "%s failed: %s", call, s);
+}
+
 #define FM_MPI_CALL(call)                                                                                      \
   do {                                                                                                         \
     int fm_mpi_rc_ = (call);                                                                                   \
-    if (fm_mpi_rc_ != MPI_SUCCESS) {                                                                           \
-      char fm_mpi_s_[MPI_MAX_ERROR_STRING];                                                                    \
-      int fm_mpi_l_ = 0;                                                                                       \
-      MPI_Error_string(fm_mpi_rc_, fm_mpi_s_, &fm_mpi_l_);                                                     \
-      return FM_ERR(FM_ERR_MPI, "%s failed: %s", #call, fm_mpi_s_);                                            \
-    }                                                                                                          \
+    if (fm_mpi_rc_ != MPI_SUCCESS) return fm__mpi_error(fm_mpi_rc_, #call);                                    \
   } while (0)
 
 typedef struct fm__mpi {
@@ -120,21 +123,24 @@ static int mpi_gather(fm_comm *c, const void *send, size_t bytes, void **recv, s
   if (rc != MPI_SUCCESS || (c->rank == 0 && !ok)) {
     fm__free(*recv);
     *recv = NULL;
-    return rc != MPI_SUCCESS ? FM_ERR(FM_ERR_MPI, "MPI_Gatherv failed")
+    return rc != MPI_SUCCESS ? fm__mpi_error(rc, "MPI_Gatherv")
                              : FM_ERR(FM_ERR_NOMEM, "rank 0 cannot hold %zu gathered bytes", total);
   }
   *recv_bytes = c->rank == 0 ? total : 0;
   return FM_OK;
 }
 
+/* Frees what fm_comm_create_mpi made. destroy cannot return a status, so a
+ * failed call is left as the thread's last error (fm_last_error()). */
 static void mpi_destroy(fm_comm *c) {
   fm__mpi *m = c->impl;
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) {
-    MPI_Op_free(&m->exact_op);
-    MPI_Type_free(&m->exact_type);
-    MPI_Comm_free(&m->comm);
+  int finalized = 0, rc = MPI_Finalized(&finalized);
+  if (rc != MPI_SUCCESS) {
+    fm__mpi_error(rc, "MPI_Finalized");
+  } else if (!finalized) {
+    if ((rc = MPI_Op_free(&m->exact_op)) != MPI_SUCCESS) fm__mpi_error(rc, "MPI_Op_free");
+    if ((rc = MPI_Type_free(&m->exact_type)) != MPI_SUCCESS) fm__mpi_error(rc, "MPI_Type_free");
+    if ((rc = MPI_Comm_free(&m->comm)) != MPI_SUCCESS) fm__mpi_error(rc, "MPI_Comm_free");
   }
   fm__free(m);
   fm__free(c);
@@ -167,12 +173,9 @@ int fm_comm_create_mpi(MPI_Comm comm, fm_comm **out) {
   if (rc == MPI_SUCCESS) rc = MPI_Type_commit(&m->exact_type);
   if (rc == MPI_SUCCESS) rc = MPI_Op_create(fm__exact_sum_op, 1, &m->exact_op);
   if (rc != MPI_SUCCESS) {
-    char s[MPI_MAX_ERROR_STRING];
-    int l = 0;
-    MPI_Error_string(rc, s, &l);
     fm__free(c);
     fm__free(m);
-    return FM_ERR(FM_ERR_MPI, "setting up the MPI communicator failed: %s", s);
+    return fm__mpi_error(rc, "setting up the MPI communicator");
   }
   *out = c;
   return FM_OK;
