@@ -28,6 +28,7 @@
 
 #include "fedmpi/comm.h"
 #include "fedmpi/data.h"
+#include "fedmpi/executor.h"
 #include "fedmpi/export.h"
 #include "fedmpi/hparams.h"
 #include "fedmpi/metrics.h"
@@ -91,7 +92,15 @@ FM_EXTERN fm_weighting fm_client_work_weighting(const fm_client_work *cw);
 /* tff.aggregators.MeanFactory (weighted) and UnweightedMeanFactory. */
 FM_EXTERN int fm_aggregator_create_mean(fm_aggregator **out);
 FM_EXTERN int fm_aggregator_create_unweighted_mean(fm_aggregator **out);
+/* clipping_factory with a fixed clipping_norm (> 0, finite): every client's
+ * value is scaled to global L2 norm <= clipping_norm before inner aggregates
+ * it. Measurements: clipping (inner's), clipping_norm, clipped_count. Takes
+ * inner (even on failure). */
+FM_EXTERN int fm_aggregator_create_clipping(double clipping_norm, fm_aggregator *inner, fm_aggregator **out);
+/* Whether the aggregator takes the clients' weights (a wrapper: its inner's). */
 FM_EXTERN int fm_aggregator_is_weighted(const fm_aggregator *a);
+/* The aggregator a wraps, or NULL. */
+FM_EXTERN const fm_aggregator *fm_aggregator_inner(const fm_aggregator *a);
 FM_EXTERN const char *fm_aggregator_name(const fm_aggregator *a);
 FM_EXTERN void fm_aggregator_destroy(fm_aggregator **a);
 
@@ -113,6 +122,30 @@ typedef struct fm_state fm_state;
  *   FM_ERR_NOT_WEIGHTED    an unweighted aggregator with NUM_EXAMPLES weighting */
 FM_EXTERN int fm_process_compose(const fm_model *model, fm_client_work *cw, fm_aggregator *agg, fm_finalizer *fin,
                                  fm_process **out);
+/* The registered algorithms (fedavg, fedprox, fedsgd, mime_lite, scaffold,
+ * fednova): what --algorithm accepts. */
+typedef struct fm_algorithm_desc {
+  const char *name;     /* "fedprox" */
+  const char *tff_name; /* the TFF builder it follows */
+  const char *help;
+  const char *hparam;   /* its hyperparameter ("proximal_strength"), or NULL */
+  int needs_client_optimizer;
+  int needs_shard_assignment; /* per-client state on the owning rank */
+} fm_algorithm_desc;
+FM_EXTERN size_t fm_algorithm_count(void);
+/* FM_ERR_INVALID_ARG for i >= fm_algorithm_count(). */
+FM_EXTERN int fm_algorithm_info(size_t i, fm_algorithm_desc *out);
+
+/* Any registered algorithm by name: its client work (client_opt taken; NULL
+ * for an algorithm without one), the apply-optimizer finalizer (server_opt
+ * taken) and agg (taken; NULL = mean, or unweighted mean with UNIFORM
+ * weighting), composed. hparams (may be NULL) holds the algorithm's own
+ * hyperparameter by its TFF name. FM_ERR_INVALID_ARG for an unknown name,
+ * FM_ERR_HPARAM_UNKNOWN for a key the algorithm does not have. */
+FM_EXTERN int fm_process_create(const fm_model *model, const char *algorithm, const fm_hparams *hparams,
+                                fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting,
+                                fm_aggregator *agg, fm_process **out);
+
 /* build_weighted_fed_avg: client_opt and server_opt are taken (even on
  * failure); agg NULL means MeanFactory (taken otherwise). */
 FM_EXTERN int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
@@ -230,6 +263,7 @@ typedef struct fm_round_input {
   int num_threads;         /* OpenMP threads for the client map; 0 = runtime default */
   fm_assignment assignment;
   fm_round_stats *stats;   /* NULL, or non-NULL on every rank: timing of this round */
+  fm_executor *executor;   /* keeps the threads' buffers across rounds; NULL: made for this call */
 } fm_round_input;
 
 /* The rank that trains each cohort client under a policy: ranks[i] for

@@ -1,30 +1,39 @@
 /* src/learning/process.c — the composed learning process
- * (compose_learning_process) and one round of it.
- *
- * One round is three steps, whatever the number of ranks and threads:
- *   1. distributor: rank 0's weights and client hparams are broadcast;
- *   2. client map: each rank trains the cohort clients it owns, OpenMP
- *      threads taking one client at a time, each thread with its own
- *      workspace; every client's weighted update, weight and unfinalized
- *      metrics are added into the thread's packed buffer of exact sums;
- *   3. the packed buffers are summed (threads, then one reduce over ranks)
- *      and rank 0 runs the aggregator's and the finalizer's server steps.
- * Because the sums are exact (fedmpi/exact.h), the result does not depend on
- * how clients were spread over ranks and threads.
+ * (compose_learning_process), the builders of the registered algorithms,
+ * the process state and its checkpoint views, cohort sampling and shard
+ * ownership. One round of the process is in round.c.
  *
  * Deliberately not here: MPI (through fm_comm only), cohort selection policy
  * (the caller passes the cohort), file output. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "internal.h"
 #include "learning_impl.h"
 
 /* ---- composition ------------------------------------------------------------- */
+
+/* The packed sums of a round and the aggregators of the algorithm's extras:
+ *   [update aggregator | rejected | metrics (M) | extra aggregator 0 | ...] */
+static int fm__process_layout(fm_process *p) {
+  const fm__algorithm_ops *algo = p->algo;
+  size_t off = fm__aggregator_num_slots(p->agg, p->trainable);
+  p->slot_rejected = off++;
+  p->slot_metrics = off;
+  off += p->num_metric_values;
+  for (size_t j = 0; j < algo->num_extras; j++) {
+    /* extras averaged like the update get a plain mean of the same weighting
+     * (TFF's Mime Lite: full_gradient_aggregator = MeanFactory) */
+    FM_CALL(algo->extra_kind[j] == FM__EXTRA_MEAN ? fm__aggregator_create_plain_mean(p->agg->weighted, &p->extra_agg[j])
+                                                  : fm__aggregator_create_sum(&p->extra_agg[j]));
+    p->extra_size[j] = algo->extra_is_scalar[j] ? 1 : p->trainable;
+    p->slot_extra[j] = off;
+    off += fm__aggregator_num_slots(p->extra_agg[j], p->extra_size[j]);
+  }
+  p->num_slots = off;
+  return FM_OK;
+}
 
 int fm_process_compose(const fm_model *model, fm_client_work *cw, fm_aggregator *agg, fm_finalizer *fin,
                        fm_process **out) {
@@ -57,11 +66,15 @@ int fm_process_compose(const fm_model *model, fm_client_work *cw, fm_aggregator 
   p->cw = cw;
   p->agg = agg;
   p->fin = fin;
+  p->algo = cw->algo;
   p->numel = fm_layout_numel(fm_model_layout(model));
   p->trainable = fm_layout_trainable_numel(fm_model_layout(model));
   p->num_metric_values = fm_model_num_metric_values(model);
-  p->algo = cw->algo;
-  p->extra_slots = fm__algo_extra_slots(cw->algo, p->trainable);
+  rc = fm__process_layout(p);
+  if (rc != FM_OK) {
+    fm_process_destroy(&p);
+    return rc;
+  }
   *out = p;
   return FM_OK;
 fail:
@@ -71,25 +84,24 @@ fail:
   return rc;
 }
 
-/* Every builder: a client work of the given kind, the default aggregator when
+/* Every builder: the algorithm's client work, the default aggregator when
  * agg is NULL (weighted mean, or unweighted with UNIFORM weighting when
  * weighted_default is 0), the apply-optimizer finalizer, then compose. */
-static int fm__build(const fm_model *model, fm__algo algo, double mu, fm_optimizer *client_opt,
+static int fm__build(const fm_model *model, const fm__algorithm_ops *algo, double hparam, fm_optimizer *client_opt,
                      fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, int weighted_default,
                      fm_process **out) {
   int rc = FM_OK;
   fm_client_work *cw = NULL;
   fm_finalizer *fin = NULL;
-  if (!model) rc = FM_ERR(FM_ERR_MISSING_STAGE, "%s needs a model", fm__algo_name(algo));
-  if (rc == FM_OK && !agg)
-    rc = weighted_default ? fm_aggregator_create_mean(&agg) : fm_aggregator_create_unweighted_mean(&agg);
+  if (!model) rc = FM_ERR(FM_ERR_MISSING_STAGE, "%s needs a model", algo->name);
+  if (rc == FM_OK && !agg) rc = fm__aggregator_create_plain_mean(weighted_default, &agg);
   if (rc != FM_OK) {
     fm_optimizer_destroy(&client_opt);
     fm_optimizer_destroy(&server_opt);
     fm_aggregator_destroy(&agg);
     return rc;
   }
-  rc = fm__client_work_new_kind(model, client_opt, weighting, algo, mu, &cw); /* takes client_opt */
+  rc = fm__client_work_new(model, client_opt, weighting, algo, hparam, &cw); /* takes client_opt */
   if (rc == FM_OK) rc = fm_finalizer_create_apply_optimizer(server_opt, fm_model_layout(model), &fin);
   else fm_optimizer_destroy(&server_opt);
   if (rc != FM_OK) {
@@ -100,50 +112,70 @@ static int fm__build(const fm_model *model, fm__algo algo, double mu, fm_optimiz
   return fm_process_compose(model, cw, agg, fin, out);
 }
 
+int fm_process_create(const fm_model *model, const char *algorithm, const fm_hparams *hparams,
+                      fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg,
+                      fm_process **out) {
+  const fm__algorithm_ops *algo = fm__algorithm_find(algorithm);
+  double hparam = 0.0;
+  int rc = FM_OK;
+  if (!algo) rc = FM_ERR(FM_ERR_INVALID_ARG, "unknown algorithm '%s'", algorithm ? algorithm : "(null)");
+  for (size_t i = 0; rc == FM_OK && hparams && i < hparams->n; i++) {
+    if (algo->hparam && strcmp(hparams->item[i].name, algo->hparam) == 0) hparam = hparams->item[i].value;
+    else rc = FM_ERR(FM_ERR_HPARAM_UNKNOWN, "algorithm '%s' has no hyperparameter '%s'", algo->name,
+                     hparams->item[i].name);
+  }
+  if (rc == FM_OK && (algo->flags & FM__ALGO_NO_CLIENT_OPT)) fm_optimizer_destroy(&client_opt);
+  if (rc != FM_OK) {
+    fm_optimizer_destroy(&client_opt);
+    fm_optimizer_destroy(&server_opt);
+    fm_aggregator_destroy(&agg);
+    return rc;
+  }
+  return fm__build(model, algo, hparam, client_opt, server_opt, weighting, agg, weighting == FM_WEIGHTING_NUM_EXAMPLES,
+                   out);
+}
+
 int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                               fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
-  return fm__build(model, FM__ALGO_FEDAVG, 0, client_opt, server_opt, weighting, agg, 1, out);
+  return fm__build(model, fm__algorithm_find("fedavg"), 0, client_opt, server_opt, weighting, agg, 1, out);
 }
 
 int fm_build_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                                 fm_aggregator *agg, fm_process **out) {
-  return fm__build(model, FM__ALGO_FEDAVG, 0, client_opt, server_opt, FM_WEIGHTING_UNIFORM, agg, 0, out);
+  return fm__build(model, fm__algorithm_find("fedavg"), 0, client_opt, server_opt, FM_WEIGHTING_UNIFORM, agg, 0, out);
 }
 
 int fm_build_fed_prox(const fm_model *model, double proximal_strength, fm_optimizer *client_opt,
                       fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
-  return fm__build(model, FM__ALGO_FEDPROX, proximal_strength, client_opt, server_opt, weighting, agg,
+  return fm__build(model, fm__algorithm_find("fedprox"), proximal_strength, client_opt, server_opt, weighting, agg,
                    weighting == FM_WEIGHTING_NUM_EXAMPLES, out);
 }
 
 int fm_build_fed_sgd(const fm_model *model, fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg,
                      fm_process **out) {
-  return fm__build(model, FM__ALGO_FEDSGD, 0, NULL, server_opt, weighting, agg, weighting == FM_WEIGHTING_NUM_EXAMPLES,
-                   out);
+  return fm_process_create(model, "fedsgd", NULL, NULL, server_opt, weighting, agg, out);
 }
 
 int fm_build_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_optimizer *server_opt, fm_weighting weighting,
                        fm_aggregator *agg, fm_process **out) {
-  return fm__build(model, FM__ALGO_MIME, 0, base_opt, server_opt, weighting, agg, weighting == FM_WEIGHTING_NUM_EXAMPLES,
-                   out);
+  return fm_process_create(model, "mime_lite", NULL, base_opt, server_opt, weighting, agg, out);
 }
 
 int fm_build_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting,
                       fm_aggregator *agg, fm_process **out) {
-  return fm__build(model, FM__ALGO_SCAFFOLD, 0, client_opt, server_opt, weighting, agg,
-                   weighting == FM_WEIGHTING_NUM_EXAMPLES, out);
+  return fm_process_create(model, "scaffold", NULL, client_opt, server_opt, weighting, agg, out);
 }
 
 int fm_build_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting,
                       fm_aggregator *agg, fm_process **out) {
-  return fm__build(model, FM__ALGO_FEDNOVA, 0, client_opt, server_opt, weighting, agg,
-                   weighting == FM_WEIGHTING_NUM_EXAMPLES, out);
+  return fm_process_create(model, "fednova", NULL, client_opt, server_opt, weighting, agg, out);
 }
 
 void fm_process_destroy(fm_process **p) {
   if (!p || !*p) return;
   fm_client_work_destroy(&(*p)->cw);
   fm_aggregator_destroy(&(*p)->agg);
+  for (size_t j = 0; j < FM__MAX_EXTRAS; j++) fm_aggregator_destroy(&(*p)->extra_agg[j]);
   fm_finalizer_destroy(&(*p)->fin);
   fm__free(*p);
   *p = NULL;
@@ -166,19 +198,12 @@ int fm_process_initialize(const fm_process *p, uint64_t seed, fm_state **out) {
     rc = FM_ERR_NOMEM;
     goto fail;
   }
-  fm__client_store_init(&s->clients, p->trainable);
   FM_CALL_GOTO(rc, fm_model_init_weights(p->model, s->weights, seed), fail);
   if (p->cw->opt) FM_CALL_GOTO(rc, fm_optimizer_clone(p->cw->opt, &s->client_opt), fail);
   FM_CALL_GOTO(rc, fm_optimizer_clone(p->fin->opt, &s->server_opt), fail);
   FM_CALL_GOTO(rc, fm_optim_state_init(s->server_opt, p->trainable, &s->server_state), fail);
-  if (p->algo == FM__ALGO_MIME) FM_CALL_GOTO(rc, fm_optim_state_init(s->client_opt, p->trainable, &s->base_state), fail);
-  if (p->algo == FM__ALGO_SCAFFOLD) {
-    s->control = fm__calloc(p->trainable ? p->trainable : 1, sizeof(float));
-    if (!s->control) {
-      rc = FM_ERR_NOMEM;
-      goto fail;
-    }
-  }
+  s->algo_free = p->algo->state_free;
+  if (p->algo->state_init) FM_CALL_GOTO(rc, p->algo->state_init(p, s), fail);
   *out = s;
   return FM_OK;
 fail:
@@ -192,10 +217,7 @@ void fm_state_destroy(fm_state **s) {
   fm_optimizer_destroy(&(*s)->client_opt);
   fm_optimizer_destroy(&(*s)->server_opt);
   fm_optim_state_free(&(*s)->server_state);
-  fm_optim_state_free(&(*s)->base_state);
-  fm__free((*s)->control);
-  fm__client_store_free(&(*s)->clients);
-  fm__worker_pool_free((*s)->pool);
+  if ((*s)->algo_free) (*s)->algo_free(*s);
   fm__free(*s);
   *s = NULL;
 }
@@ -241,7 +263,7 @@ int fm_process_set_hparams(const fm_process *p, fm_state *s, const fm_hparams *c
   fm_optimizer *c = NULL, *f = NULL;
   int rc = FM_OK;
   if (client_work && client_work->n && !s->client_opt)
-    return FM_ERR(FM_ERR_HPARAM_UNKNOWN, "%s has no client hyperparameters ('%s' given)", fm__algo_name(p->algo),
+    return FM_ERR(FM_ERR_HPARAM_UNKNOWN, "%s has no client hyperparameters ('%s' given)", p->algo->name,
                   client_work->item[0].name);
   if (!s->client_opt) client_work = NULL;
   if (s->client_opt) FM_CALL_GOTO(rc, fm_optimizer_clone(s->client_opt, &c), done);
@@ -320,11 +342,8 @@ int fm_state_export(const fm_process *p, const fm_state *s, fm_state_view *out) 
   out->opt_n = s->server_state.n;
   out->opt_slots = s->server_state.slots;
   out->opt_step = s->server_state.step;
-  out->base_num_slots = s->base_state.num_slots;
-  out->base_slots = s->base_state.slots;
-  out->base_step = s->base_state.step;
-  out->control = s->control;
-  out->client_floats = s->clients.n;
+  out->client_floats = p->trainable;
+  if (p->algo->export_state) p->algo->export_state(p, s, out);
   return FM_OK;
 }
 
@@ -339,16 +358,18 @@ int fm_state_gather_clients(const fm_process *p, const fm_state *s, fm_comm *com
   *ids = NULL;
   *values = NULL;
   *num_clients = 0;
-  const size_t t = s->clients.n, rec = sizeof(uint64_t) + t * sizeof(float);
+  const fm__client_store none = {.n = p->trainable};
+  const fm__client_store *st = p->algo->client_store ? p->algo->client_store(s) : &none;
+  const size_t t = st->n, rec = sizeof(uint64_t) + t * sizeof(float);
   /* Pack this rank's entries as [client u64 | T floats] records. */
-  size_t mine = s->clients.count;
+  size_t mine = st->count;
   char *send = fm__malloc(mine * rec + 1), *all = NULL;
   int rc = send ? FM_OK : FM_ERR_NOMEM;
   size_t k = 0;
-  for (size_t i = 0; rc == FM_OK && i < s->clients.cap; i++) {
-    if (s->clients.keys[i] == UINT64_MAX) continue;
-    memcpy(send + k * rec, &s->clients.keys[i], sizeof(uint64_t));
-    memcpy(send + k * rec + sizeof(uint64_t), s->clients.vals[i], t * sizeof(float));
+  for (size_t i = 0; rc == FM_OK && i < st->cap; i++) {
+    if (st->keys[i] == UINT64_MAX) continue;
+    memcpy(send + k * rec, &st->keys[i], sizeof(uint64_t));
+    memcpy(send + k * rec + sizeof(uint64_t), st->vals[i], t * sizeof(float));
     k++;
   }
   size_t bytes = 0;
@@ -389,15 +410,18 @@ int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
            "saved server optimizer state is %zu x %zu, '%s' needs %zu x %zu", v->opt_num_slots, v->opt_n,
            fm_optimizer_type(s->server_opt), s->server_state.num_slots, s->server_state.n);
   FM_CHECK(v->opt_num_slots == 0 || v->opt_slots, FM_ERR_INVALID_ARG, "saved optimizer slots missing");
-  FM_CHECK(v->base_num_slots == s->base_state.num_slots && (!v->base_num_slots || v->base_slots), FM_ERR_STATE_MISMATCH,
-           "saved base optimizer state has %zu buffers, the %s process needs %zu", v->base_num_slots,
-           fm__algo_name(p->algo), s->base_state.num_slots);
-  FM_CHECK(!s->control == !v->control, FM_ERR_STATE_MISMATCH, "the saved state %s a SCAFFOLD control variate",
+  /* What this process's state holds, to compare the saved parts with. */
+  fm_state_view want;
+  FM_CALL(fm_state_export(p, s, &want));
+  FM_CHECK(v->base_num_slots == want.base_num_slots && (!v->base_num_slots || v->base_slots), FM_ERR_STATE_MISMATCH,
+           "saved base optimizer state has %zu buffers, the %s process needs %zu", v->base_num_slots, p->algo->name,
+           want.base_num_slots);
+  FM_CHECK(!want.control == !v->control, FM_ERR_STATE_MISMATCH, "the saved state %s a SCAFFOLD control variate",
            v->control ? "has" : "lacks");
-  FM_CHECK(v->num_clients == 0 || (p->algo == FM__ALGO_SCAFFOLD && v->client_floats == p->trainable &&
-                                   v->client_ids && v->client_values),
+  FM_CHECK(v->num_clients == 0 || (p->algo->client_store && v->client_floats == p->trainable && v->client_ids &&
+                                   v->client_values),
            FM_ERR_STATE_MISMATCH, "the saved per-client state (%zu clients x %zu) does not fit the %s process",
-           v->num_clients, v->client_floats, fm__algo_name(p->algo));
+           v->num_clients, v->client_floats, p->algo->name);
   for (size_t i = 0; i < p->numel; i++)
     FM_CHECK(isfinite(v->weights[i]), FM_ERR_NON_FINITE, "saved model weight %zu is not finite", i);
   FM_CALL(fm_process_set_hparams(p, s, &v->client_hparams, &v->server_hparams));
@@ -405,14 +429,7 @@ int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
   if (v->opt_num_slots)
     memcpy(s->server_state.slots, v->opt_slots, v->opt_num_slots * v->opt_n * sizeof(float));
   s->server_state.step = v->opt_step;
-  if (v->base_num_slots) memcpy(s->base_state.slots, v->base_slots, v->base_num_slots * p->trainable * sizeof(float));
-  s->base_state.step = v->base_step;
-  if (s->control) memcpy(s->control, v->control, p->trainable * sizeof(float));
-  for (size_t i = 0; i < v->num_clients; i++) {
-    float *ci;
-    FM_CALL(fm__client_store_get(&s->clients, v->client_ids[i], &ci));
-    memcpy(ci, v->client_values + i * p->trainable, p->trainable * sizeof(float));
-  }
+  if (p->algo->import_state) FM_CALL(p->algo->import_state(p, s, v));
   s->round = v->round;
   s->seed = v->seed;
   return FM_OK;
