@@ -1,7 +1,11 @@
 /* tests/mpi/mpi_fedavg.c — FedAvg through the MPI runtime on Synthetic(1,1).
  *
- * usage: mpi_fedavg OUT.bin MODEL THREADS [ROUNDS [SERVER_OPTIMIZER]]
- * (SERVER_OPTIMIZER sgdm, the default, with momentum 0.5, or adam for FedAdam)
+ * usage: mpi_fedavg OUT.bin MODEL THREADS [ROUNDS [SERVER_OPTIMIZER [ASSIGNMENT [AGGREGATOR]]]]
+ * (SERVER_OPTIMIZER sgdm, the default, with momentum 0.5, or adam for FedAdam;
+ * ASSIGNMENT shard, the default, or balanced; AGGREGATOR mean, the default,
+ * or clip:NORM for clipping_factory(NORM, mean), which then also checks that
+ * clients were clipped). The process is built by name through
+ * fm_process_create and the rounds share one fm_executor.
  * Rank 0 writes the data (deterministic, so every test directory makes the
  * same file), all ranks train ROUNDS rounds with THREADS OpenMP threads each,
  * and rank 0 writes the final weights as raw floats to OUT.bin, followed by
@@ -23,7 +27,8 @@ int main(int argc, char **argv) {
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   if (argc < 4) {
-    if (rank == 0) fprintf(stderr, "usage: mpi_fedavg OUT.bin MODEL THREADS [ROUNDS]\n");
+    if (rank == 0)
+      fprintf(stderr, "usage: mpi_fedavg OUT.bin MODEL THREADS [ROUNDS [SERVER_OPTIMIZER [ASSIGNMENT [AGGREGATOR]]]]\n");
     MPI_Finalize();
     return 2;
   }
@@ -60,8 +65,19 @@ int main(int argc, char **argv) {
   } else {
     CHECK(fm_optimizer_create_sgdm(1.0, 0.5, &sopt));
   }
+  fm_assignment assignment = argc > 6 && strcmp(argv[6], "balanced") == 0 ? FM_ASSIGN_BALANCED : FM_ASSIGN_SHARD;
+  fm_aggregator *agg = NULL;
+  double clip = 0;
+  if (argc > 7 && strncmp(argv[7], "clip:", 5) == 0) {
+    clip = atof(argv[7] + 5);
+    fm_aggregator *mean;
+    CHECK(fm_aggregator_create_mean(&mean));
+    CHECK(fm_aggregator_create_clipping(clip, mean, &agg));
+  }
   fm_process *p;
-  CHECK(fm_build_weighted_fed_avg(model, copt, sopt, FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
+  CHECK(fm_process_create(model, "fedavg", NULL, copt, sopt, FM_WEIGHTING_NUM_EXAMPLES, agg, &p));
+  fm_executor *exec;
+  CHECK(fm_executor_create(&exec));
   fm_state *s;
   CHECK(fm_process_initialize(p, 5, &s));
 
@@ -72,7 +88,9 @@ int main(int argc, char **argv) {
   if (rank == 0) CHECK(fm_metrics_get(&m, "loss", &loss0));
 
   uint64_t cohort[7];
-  fm_round_input in = {.data = train, .batching = {.epochs = 2, .batch_size = 10, .shuffle = 1}, .cohort = cohort, .cohort_size = 7, .num_threads = nt};
+  fm_round_input in = {.data = train, .batching = {.epochs = 2, .batch_size = 10, .shuffle = 1}, .cohort = cohort, .cohort_size = 7, .num_threads = nt,
+                     .assignment = assignment, .executor = exec};
+  double clipped = 0;
   for (int r = 0; r < rounds; r++) {
     CHECK(fm_sample_cohort(5, fm_state_round(s), fm_client_data_num_clients(train), 7, cohort));
     fm_metrics_clear(&m);
@@ -83,6 +101,16 @@ int main(int argc, char **argv) {
       CHECK(fm_metrics_get(&m, "client_work/train/num_examples", &n));
       printf("round %d train loss %.6f examples %.0f\n", r + 1, l, n);
       train_loss = l;
+      if (clip > 0) {
+        double c, norm;
+        CHECK(fm_metrics_get(&m, "aggregator/clipped_count", &c));
+        CHECK(fm_metrics_get(&m, "aggregator/clipping_norm", &norm));
+        if (norm != clip) {
+          fprintf(stderr, "aggregator/clipping_norm is %g, expected %g\n", norm, clip);
+          return 1;
+        }
+        clipped += c;
+      }
     }
   }
   fm_metrics_clear(&m);
@@ -92,6 +120,10 @@ int main(int argc, char **argv) {
     CHECK(fm_metrics_get(&m, "loss", &loss1));
     CHECK(fm_metrics_get(&m, "accuracy", &acc1));
     printf("eval loss %.6f -> %.6f\n", loss0, loss1);
+    if (clip > 0 && !(clipped > 0)) {
+      fprintf(stderr, "clipping to %g clipped no client in %d rounds\n", clip, rounds);
+      status = 1;
+    }
     if (!(loss1 < loss0)) {
       fprintf(stderr, "evaluation loss did not fall: %.6f -> %.6f\n", loss0, loss1);
       status = 1;
@@ -107,6 +139,7 @@ int main(int argc, char **argv) {
   }
   fm_metrics_free(&m);
   fm_state_destroy(&s);
+  fm_executor_destroy(&exec);
   fm_process_destroy(&p);
   fm_model_destroy(&model);
   fm_client_data_close(&train);
