@@ -1,7 +1,31 @@
 /* src/data/data_impl.h — what the data module's files share privately: the
- * bounded client cache (cache.c), the ClientData writer (writer.c), the
- * Synthetic(alpha, beta) recipe (synth.c) and the procedural ClientData
- * source built on it (synth_source.c). Not installed. */
+ * fm_client_data object and its source vtable (data.c dispatches, one
+ * source_*.c per kind of data), the helpers every source shares
+ * (source_common.c), the bounded client cache (cache.c), the ClientData
+ * writer (writer.c) and the Synthetic(alpha, beta) recipe (synth.c). Not
+ * installed.
+ *
+ * Dependencies run one way: data.c -> source_*.c -> source_common.c, cache.c,
+ * synth.c, writer.c, h5lock.c. A source never calls data.c; it reads and
+ * fills the fields of the fm_client_data it builds.
+ *
+ * How to add a source (say "text", opened by fm_client_data_open_spec):
+ *   1. Write src/data/source_text.c (CMake builds every .c file in src/data). In it:
+ *      - a struct for the source's own state, hung on cd->src;
+ *      - a static const fm__cd_source_ops with at least the required slots
+ *        (client_id, num_examples, total_examples, load, destroy) and the
+ *        optional ones it can serve (a NULL slot gets data.c's default);
+ *      - a constructor that fm__calloc's the fm_client_data, sets cd->ops,
+ *        cd->src, cd->path and the generic fields below (num_clients, x/y
+ *        names, ndim/shape/num_features, num_classes, feats: see
+ *        fm__cd_set_xy_features), cd->cache if its loads are worth caching,
+ *        and on failure releases everything with fm__cd_free;
+ *      - const fm__cd_spec_source fm__cd_spec_text = {"text", claims, open}
+ *        where claims(spec) says whether a --data argument is this source's.
+ *   2. Add X(text) to FM__CD_SPEC_SOURCES below, before X(h5) (the file
+ *      source takes every spec, so it stays last).
+ * A source that is not reached through a spec (as in-memory data) skips the
+ * fm__cd_spec_source and gets a public constructor in data.c instead. */
 #ifndef FEDMPI_DATA_IMPL_H
 #define FEDMPI_DATA_IMPL_H
 
@@ -11,9 +35,120 @@
 #include "fedmpi/data.h"
 #include "h5lock.h"
 
-/* ---- cache.c: LRU of decoded clients, bounded in bytes ---------------------- */
-
 typedef struct fm__cache fm__cache;
+
+/* ---- the fm_client_data object and its sources (data.c, source_*.c) ---------- */
+
+typedef struct fm__cd_source_ops fm__cd_source_ops;
+
+struct fm_client_data {
+  const fm__cd_source_ops *ops; /* the source's methods: never NULL once opened */
+  void *src;                    /* the source's own state; ops->destroy frees it */
+  char *path;                   /* file path, "<memory>" or the canonical spec: every message starts with it */
+  fm_data_kind kind;
+  char *x_name;                 /* resolved feature names; NULL if none (FM_DATA_ANY) */
+  char *y_name;
+  fm_feature_info *feats;       /* (num_feats) of the reference client, names owned */
+  size_t num_feats;
+  fm__cache *cache;             /* NULL: the source is not cached (in-memory); limit 0 = off */
+  size_t num_clients;
+  int ndim;                     /* per-example shape of x */
+  size_t shape[FM_MAX_DIMS];
+  size_t num_features;          /* D = prod(shape) */
+  size_t num_classes;           /* the file's "num_classes", the generator's C, or 0 */
+};
+
+/* What a kind of client data must (or may) do. data.c checks i < num_clients
+ * and the arguments before calling, and the required slots when a source is
+ * opened; an optional slot left NULL gets the default its comment names. */
+struct fm__cd_source_ops {
+  const char *name; /* the kind in messages: "HDF5", "in-memory", "synthetic" */
+  /* Required. Client i's id, borrowed (until close, or for generated ids a
+   * per-thread buffer reused after 16 calls). */
+  const char *(*client_id)(const fm_client_data *cd, size_t i);
+  /* Required. n_i, and the sum over every client (thread-safe). */
+  size_t (*num_examples)(const fm_client_data *cd, size_t i);
+  uint64_t (*total_examples)(const fm_client_data *cd);
+  /* Required. Client i's examples when n_i > 0: out->n and out->num_features
+   * are set, x and y NULL. Allocate and fill y, and x (n, D) if want_x,
+   * checked as the source promises. On failure the caller frees out.
+   * Thread-safe (an HDF5 source takes the lock itself). */
+  int (*load)(const fm_client_data *cd, size_t i, int want_x, fm_examples *out);
+  /* Optional. Lend client i's x and y from the source's own storage (owner_
+   * = &fm__lent_owner) for fm_client_data_load_shared. NULL: the cache lends,
+   * else a copy. */
+  int (*lend)(const fm_client_data *cd, size_t i, fm_examples *out);
+  /* Optional. The number of classes known without reading the labels. NULL:
+   * fm_client_data_scan_num_classes loads every client's labels. */
+  int (*scan_num_classes)(const fm_client_data *cd, size_t *num_classes);
+  /* Optional. Client i's string feature (fm_client_data_load_strings). NULL:
+   * FM_ERR_UNSUPPORTED ("<name> client data has no string feature"). */
+  int (*load_strings)(const fm_client_data *cd, size_t i, const char *feature, char ***out, size_t *count);
+  /* Optional. Client i's numeric feature as `as` (a type fm__dtype_size
+   * knows) into a new buffer; data.c then checks float targets are finite.
+   * NULL: only "x" and "y", converted from what load gives. */
+  int (*load_feature)(const fm_client_data *cd, size_t i, const char *feature, fm_dtype as, void **out,
+                      size_t *count);
+  /* Required. Free cd->src (called once, also for a half-built source). */
+  void (*destroy)(fm_client_data *cd);
+};
+
+/* A source that fm_client_data_open_spec can open from a --data argument. */
+typedef struct fm__cd_spec_source {
+  const char *name;
+  /* 1 if spec is this source's ("synthetic:..."), else 0. */
+  int (*claims)(const char *spec);
+  /* Open spec into *out (NULL on failure), with the caller's feature names. */
+  int (*open)(const char *spec, const fm_data_options *opt, fm_client_data **out);
+} fm__cd_spec_source;
+
+/* The sources fm_client_data_open_spec tries, in order: the first that
+ * claims the spec opens it. The file source claims everything: keep it last. */
+#define FM__CD_SPEC_SOURCES(X) \
+  X(synthetic)                 \
+  X(h5)
+
+#define FM__CD_DECLARE_SPEC_SOURCE(name) extern const fm__cd_spec_source fm__cd_spec_##name;
+FM__CD_SPEC_SOURCES(FM__CD_DECLARE_SPEC_SOURCE)
+#undef FM__CD_DECLARE_SPEC_SOURCE
+
+/* source_h5.c: TFF's HDF5 layout. path, out non-NULL; kind checked. */
+int fm__cd_open_h5(const char *path, const fm_data_options *opt, fm_data_kind kind, fm_client_data **out);
+/* source_memory.c: a copy of the caller's arrays (fm_client_data_from_memory). */
+int fm__cd_open_memory(size_t num_clients, const char *const *ids, const size_t *counts, const float *x,
+                       const int32_t *y, int ndim, const size_t *shape, fm_client_data **out);
+/* source_synth.c: procedural Synthetic(alpha, beta). o, out non-NULL. */
+int fm__cd_open_synthetic(const fm_synth_options *o, fm_synth_split split, fm_client_data **out);
+
+/* ---- source_common.c: what the sources (and data.c) share --------------------- */
+
+/* owner_ of examples lent from a source's own storage: nothing to give back. */
+extern char fm__lent_owner;
+
+/* Client i's id through the source (messages). */
+static inline const char *fm__cd_id(const fm_client_data *cd, size_t i) { return cd->ops->client_id(cd, i); }
+/* Free cd: the source's state (if ops is set), the generic fields, the cache.
+ * Accepts NULL. The one way to release a half-built or open fm_client_data. */
+void fm__cd_free(fm_client_data *cd);
+/* Free and clear cd->feats. */
+void fm__cd_feats_free(fm_client_data *cd);
+/* The two features of generated and in-memory client data: "x" (float32,
+ * per-example shape) and "y" (int32), as dimensions, names and feature infos.
+ * FM_ERR_NOMEM (no message set) if an allocation failed; the caller frees cd. */
+int fm__cd_set_xy_features(fm_client_data *cd, int ndim, const size_t *shape);
+/* Allocate out->y (n) and, if want_x, out->x (n, D) for client i, with the
+ * message naming the client if memory runs out. */
+int fm__cd_alloc_examples(const fm_client_data *cd, size_t i, int want_x, fm_examples *out);
+/* Bytes of one value of a type fm_client_data_load_feature converts to
+ * (float32, float64, int32, int64, uint8); 0 for any other. */
+size_t fm__dtype_size(fm_dtype t);
+/* Narrow count 64-bit integers into out as `as`, checking the range (the
+ * message names client i and feat). Unsigned sources come as uint64 (u !=
+ * NULL), the others as int64 (s). */
+int fm__narrow_ints(const fm_client_data *cd, size_t i, const char *feat, const int64_t *s, const uint64_t *u,
+                    size_t count, fm_dtype as, void *out);
+
+/* ---- cache.c: LRU of decoded clients, bounded in bytes ---------------------- */
 
 /* A cache with limit 0 (off). FM_ERR_NOMEM. */
 int fm__cache_create(fm__cache **out);
@@ -106,21 +241,5 @@ void fm__synth_split_sizes(const fm_synth_options *o, size_t n, size_t *n_train,
  * rows, TEST the last n_test, ALL every row (train rows first). out is
  * allocated (free with fm_examples_free). Thread-safe: scratch is per call. */
 int fm__synth_client_rows(const fm__synth_model *m, uint64_t k, fm__synth_rows which, fm_examples *out);
-
-/* ---- synth_source.c: the procedural ClientData behind fm_client_data_open_synthetic */
-
-typedef struct fm__synth_src fm__synth_src;
-
-int fm__synth_src_create(const fm_synth_options *o, fm_synth_split split, fm__synth_src **out);
-void fm__synth_src_destroy(fm__synth_src *s);
-const fm_synth_options *fm__synth_src_options(const fm__synth_src *s);
-/* The canonical spec ("synthetic:clients=...,split=train"), as fm_client_data_path returns it. */
-const char *fm__synth_src_spec(const fm__synth_src *s);
-/* Examples of client i in the split; O(1). */
-size_t fm__synth_src_num_examples(const fm__synth_src *s, size_t i);
-/* Sum over every client: O(K) the first time, then remembered. Thread-safe. */
-uint64_t fm__synth_src_total(const fm__synth_src *s);
-/* Client i's examples in the split (allocated). Thread-safe. */
-int fm__synth_src_load(const fm__synth_src *s, size_t i, fm_examples *out);
 
 #endif

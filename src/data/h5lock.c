@@ -4,7 +4,7 @@
  * atomic "<path>.tmp" + rename commit.
  *
  * Deliberately does not know about any file layout (ClientData, weights):
- * those live in data.c, synth.c and src/io/weights.c. */
+ * those live in source_h5.c, synth.c, writer.c and src/io/weights.c. */
 #include "h5lock.h"
 
 #include <errno.h>

@@ -17,8 +17,9 @@
  * Labels are computed from the float32-rounded x that is stored.
  *
  * The recipe (fm__synth_client_rows, data_impl.h) is shared with the
- * procedural ClientData (synth_source.c), which draws a client on load from
- * the same streams: its client k is this file's client k, bit for bit.
+ * procedural ClientData source (source_synth.c), which draws a client on
+ * load from the same streams: its client k is this file's client k, bit for
+ * bit.
  *
  * Files: /examples/f_00000/{x float32 (n, d), y int32 (n)}, root attributes
  * num_classes, num_clients, num_features, generator = "synthetic", alpha,
@@ -127,7 +128,7 @@ static int fm__write_client(fm__synth_file *f, const char *id, size_t n, size_t 
   return rc;
 }
 
-/* ---- the recipe, shared with the procedural source (synth_source.c) ------- */
+/* ---- the recipe, shared with the procedural source (source_synth.c) ------- */
 
 int fm__synth_check_options(const fm_synth_options *o) {
   FM_CHECK(o, FM_ERR_INVALID_ARG, "synthetic data: options must not be NULL");

@@ -1,7 +1,7 @@
 /* tests/unit/test_data_tff.c — the reader on files shaped exactly like TFF's
  * real ones (fed_emnist_digitsonly, shakespeare, fed_cifar100, written with
  * h5py by tests/data/make_h5_fixtures.py; skipped without a python3 that has
- * h5py), string features, generic numeric features, the feature listing, the
+ * h5py and numpy, failed if the script fails), string features, generic numeric features, the feature listing, the
  * two open kinds, bad input (NaN/Inf, negative labels, wrong dtypes, a
  * client without features, features with different first dimensions), and
  * the bounded client cache (eviction order, the bound, concurrent loads). */
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -22,7 +23,8 @@
 
 /* ---- fixtures (as in test_data.c) ------------------------------------------------ */
 
-static int g_have_fixtures = -1;
+static int g_have_fixtures = -1; /* -1 unknown, 0 no python with h5py and numpy, 1 written to fx/, 2 script failed */
+static char g_fixture_failure[8192]; /* when 2: the script's command, exit status and output */
 
 static const char *python_with_h5py(void) {
   static char chosen[512];
@@ -39,6 +41,28 @@ static const char *python_with_h5py(void) {
   return NULL;
 }
 
+/* Run cmd (stderr joined to stdout): its wait status, and as much of its
+ * output as fits in out (size bytes). -1 if it could not be started. */
+static int run_capture(const char *cmd, char *out, size_t size) {
+  out[0] = '\0';
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  size_t used = 0;
+  char chunk[512];
+  size_t got;
+  while ((got = fread(chunk, 1, sizeof chunk, p)) > 0) {
+    size_t take = used + 1 < size ? size - 1 - used : 0;
+    if (take > got) take = got;
+    memcpy(out + used, chunk, take);
+    used += take;
+  }
+  out[used] = '\0';
+  return pclose(p);
+}
+
+/* Run tests/data/make_h5_fixtures.py once into ./fx (source dir from
+ * __FILE__). Without a python that has h5py and numpy the fixture tests are
+ * skipped; with one, a failing script fails them (REQUIRE_FIXTURES). */
 static int have_fixtures(void) {
   if (g_have_fixtures >= 0) return g_have_fixtures;
   g_have_fixtures = 0;
@@ -51,19 +75,31 @@ static int have_fixtures(void) {
   snprintf(dir, sizeof dir, "%s", __FILE__);
   char *slash = strrchr(dir, '/');
   if (slash) *slash = '\0'; else snprintf(dir, sizeof dir, ".");
-  char cmd[4096];
-  snprintf(cmd, sizeof cmd, "\"%s\" \"%s/../data/make_h5_fixtures.py\" fx", py, dir);
-  if (system(cmd) != 0) {
-    fprintf(stderr, "note: fixture script failed: %s\n", cmd);
-    return 0;
+  char cmd[4096], output[6144];
+  snprintf(cmd, sizeof cmd, "\"%s\" \"%s/../data/make_h5_fixtures.py\" fx 2>&1", py, dir);
+  int st = run_capture(cmd, output, sizeof output);
+  if (st != 0) {
+    char status[64];
+    if (st == -1) snprintf(status, sizeof status, "could not be started");
+    else if (WIFEXITED(st)) snprintf(status, sizeof status, "exit status %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st)) snprintf(status, sizeof status, "killed by signal %d", WTERMSIG(st));
+    else snprintf(status, sizeof status, "wait status %d", st);
+    snprintf(g_fixture_failure, sizeof g_fixture_failure, "fixture script failed (%s): %s\n%s", status, cmd,
+             output);
+    g_have_fixtures = 2;
+    return 2;
   }
   g_have_fixtures = 1;
   return 1;
 }
 
-#define REQUIRE_FIXTURES() \
-  do {                     \
-    if (!have_fixtures()) skip(); \
+/* Skip without h5py; fail, showing the script's status and output, if the
+ * script itself failed. */
+#define REQUIRE_FIXTURES()                                  \
+  do {                                                      \
+    int fm_fx_ = have_fixtures();                           \
+    if (fm_fx_ == 0) skip();                                \
+    if (fm_fx_ == 2) fail_msg("%s", g_fixture_failure);     \
   } while (0)
 
 static const fm_feature_info *find_info(const fm_client_data *cd, const char *name) {

@@ -1,7 +1,6 @@
-/* src/data/synth_source.c — procedural Synthetic(alpha, beta) client data:
- * the spec parser ("synthetic:clients=1000000,alpha=1,beta=1,...") and the
- * source behind fm_client_data_open_synthetic (data.c holds the
- * fm_client_data around it).
+/* src/data/source_synth.c — the procedural Synthetic(alpha, beta) ClientData
+ * source behind fm_client_data_open_synthetic, and its spec
+ * ("synthetic:clients=1000000,alpha=1,beta=1,...") as --data takes it.
  *
  * Nothing is stored per client. Client i is drawn on load from the recipe's
  * own streams, fm_rng(seed, 0, i, FM_RNG_SYNTH) and (seed, 0, i,
@@ -31,12 +30,12 @@
 
 #define FM__TOTAL_UNKNOWN UINT64_MAX
 
-struct fm__synth_src {
+/* The procedural source's state (cd->src); read-only after open but for total. */
+typedef struct fm__synth_src {
   fm__synth_model m;
   fm_synth_split split;
-  char *spec;                /* canonical spec, fm_client_data_path */
-  _Atomic uint64_t total;    /* FM__TOTAL_UNKNOWN until the first fm__synth_src_total */
-};
+  _Atomic uint64_t total;    /* FM__TOTAL_UNKNOWN until the first total_examples */
+} fm__synth_src;
 
 /* ---- the spec ----------------------------------------------------------------- */
 
@@ -195,40 +194,20 @@ done:
 
 /* ---- the source ------------------------------------------------------------------ */
 
-int fm__synth_src_create(const fm_synth_options *o, fm_synth_split split, fm__synth_src **out) {
-  *out = NULL;
-  FM_CHECK(split == FM_SYNTH_TRAIN || split == FM_SYNTH_TEST, FM_ERR_INVALID_ARG,
-           "synthetic data: split must be FM_SYNTH_TRAIN or FM_SYNTH_TEST (got %d)", (int)split);
-  fm__synth_src *s = fm__calloc(1, sizeof *s);
-  FM_CHECK(s != NULL, FM_ERR_NOMEM, "out of memory opening synthetic data");
-  int rc = fm__synth_model_init(&s->m, o);
-  if (rc != FM_OK) {
-    fm__free(s);
-    return rc;
-  }
-  s->split = split;
-  atomic_init(&s->total, FM__TOTAL_UNKNOWN);
-  s->spec = fm__canonical_spec(o, split);
-  if (!s->spec) {
-    fm__synth_src_destroy(s);
-    return FM_ERR(FM_ERR_NOMEM, "out of memory opening synthetic data");
-  }
-  *out = s;
-  return FM_OK;
+static const fm__synth_src *fm__synth(const fm_client_data *cd) { return cd->src; }
+
+/* Client i's id in a per-thread ring of buffers. */
+static const char *fm__synth_client_id(const fm_client_data *cd, size_t i) {
+  enum { RING = 16, LEN = 32 };
+  static _Thread_local char ring[RING][LEN];
+  static _Thread_local unsigned next;
+  char *b = ring[next++ % RING];
+  fm__client_id(b, LEN, i, cd->num_clients);
+  return b;
 }
 
-void fm__synth_src_destroy(fm__synth_src *s) {
-  if (!s) return;
-  fm__synth_model_free(&s->m);
-  fm__free(s->spec);
-  fm__free(s);
-}
-
-const fm_synth_options *fm__synth_src_options(const fm__synth_src *s) { return &s->m.o; }
-
-const char *fm__synth_src_spec(const fm__synth_src *s) { return s->spec; }
-
-size_t fm__synth_src_num_examples(const fm__synth_src *s, size_t i) {
+static size_t fm__synth_num_examples(const fm_client_data *cd, size_t i) {
+  const fm__synth_src *s = fm__synth(cd);
   double nd = fm__synth_client_size(&s->m.o, (uint64_t)i);
   /* A client beyond the limit cannot be loaded (FM_ERR_OVERFLOW); its size
    * is reported as the limit's split. */
@@ -237,17 +216,103 @@ size_t fm__synth_src_num_examples(const fm__synth_src *s, size_t i) {
   return s->split == FM_SYNTH_TEST ? n_test : n_train;
 }
 
-uint64_t fm__synth_src_total(const fm__synth_src *s) {
+/* Sum over every client: O(K) the first time, then remembered. Thread-safe. */
+static uint64_t fm__synth_total_examples(const fm_client_data *cd) {
+  fm__synth_src *s = cd->src;
   uint64_t t = atomic_load_explicit(&s->total, memory_order_acquire);
   if (t != FM__TOTAL_UNKNOWN) return t;
   t = 0;
-  for (size_t i = 0; i < s->m.o.num_clients; i++) t += fm__synth_src_num_examples(s, i);
+  for (size_t i = 0; i < s->m.o.num_clients; i++) t += fm__synth_num_examples(cd, i);
   /* Every thread computes the same sum: whichever stores first, the value is the same. */
-  atomic_store_explicit(&((fm__synth_src *)s)->total, t, memory_order_release);
+  atomic_store_explicit(&s->total, t, memory_order_release);
   return t;
 }
 
-int fm__synth_src_load(const fm__synth_src *s, size_t i, fm_examples *out) {
-  return fm__synth_client_rows(&s->m, (uint64_t)i, s->split == FM_SYNTH_TEST ? FM__SYNTH_TEST : FM__SYNTH_TRAIN,
-                               out);
+/* Generated on the spot (labels need x anyway); no lock, no file. */
+static int fm__synth_load(const fm_client_data *cd, size_t i, int want_x, fm_examples *out) {
+  const fm__synth_src *s = fm__synth(cd);
+  FM_CALL(fm__synth_client_rows(&s->m, (uint64_t)i, s->split == FM_SYNTH_TEST ? FM__SYNTH_TEST : FM__SYNTH_TRAIN,
+                                out));
+  if (!want_x) {
+    fm__free(out->x);
+    out->x = NULL;
+  }
+  return FM_OK;
 }
+
+/* Labels are an argmax over C classes by construction. */
+static int fm__synth_scan_num_classes(const fm_client_data *cd, size_t *num_classes) {
+  *num_classes = cd->num_classes;
+  return FM_OK;
+}
+
+static void fm__synth_destroy(fm_client_data *cd) {
+  fm__synth_src *s = cd->src;
+  if (!s) return;
+  fm__synth_model_free(&s->m);
+  fm__free(s);
+  cd->src = NULL;
+}
+
+static const fm__cd_source_ops fm__synth_ops = {
+    .name = "synthetic",
+    .client_id = fm__synth_client_id,
+    .num_examples = fm__synth_num_examples,
+    .total_examples = fm__synth_total_examples,
+    .load = fm__synth_load,
+    .scan_num_classes = fm__synth_scan_num_classes,
+    .destroy = fm__synth_destroy,
+};
+
+int fm__cd_open_synthetic(const fm_synth_options *o, fm_synth_split split, fm_client_data **out) {
+  *out = NULL;
+  fm_client_data *cd = fm__calloc(1, sizeof *cd);
+  FM_CHECK(cd != NULL, FM_ERR_NOMEM, "out of memory opening synthetic data");
+  if (split != FM_SYNTH_TRAIN && split != FM_SYNTH_TEST) {
+    fm__free(cd);
+    return FM_ERR(FM_ERR_INVALID_ARG, "synthetic data: split must be FM_SYNTH_TRAIN or FM_SYNTH_TEST (got %d)",
+                  (int)split);
+  }
+  fm__synth_src *s = fm__calloc(1, sizeof *s);
+  if (!s) {
+    fm__free(cd);
+    return FM_ERR(FM_ERR_NOMEM, "out of memory opening synthetic data");
+  }
+  int rc = fm__synth_model_init(&s->m, o);
+  if (rc != FM_OK) {
+    fm__free(s);
+    fm__free(cd);
+    return rc;
+  }
+  s->split = split;
+  atomic_init(&s->total, FM__TOTAL_UNKNOWN);
+  cd->ops = &fm__synth_ops;
+  cd->src = s;
+  const size_t d = o->num_features;
+  cd->kind = FM_DATA_XY;
+  cd->num_clients = o->num_clients;
+  cd->num_features = d;
+  cd->num_classes = o->num_classes;
+  cd->path = fm__canonical_spec(o, split);
+  if (!cd->path || fm__cd_set_xy_features(cd, 1, &d) != FM_OK || fm__cache_create(&cd->cache) != FM_OK) {
+    fm__cd_free(cd);
+    return FM_ERR(FM_ERR_NOMEM, "out of memory opening synthetic data");
+  }
+  *out = cd;
+  return FM_OK;
+}
+
+/* "synthetic" or "synthetic:...". */
+static int fm__synth_claims(const char *spec) { return fm_synth_spec_is_synthetic(spec); }
+
+static int fm__synth_open_spec(const char *spec, const fm_data_options *opt, fm_client_data **out) {
+  fm_synth_options o;
+  fm_synth_split split;
+  FM_CALL(fm_synth_parse_spec(spec, &o, &split));
+  const char *xo = opt ? opt->x_feature : NULL, *yo = opt ? opt->y_feature : NULL;
+  FM_CHECK(!xo || !strcmp(xo, "x"), FM_ERR_FORMAT, "%s: no feature '%s' (synthetic data has 'x' and 'y')", spec, xo);
+  FM_CHECK(!yo || !strcmp(yo, "y"), FM_ERR_FORMAT, "%s: no feature '%s' (synthetic data has 'x' and 'y')", spec, yo);
+  return fm__cd_open_synthetic(&o, split, out);
+}
+
+const fm__cd_spec_source fm__cd_spec_synthetic = {"synthetic", fm__synth_claims, fm__synth_open_spec};
