@@ -14,7 +14,8 @@
 extern "C" {
 #endif
 
-/* XX(NAME, value, generic description) */
+/* XX(NAME, value, generic description). Values are stable: -16 and -19
+ * (once REMOTE and INTERRUPTED, which nothing raised) are not reused. */
 #define FM_ERROR_MAP(XX)                                                        \
   XX(OK, 0, "success")                                                          \
   XX(NOMEM, -1, "out of memory")                                                \
@@ -32,10 +33,8 @@ extern "C" {
   XX(COHORT, -13, "invalid cohort or client selection")                         \
   XX(NON_FINITE, -14, "non-finite value")                                       \
   XX(CONFIG, -15, "invalid configuration")                                      \
-  XX(REMOTE, -16, "error reported by another rank")                             \
   XX(MISSING_STAGE, -17, "learning process stage missing")                      \
   XX(STATE_MISMATCH, -18, "state does not belong to this process")             \
-  XX(INTERRUPTED, -19, "interrupted by a signal")                               \
   XX(OVERFLOW, -20, "value out of the representable range")
 
 typedef enum fm_error {

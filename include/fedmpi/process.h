@@ -55,39 +55,16 @@ typedef struct fm_finalizer fm_finalizer;
  * FM_ERR_INVALID_ARG for an unknown weighting. */
 FM_EXTERN int fm_client_work_create_model_delta(const fm_model *model, fm_optimizer *client_opt,
                                                 fm_weighting weighting, fm_client_work **out);
-/* FedProx client work (build_weighted_fed_prox): every step's gradient gets
- * + proximal_strength * (w - w_initial), the gradient of (mu/2)||w - w0||^2 as
- * in Li et al. (TFF v0.82's code has the opposite sign; we follow the paper).
- * proximal_strength must be finite and >= 0 (FM_ERR_HPARAM_VALUE); 0 is FedAvg. */
-FM_EXTERN int fm_client_work_create_fed_prox(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
-                                             double proximal_strength, fm_client_work **out);
-/* FedSGD client work (build_fed_sgd): no local steps; the update is the
- * example-weighted mean gradient at the broadcast weights over every batch. */
-FM_EXTERN int fm_client_work_create_fed_sgd(const fm_model *model, fm_weighting weighting, fm_client_work **out);
-/* Mime Lite client work (build_weighted_mime_lite): the client first computes
- * its full-batch gradient at the broadcast weights (one pass over its examples),
- * then trains with base_opt applied from the server's base optimizer state,
- * which the client never changes; it sends its delta and its full gradient.
- * The server advances the base optimizer state with the mean full gradient. */
-FM_EXTERN int fm_client_work_create_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_weighting weighting,
-                                              fm_client_work **out);
-/* SCAFFOLD (Karimireddy et al. 2020, option II): steps use the gradient
- * corrected by c - c_i; after K local steps the client's control variate
- * becomes c_i+ = c_i - c + (w0 - w)/(K lr); the server's c grows by the sum of
- * (c_i+ - c_i) over the cohort divided by the population. c_i persist across
- * rounds on the rank that owns client i. The client optimizer must be sgdm. */
-FM_EXTERN int fm_client_work_create_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
-                                             fm_client_work **out);
-/* FedNova (Wang et al. 2020): each client's delta is divided by a_i, its
- * number of local steps (with momentum rho: (tau - rho(1 - rho^tau)/(1 - rho))/(1 - rho));
- * the server rescales the weighted mean by tau_eff = sum p_i a_i. With equal
- * local steps it is FedAvg. The client optimizer must be sgdm. */
-FM_EXTERN int fm_client_work_create_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
-                                             fm_client_work **out);
+/* The client work of any registered algorithm by name (fm_algorithm_info):
+ * the build_*_client_work of FedProx, FedSGD, Mime Lite, SCAFFOLD, FedNova.
+ * hparams (may be NULL) holds the algorithm's own hyperparameter by its TFF
+ * name (FedProx: proximal_strength). client_opt is taken (even on failure);
+ * NULL for FedSGD. FM_ERR_INVALID_ARG for an unknown name, a missing client
+ * optimizer, or one other than sgdm for SCAFFOLD and FedNova;
+ * FM_ERR_HPARAM_UNKNOWN / FM_ERR_HPARAM_VALUE for its hyperparameter. */
+FM_EXTERN int fm_client_work_create(const fm_model *model, const char *algorithm, const fm_hparams *hparams,
+                                    fm_optimizer *client_opt, fm_weighting weighting, fm_client_work **out);
 FM_EXTERN void fm_client_work_destroy(fm_client_work **cw);
-/* "fedavg", "fedprox", "fedsgd", "mime_lite", "scaffold", "fednova". */
-FM_EXTERN const char *fm_client_work_algorithm(const fm_client_work *cw);
-FM_EXTERN fm_weighting fm_client_work_weighting(const fm_client_work *cw);
 
 /* tff.aggregators.MeanFactory (weighted) and UnweightedMeanFactory. */
 FM_EXTERN int fm_aggregator_create_mean(fm_aggregator **out);
@@ -273,8 +250,9 @@ FM_EXTERN int fm_assign_clients(fm_assignment policy, const uint64_t *cohort, co
                                 uint64_t population, int size, int *ranks);
 
 /* next(state, client data) -> (state, metrics). Collective on comm: every
- * rank calls it with the same input; each trains the cohort clients it owns
- * (fm_client_owner) with num_threads threads; rank 0's state is authoritative
+ * rank calls it with the same input; each trains the cohort clients that
+ * in->assignment gives it (fm_assign_clients: shard owners, or balanced) with
+ * num_threads threads on in->executor; rank 0's state is authoritative
  * and the others receive its weights. metrics (may be NULL) are filled on
  * rank 0 with distributor, client_work/train/..., aggregator and
  * finalizer/update_non_finite. Errors are agreed across ranks. */

@@ -41,8 +41,8 @@ int fm__error(int code, const char *file, int line, const char *func, const char
     }                                                                                                          \
   } while (0)
 
-/* Allocation through one place (64-byte aligned for SIMD-friendly buffers).
- * They record FM_ERR_NOMEM as last error when returning NULL. */
+/* Allocation through one place (plain malloc alignment). They record
+ * FM_ERR_NOMEM as last error when returning NULL. */
 void *fm__malloc(size_t bytes);
 void *fm__calloc(size_t count, size_t size);
 void *fm__realloc(void *p, size_t bytes);

@@ -84,16 +84,16 @@ fail:
   return rc;
 }
 
-/* Every builder: the algorithm's client work, the default aggregator when
- * agg is NULL (weighted mean, or unweighted with UNIFORM weighting when
+/* Every builder: the algorithm's client work by name, the default
+ * aggregator when agg is NULL (weighted mean, or unweighted when
  * weighted_default is 0), the apply-optimizer finalizer, then compose. */
-static int fm__build(const fm_model *model, const fm__algorithm_ops *algo, double hparam, fm_optimizer *client_opt,
+static int fm__build(const fm_model *model, const char *algorithm, const fm_hparams *hparams, fm_optimizer *client_opt,
                      fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, int weighted_default,
                      fm_process **out) {
   int rc = FM_OK;
   fm_client_work *cw = NULL;
   fm_finalizer *fin = NULL;
-  if (!model) rc = FM_ERR(FM_ERR_MISSING_STAGE, "%s needs a model", algo->name);
+  if (!model) rc = FM_ERR(FM_ERR_MISSING_STAGE, "%s needs a model", algorithm ? algorithm : "a process");
   if (rc == FM_OK && !agg) rc = fm__aggregator_create_plain_mean(weighted_default, &agg);
   if (rc != FM_OK) {
     fm_optimizer_destroy(&client_opt);
@@ -101,7 +101,7 @@ static int fm__build(const fm_model *model, const fm__algorithm_ops *algo, doubl
     fm_aggregator_destroy(&agg);
     return rc;
   }
-  rc = fm__client_work_new(model, client_opt, weighting, algo, hparam, &cw); /* takes client_opt */
+  rc = fm_client_work_create(model, algorithm, hparams, client_opt, weighting, &cw); /* takes client_opt */
   if (rc == FM_OK) rc = fm_finalizer_create_apply_optimizer(server_opt, fm_model_layout(model), &fin);
   else fm_optimizer_destroy(&server_opt);
   if (rc != FM_OK) {
@@ -116,39 +116,32 @@ int fm_process_create(const fm_model *model, const char *algorithm, const fm_hpa
                       fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg,
                       fm_process **out) {
   const fm__algorithm_ops *algo = fm__algorithm_find(algorithm);
-  double hparam = 0.0;
-  int rc = FM_OK;
-  if (!algo) rc = FM_ERR(FM_ERR_INVALID_ARG, "unknown algorithm '%s'", algorithm ? algorithm : "(null)");
-  for (size_t i = 0; rc == FM_OK && hparams && i < hparams->n; i++) {
-    if (algo->hparam && strcmp(hparams->item[i].name, algo->hparam) == 0) hparam = hparams->item[i].value;
-    else rc = FM_ERR(FM_ERR_HPARAM_UNKNOWN, "algorithm '%s' has no hyperparameter '%s'", algo->name,
-                     hparams->item[i].name);
-  }
-  if (rc == FM_OK && (algo->flags & FM__ALGO_NO_CLIENT_OPT)) fm_optimizer_destroy(&client_opt);
+  if (algo && (algo->flags & FM__ALGO_NO_CLIENT_OPT)) fm_optimizer_destroy(&client_opt);
+  return fm__build(model, algorithm, hparams, client_opt, server_opt, weighting, agg,
+                   weighting == FM_WEIGHTING_NUM_EXAMPLES, out);
+}
+
+int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+                              fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
+  return fm__build(model, "fedavg", NULL, client_opt, server_opt, weighting, agg, 1, out);
+}
+
+int fm_build_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+                                fm_aggregator *agg, fm_process **out) {
+  return fm__build(model, "fedavg", NULL, client_opt, server_opt, FM_WEIGHTING_UNIFORM, agg, 0, out);
+}
+
+int fm_build_fed_prox(const fm_model *model, double proximal_strength, fm_optimizer *client_opt,
+                      fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
+  fm_hparams hp = {0};
+  int rc = fm_hparams_put(&hp, "proximal_strength", proximal_strength);
   if (rc != FM_OK) {
     fm_optimizer_destroy(&client_opt);
     fm_optimizer_destroy(&server_opt);
     fm_aggregator_destroy(&agg);
     return rc;
   }
-  return fm__build(model, algo, hparam, client_opt, server_opt, weighting, agg, weighting == FM_WEIGHTING_NUM_EXAMPLES,
-                   out);
-}
-
-int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
-                              fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
-  return fm__build(model, fm__algorithm_find("fedavg"), 0, client_opt, server_opt, weighting, agg, 1, out);
-}
-
-int fm_build_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
-                                fm_aggregator *agg, fm_process **out) {
-  return fm__build(model, fm__algorithm_find("fedavg"), 0, client_opt, server_opt, FM_WEIGHTING_UNIFORM, agg, 0, out);
-}
-
-int fm_build_fed_prox(const fm_model *model, double proximal_strength, fm_optimizer *client_opt,
-                      fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
-  return fm__build(model, fm__algorithm_find("fedprox"), proximal_strength, client_opt, server_opt, weighting, agg,
-                   weighting == FM_WEIGHTING_NUM_EXAMPLES, out);
+  return fm_process_create(model, "fedprox", &hp, client_opt, server_opt, weighting, agg, out);
 }
 
 int fm_build_fed_sgd(const fm_model *model, fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg,

@@ -41,38 +41,27 @@ fail:
   return rc;
 }
 
-static int fm__client_work_named(const char *algorithm, const fm_model *model, fm_optimizer *opt,
-                                 fm_weighting weighting, double hparam, fm_client_work **out) {
-  return fm__client_work_new(model, opt, weighting, fm__algorithm_find(algorithm), hparam, out);
+int fm_client_work_create(const fm_model *model, const char *algorithm, const fm_hparams *hparams,
+                          fm_optimizer *client_opt, fm_weighting weighting, fm_client_work **out) {
+  const fm__algorithm_ops *algo = fm__algorithm_find(algorithm);
+  double hparam = 0.0;
+  int rc = FM_OK;
+  if (!algo) rc = FM_ERR(FM_ERR_INVALID_ARG, "unknown algorithm '%s'", algorithm ? algorithm : "(null)");
+  for (size_t i = 0; rc == FM_OK && hparams && i < hparams->n; i++) {
+    if (algo->hparam && strcmp(hparams->item[i].name, algo->hparam) == 0) hparam = hparams->item[i].value;
+    else rc = FM_ERR(FM_ERR_HPARAM_UNKNOWN, "algorithm '%s' has no hyperparameter '%s'", algo->name,
+                     hparams->item[i].name);
+  }
+  if (rc != FM_OK) {
+    fm_optimizer_destroy(&client_opt);
+    return rc;
+  }
+  return fm__client_work_new(model, client_opt, weighting, algo, hparam, out);
 }
 
 int fm_client_work_create_model_delta(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
                                       fm_client_work **out) {
-  return fm__client_work_named("fedavg", model, client_opt, weighting, 0.0, out);
-}
-
-int fm_client_work_create_fed_prox(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
-                                   double proximal_strength, fm_client_work **out) {
-  return fm__client_work_named("fedprox", model, client_opt, weighting, proximal_strength, out);
-}
-
-int fm_client_work_create_fed_sgd(const fm_model *model, fm_weighting weighting, fm_client_work **out) {
-  return fm__client_work_named("fedsgd", model, NULL, weighting, 0.0, out);
-}
-
-int fm_client_work_create_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_weighting weighting,
-                                    fm_client_work **out) {
-  return fm__client_work_named("mime_lite", model, base_opt, weighting, 0.0, out);
-}
-
-int fm_client_work_create_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
-                                   fm_client_work **out) {
-  return fm__client_work_named("scaffold", model, client_opt, weighting, 0.0, out);
-}
-
-int fm_client_work_create_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_weighting weighting,
-                                   fm_client_work **out) {
-  return fm__client_work_named("fednova", model, client_opt, weighting, 0.0, out);
+  return fm_client_work_create(model, "fedavg", NULL, client_opt, weighting, out);
 }
 
 void fm_client_work_destroy(fm_client_work **cw) {
@@ -82,8 +71,6 @@ void fm_client_work_destroy(fm_client_work **cw) {
   *cw = NULL;
 }
 
-fm_weighting fm_client_work_weighting(const fm_client_work *cw) { return cw->weighting; }
-const char *fm_client_work_algorithm(const fm_client_work *cw) { return cw->algo->name; }
 
 /* ---- finalizer (build_apply_optimizer_finalizer) ------------------------------ */
 

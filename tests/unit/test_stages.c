@@ -99,6 +99,24 @@ static void test_process_create_errors(void **st) {
                 fm_process_create(m, "fednova", NULL, NULL, sgd(1.0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
   FM_ASSERT_MSG_HAS("fednova client work needs a client optimizer");
   assert_null(p);
+  /* the client work by name, composed by hand */
+  fm_client_work *cw = NULL;
+  fm_optimizer *adam = NULL;
+  FM_ASSERT_OK(fm_optimizer_create("adam", NULL, &adam));
+  FM_ASSERT_ERR(FM_ERR_INVALID_ARG, fm_client_work_create(m, "scaffold", NULL, adam, FM_WEIGHTING_UNIFORM, &cw));
+  FM_ASSERT_MSG_HAS("scaffold needs an SGD client optimizer (sgdm), not 'adam'");
+  FM_ASSERT_OK(fm_client_work_create(m, "fednova", NULL, sgd(0.1), FM_WEIGHTING_UNIFORM, &cw));
+  fm_aggregator *agg = NULL;
+  fm_finalizer *fin = NULL;
+  FM_ASSERT_OK(fm_aggregator_create_unweighted_mean(&agg));
+  FM_ASSERT_OK(fm_finalizer_create_apply_optimizer(sgd(1.0), fm_model_layout(m), &fin));
+  FM_ASSERT_OK(fm_process_compose(m, cw, agg, fin, &p));
+  fm_state *s = NULL;
+  FM_ASSERT_OK(fm_process_initialize(p, 77, &s));
+  assert_int_equal(fm_state_seed(s), 77);
+  assert_int_equal(fm_state_round(s), 0);
+  fm_state_destroy(&s);
+  fm_process_destroy(&p);
   fm_model_destroy(&m);
 }
 
