@@ -160,8 +160,9 @@ static const cli_command train_cmd = {
     "train", "fedmpi train [options]",
     "Federated averaging (tff.learning.algorithms.build_weighted_fed_avg): each round samples clients, trains\n"
     "them locally with SGD, averages their updates (weighted by examples) and applies the server optimizer.\n"
-    "Rank 0 is the server; every rank, rank 0 included, trains the sampled clients of its shard with\n"
-    "--threads OpenMP threads. Writes config.ini, metrics.jsonl, metrics.csv, weights.h5 and checkpoints/ to --out.\n"
+    "Rank 0 is the server; every rank, rank 0 included, trains its share of the sampled clients (by default\n"
+    "balanced by examples x epochs; for scaffold, the clients of its shard: see --assignment) with --threads\n"
+    "OpenMP threads. Writes config.ini, metrics.jsonl, metrics.csv, weights.h5 and checkpoints/ to --out.\n"
     "SIGTERM, SIGINT or SIGUSR1 stop the run at the next round boundary after writing a checkpoint; the exit\n"
     "status is then 75 and 'fedmpi train --resume OUT' continues it exactly.",
     train_opts, sizeof train_opts / sizeof train_opts[0], 1};
