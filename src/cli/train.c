@@ -30,6 +30,20 @@ typedef struct train_cfg {
   int synth_iid, quiet, no_shuffle, preload;
 } train_cfg;
 
+/* What may change when a run is resumed: nothing that changes the trajectory.
+ * The one list of them: it makes resume_safe (what cli_diff skips) and the
+ * text that names them in --resume's help and in the refusal. */
+#define RESUME_SAFE(FIRST, NEXT)                                                                                      \
+  FIRST("rounds") NEXT("assignment") NEXT("cache-mb") NEXT("preload") NEXT("eval-every") NEXT("eval-batch-size")      \
+  NEXT("eval-clients") NEXT("test-data") NEXT("threads") NEXT("quiet") NEXT("checkpoint-every")                       \
+  NEXT("keep-checkpoints") NEXT("out")
+#define RESUME_SAFE_ITEM(name) name,
+#define RESUME_SAFE_TEXT_FIRST(name) name
+#define RESUME_SAFE_TEXT_NEXT(name) ", " name
+/* "rounds, assignment, ..., out" */
+#define RESUME_SAFE_TEXT RESUME_SAFE(RESUME_SAFE_TEXT_FIRST, RESUME_SAFE_TEXT_NEXT)
+static const char *const resume_safe[] = {RESUME_SAFE(RESUME_SAFE_ITEM, RESUME_SAFE_ITEM) NULL};
+
 #define OFF(f) offsetof(train_cfg, f)
 #define BIG 9.2e18
 static const cli_opt train_opts[] = {
@@ -113,12 +127,9 @@ static const cli_opt train_opts[] = {
      "checkpoints kept: the first plus the newest K"},
     {"resume", CLI_STR, OFF(resume), "", 0, 0, NULL, "DIR",
      "continue the run whose output directory is DIR from its newest valid checkpoint, with its configuration "
-     "(flags may change only rounds, eval-every, eval-batch-size, test-data, threads, quiet, checkpointing, out)"},
+     "(flags may change only " RESUME_SAFE_TEXT ")"},
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no per-round progress lines"},
 };
-/* What may change when a run is resumed: nothing that changes the trajectory. */
-static const char *const resume_safe[] = {"rounds", "assignment", "cache-mb", "preload", "eval-every", "eval-batch-size", "eval-clients", "test-data", "threads", "quiet",
-                                          "checkpoint-every", "keep-checkpoints", "out", NULL};
 /* --preload: every client with examples into the client cache, in index
  * order, until the cache is full (a warning then names how many fit). Every
  * rank loads all of them, as balanced assignment may send any client to any
@@ -432,8 +443,8 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
     if (cli_diff(&train_cmd, saved, c, resume_safe, diff, sizeof diff) > 0) {
       char msg[sizeof diff + 512];
       snprintf(msg, sizeof msg,
-               "cannot resume %s: the configuration differs from the checkpoint's (%s); only rounds, "
-               "eval-every, eval-batch-size, test-data, threads, quiet, checkpointing and out may change",
+               "cannot resume %s: the configuration differs from the checkpoint's (%s); only " RESUME_SAFE_TEXT
+               " may change",
                ckpt.path, diff);
       cli_error(ctx, "train", msg);
       status = CLI_EXIT_USAGE;
