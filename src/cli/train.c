@@ -1,6 +1,8 @@
 /* src/cli/train.c — `fedmpi train`: federated averaging end to end.
  *
- * Every rank runs this function in lockstep: options are parsed identically
+ * cmd_train drives one run through its phases (parse and resume, setup,
+ * rounds, finish, teardown), each a function below over one train_run.
+ * Every rank runs them in lockstep: options are parsed identically
  * everywhere, each rank opens the data itself, and every step that can fail
  * on one rank only (files, directories) is followed by an agreement, so all
  * ranks leave together with one message printed by rank 0. Rank 0 alone
@@ -29,6 +31,20 @@ typedef struct train_cfg {
   double client_lr, client_momentum, server_lr, momentum, synth_alpha, synth_beta, proximal_strength;
   int synth_iid, quiet, no_shuffle, preload;
 } train_cfg;
+
+/* What may change when a run is resumed: nothing that changes the trajectory.
+ * The one list of them: it makes resume_safe (what cli_diff skips) and the
+ * text that names them in --resume's help and in the refusal. */
+#define RESUME_SAFE(FIRST, NEXT)                                                                                      \
+  FIRST("rounds") NEXT("assignment") NEXT("cache-mb") NEXT("preload") NEXT("eval-every") NEXT("eval-batch-size")      \
+  NEXT("eval-clients") NEXT("test-data") NEXT("threads") NEXT("quiet") NEXT("checkpoint-every")                       \
+  NEXT("keep-checkpoints") NEXT("out")
+#define RESUME_SAFE_ITEM(name) name,
+#define RESUME_SAFE_TEXT_FIRST(name) name
+#define RESUME_SAFE_TEXT_NEXT(name) ", " name
+/* "rounds, assignment, ..., out" */
+#define RESUME_SAFE_TEXT RESUME_SAFE(RESUME_SAFE_TEXT_FIRST, RESUME_SAFE_TEXT_NEXT)
+static const char *const resume_safe[] = {RESUME_SAFE(RESUME_SAFE_ITEM, RESUME_SAFE_ITEM) NULL};
 
 #define OFF(f) offsetof(train_cfg, f)
 #define BIG 9.2e18
@@ -113,12 +129,9 @@ static const cli_opt train_opts[] = {
      "checkpoints kept: the first plus the newest K"},
     {"resume", CLI_STR, OFF(resume), "", 0, 0, NULL, "DIR",
      "continue the run whose output directory is DIR from its newest valid checkpoint, with its configuration "
-     "(flags may change only rounds, eval-every, eval-batch-size, test-data, threads, quiet, checkpointing, out)"},
+     "(flags may change only " RESUME_SAFE_TEXT ")"},
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no per-round progress lines"},
 };
-/* What may change when a run is resumed: nothing that changes the trajectory. */
-static const char *const resume_safe[] = {"rounds", "assignment", "cache-mb", "preload", "eval-every", "eval-batch-size", "eval-clients", "test-data", "threads", "quiet",
-                                          "checkpoint-every", "keep-checkpoints", "out", NULL};
 /* --preload: every client with examples into the client cache, in index
  * order, until the cache is full (a warning then names how many fit). Every
  * rank loads all of them, as balanced assignment may send any client to any
@@ -160,8 +173,9 @@ static const cli_command train_cmd = {
     "train", "fedmpi train [options]",
     "Federated averaging (tff.learning.algorithms.build_weighted_fed_avg): each round samples clients, trains\n"
     "them locally with SGD, averages their updates (weighted by examples) and applies the server optimizer.\n"
-    "Rank 0 is the server; every rank, rank 0 included, trains the sampled clients of its shard with\n"
-    "--threads OpenMP threads. Writes config.ini, metrics.jsonl, metrics.csv, weights.h5 and checkpoints/ to --out.\n"
+    "Rank 0 is the server; every rank, rank 0 included, trains its share of the sampled clients (by default\n"
+    "balanced by examples x epochs; for scaffold, the clients of its shard: see --assignment) with --threads\n"
+    "OpenMP threads. Writes config.ini, metrics.jsonl, metrics.csv, weights.h5 and checkpoints/ to --out.\n"
     "SIGTERM, SIGINT or SIGUSR1 stop the run at the next round boundary after writing a checkpoint; the exit\n"
     "status is then 75 and 'fedmpi train --resume OUT' continues it exactly.",
     train_opts, sizeof train_opts / sizeof train_opts[0], 1};
@@ -381,284 +395,409 @@ static int restore_checkpoint(cli_ctx *ctx, const fm_checkpoint *ckpt, const fm_
   return rc;
 }
 
-int cmd_train(cli_ctx *ctx, int argc, char **argv) {
-  train_cfg *c = calloc(1, sizeof *c), *saved = NULL;
-  if (!c) return CLI_EXIT_FAILURE;
-  char *pos[1];
-  int npos = 0, status = CLI_EXIT_FAILURE, rc = FM_OK, resuming = 0;
-  fm_client_data *train = NULL, *test = NULL;
-  fm_model *model = NULL;
-  fm_process *proc = NULL;
-  fm_state *state = NULL;
-  fm_eval_process *eval = NULL;
-  uint64_t *eval_cohort = NULL;
-  enum { MAX_METRICS = 1024 };
-  static fm_metric *extra_metrics[MAX_METRICS];
-  size_t num_extra_metrics = 0;
-  fm_metrics_writer *writer = NULL;
-  fm_checkpoint ckpt = {0};
-  uint64_t *cohort = NULL;
-  float *w = NULL;
-  char *config_text = NULL;
-  fm_metrics m, em;
-  fm_metrics_init(&m);
-  fm_metrics_init(&em);
-  char path[CLI_STR_MAX + 64];
+/* ---- one run, phase by phase ---------------------------------------------------------
+ * Each phase returns TRAIN_NEXT to go on, or the command's exit status. Every
+ * rank runs every phase; a phase that fails has already agreed and printed. */
 
-  /* --resume DIR: the newest valid checkpoint's configuration is the base
-   * that flags may adjust; every rank reads the same file. */
+enum { TRAIN_NEXT = -1, MAX_METRICS = 1024 };
+
+/* Everything one run holds, owned by it and released by train_run_free. */
+typedef struct train_run {
+  cli_ctx *ctx;
+  train_cfg *c;                          /* the effective configuration */
+  fm_checkpoint ckpt;                    /* --resume: the checkpoint being continued */
+  int resuming;
+  int nt;                                /* OpenMP threads per rank */
+  fm_client_data *train, *test;          /* test: NULL without --test-data */
+  uint64_t population;                   /* clients in train */
+  fm_model *model;
+  fm_metric *extra_metrics[MAX_METRICS]; /* --metrics; destroyed after the model */
+  size_t num_extra_metrics;
+  fm_process *proc;
+  fm_state *state;
+  fm_eval_process *eval;                 /* NULL without test data */
+  size_t numel;                          /* weights of the model */
+  float *w;                              /* (numel) --init-weights, read by rank 0 */
+  uint64_t *cohort;                      /* (clients_per_round) this round's sample */
+  uint64_t *eval_cohort;                 /* (eval_clients) NULL: every test client */
+  char *config_text;                     /* the effective configuration (INI), stored in checkpoints */
+  fm_schedule client_sched, server_sched;
+  fm_metrics_writer *writer;             /* rank 0 */
+  uint64_t start;                        /* the round this invocation continues from */
+  fm_round_input in;
+  fm_round_stats stats;
+  fm_metrics m;                          /* this round's record */
+  fm_metrics em;                         /* the latest evaluation */
+} train_run;
+
+static train_run *train_run_create(cli_ctx *ctx) {
+  train_run *run = calloc(1, sizeof *run);
+  if (!run) return NULL;
+  run->c = calloc(1, sizeof *run->c);
+  if (!run->c) {
+    free(run);
+    return NULL;
+  }
+  run->ctx = ctx;
+  fm_metrics_init(&run->m);
+  fm_metrics_init(&run->em);
+  return run;
+}
+
+static void train_run_free(train_run *run) {
+  fm_metrics_writer_close(&run->writer);
+  fm_metrics_free(&run->m);
+  fm_metrics_free(&run->em);
+  fm_checkpoint_free(&run->ckpt);
+  free(run->config_text);
+  free(run->w);
+  free(run->cohort);
+  fm_state_destroy(&run->state);
+  fm_eval_process_destroy(&run->eval);
+  free(run->eval_cohort);
+  fm_process_destroy(&run->proc);
+  fm_model_destroy(&run->model);
+  for (size_t i = 0; i < run->num_extra_metrics; i++) fm_metric_destroy(&run->extra_metrics[i]);
+  fm_client_data_close(&run->train);
+  fm_client_data_close(&run->test);
+  free(run->c);
+  free(run);
+}
+
+/* ---- resume: find the checkpoint, compare configurations, restore ------------------ */
+
+/* Refuse a resume whose flags change the trajectory (naming the options) or
+ * whose checkpoint is already past --rounds. The same text on every rank. */
+static int train_check_resume(train_run *run, char **argv) {
+  cli_ctx *ctx = run->ctx;
+  const train_cfg *c = run->c;
+  char *pos[1];
+  int npos = 0, status = TRAIN_NEXT;
+  train_cfg *saved = calloc(1, sizeof *saved);
+  char err[1024] = "", diff[4096];
+  if (!saved || cli_parse_base(&train_cmd, saved, run->ckpt.config, 1, argv, err, sizeof err, pos, 0, &npos) != 0) {
+    cli_error(ctx, "train", err[0] ? err : "out of memory");
+    status = CLI_EXIT_FAILURE;
+  } else if (cli_diff(&train_cmd, saved, c, resume_safe, diff, sizeof diff) > 0) {
+    char msg[sizeof diff + 512];
+    snprintf(msg, sizeof msg,
+             "cannot resume %s: the configuration differs from the checkpoint's (%s); only " RESUME_SAFE_TEXT
+             " may change",
+             run->ckpt.path, diff);
+    cli_error(ctx, "train", msg);
+    status = CLI_EXIT_USAGE;
+  } else if (run->ckpt.info.round > (uint64_t)c->rounds) {
+    char msg[CLI_STR_MAX + 256];
+    snprintf(msg, sizeof msg, "the checkpoint %s is at round %llu, past --rounds %lld; raise --rounds to continue",
+             run->ckpt.path, (unsigned long long)run->ckpt.info.round, (long long)c->rounds);
+    cli_error(ctx, "train", msg);
+    status = CLI_EXIT_USAGE;
+  }
+  free(saved);
+  return status;
+}
+
+/* The configuration: with --resume DIR, the newest valid checkpoint's is the
+ * base that flags may adjust (every rank reads the same file). */
+static int train_parse(train_run *run, int argc, char **argv) {
+  cli_ctx *ctx = run->ctx;
   const char *resume_dir = find_resume(argc, argv);
   if (resume_dir && *resume_dir) {
     char dir[CLI_STR_MAX + 16];
     snprintf(dir, sizeof dir, "%s/checkpoints", resume_dir);
-    rc = fm_checkpoint_load_latest(dir, &ckpt, warn_rank0, ctx);
-    if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-    resuming = 1;
+    int rc = fm_checkpoint_load_latest(dir, &run->ckpt, warn_rank0, ctx);
+    if (cli_agree(ctx, "train", rc) != FM_OK) return CLI_EXIT_FAILURE;
+    run->resuming = 1;
   }
-  int ex = cli_parse_or_exit_base(ctx, &train_cmd, c, resuming ? ckpt.config : NULL, argc, argv, pos, 0, &npos);
-  if (ex >= 0) {
-    status = ex;
-    goto done;
-  }
-  if (resuming) {
-    /* Refuse changes that would change the trajectory, naming them. */
-    saved = calloc(1, sizeof *saved);
-    char err[1024] = "", diff[4096];
-    if (!saved || cli_parse_base(&train_cmd, saved, ckpt.config, 1, argv, err, sizeof err, pos, 0, &npos) != 0) {
-      cli_error(ctx, "train", err[0] ? err : "out of memory");
-      goto done;
-    }
-    if (cli_diff(&train_cmd, saved, c, resume_safe, diff, sizeof diff) > 0) {
-      char msg[sizeof diff + 512];
-      snprintf(msg, sizeof msg,
-               "cannot resume %s: the configuration differs from the checkpoint's (%s); only rounds, "
-               "eval-every, eval-batch-size, test-data, threads, quiet, checkpointing and out may change",
-               ckpt.path, diff);
-      cli_error(ctx, "train", msg);
-      status = CLI_EXIT_USAGE;
-      goto done;
-    }
-    if (ckpt.info.round > (uint64_t)c->rounds) {
-      char msg[CLI_STR_MAX + 256];
-      snprintf(msg, sizeof msg, "the checkpoint %s is at round %llu, past --rounds %lld; raise --rounds to continue",
-               ckpt.path, (unsigned long long)ckpt.info.round, (long long)c->rounds);
-      cli_error(ctx, "train", msg);
-      status = CLI_EXIT_USAGE;
-      goto done;
-    }
-  }
-  int nt = fm_runtime_setup_threads((int)c->threads);
-  cli_install_stop_handlers();
+  char *pos[1];
+  int npos = 0;
+  int ex = cli_parse_or_exit_base(ctx, &train_cmd, run->c, run->resuming ? run->ckpt.config : NULL, argc, argv, pos,
+                                  0, &npos);
+  if (ex >= 0) return ex;
+  return run->resuming ? train_check_resume(run, argv) : TRAIN_NEXT;
+}
 
-  /* Output directory (rank 0 writes everything). */
-  rc = FM_OK;
+/* The starting state: the checkpoint's when resuming, else --init-weights
+ * (read by rank 0, whose state is authoritative), else the initialisation. */
+static int train_restore(train_run *run) {
+  cli_ctx *ctx = run->ctx;
+  const train_cfg *c = run->c;
+  run->numel = fm_layout_numel(fm_model_layout(run->model));
+  run->w = malloc(run->numel * sizeof *run->w);
+  run->cohort = malloc((size_t)c->clients_per_round * sizeof *run->cohort);
+  run->config_text = cli_ini_text(&train_cmd, c);
+  int rc = (run->w && run->cohort && run->config_text) ? FM_OK : fm_set_error(FM_ERR_NOMEM, "out of memory");
+  if (rc == FM_OK && run->resuming) {
+    rc = restore_checkpoint(ctx, &run->ckpt, run->proc, run->state, run->eval, run->population);
+  } else if (rc == FM_OK && c->init_weights[0] && ctx->rank == 0) {
+    rc = fm_weights_load(c->init_weights, fm_model_layout(run->model), run->w);
+    if (rc == FM_OK) rc = fm_process_set_model_weights(run->proc, run->state, run->w);
+  }
+  return cli_agree(ctx, "train", rc) == FM_OK ? TRAIN_NEXT : CLI_EXIT_FAILURE;
+}
+
+/* ---- setup: output directory, data, model, process, writers ------------------------ */
+
+/* Threads, the stop handlers, the output directory (rank 0 writes everything)
+ * and, without --data, the embedded default: Synthetic(alpha, beta), generated by rank 0. */
+static int train_setup_output(train_run *run) {
+  cli_ctx *ctx = run->ctx;
+  train_cfg *c = run->c;
+  run->nt = fm_runtime_setup_threads((int)c->threads);
+  cli_install_stop_handlers();
+  int rc = FM_OK;
   if (ctx->rank == 0 && cli_mkdirs(c->out) != 0)
     rc = fm_set_error(FM_ERR_IO, "cannot create output directory '%s': %s", c->out, strerror(errno));
-  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-
-  /* The embedded default data: Synthetic(alpha, beta), generated by rank 0. */
-  if (!c->data[0]) {
-    rc = FM_OK;
-    if (snprintf(c->data, sizeof c->data, "%s/synthetic_train.h5", c->out) >= (int)sizeof c->data ||
-        (!c->test_data[0] &&
-         snprintf(c->test_data, sizeof c->test_data, "%s/synthetic_test.h5", c->out) >= (int)sizeof c->test_data))
-      rc = fm_set_error(FM_ERR_CONFIG, "--out path is too long");
-    if (ctx->rank == 0 && rc == FM_OK) {
-      printf("generating Synthetic(%g, %g)%s with %lld clients into %s\n", c->synth_alpha, c->synth_beta,
-             c->synth_iid ? " IID" : "", (long long)c->synth_clients, c->out);
-      fflush(stdout);
-      rc = generate_synth(c, c->data, c->test_data);
-    }
-    if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
+  if (cli_agree(ctx, "train", rc) != FM_OK) return CLI_EXIT_FAILURE;
+  if (c->data[0]) return TRAIN_NEXT;
+  if (snprintf(c->data, sizeof c->data, "%s/synthetic_train.h5", c->out) >= (int)sizeof c->data ||
+      (!c->test_data[0] &&
+       snprintf(c->test_data, sizeof c->test_data, "%s/synthetic_test.h5", c->out) >= (int)sizeof c->test_data))
+    rc = fm_set_error(FM_ERR_CONFIG, "--out path is too long");
+  if (ctx->rank == 0 && rc == FM_OK) {
+    printf("generating Synthetic(%g, %g)%s with %lld clients into %s\n", c->synth_alpha, c->synth_beta,
+           c->synth_iid ? " IID" : "", (long long)c->synth_clients, c->out);
+    fflush(stdout);
+    rc = generate_synth(c, c->data, c->test_data);
   }
+  return cli_agree(ctx, "train", rc) == FM_OK ? TRAIN_NEXT : CLI_EXIT_FAILURE;
+}
 
+static int train_setup_data(train_run *run) {
+  cli_ctx *ctx = run->ctx;
+  const train_cfg *c = run->c;
   fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL, .y_feature = c->y_feature[0] ? c->y_feature : NULL};
-  rc = fm_client_data_open_spec(c->data, &dopt, &train);
-  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-  rc = c->test_data[0] ? fm_client_data_open_spec(c->test_data, &dopt, &test) : FM_OK;
-  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-
-  uint64_t population = fm_client_data_num_clients(train);
-  if ((uint64_t)c->clients_per_round > population) {
+  int rc = fm_client_data_open_spec(c->data, &dopt, &run->train);
+  if (cli_agree(ctx, "train", rc) != FM_OK) return CLI_EXIT_FAILURE;
+  rc = c->test_data[0] ? fm_client_data_open_spec(c->test_data, &dopt, &run->test) : FM_OK;
+  if (cli_agree(ctx, "train", rc) != FM_OK) return CLI_EXIT_FAILURE;
+  run->population = fm_client_data_num_clients(run->train);
+  if ((uint64_t)c->clients_per_round > run->population) {
     char msg[CLI_STR_MAX + 256];
     snprintf(msg, sizeof msg, "--clients-per-round %lld is more than the %llu clients in %s",
-             (long long)c->clients_per_round, (unsigned long long)population, c->data);
+             (long long)c->clients_per_round, (unsigned long long)run->population, c->data);
     cli_error(ctx, "train", msg);
-    status = CLI_EXIT_USAGE;
-    goto done;
+    return CLI_EXIT_USAGE;
   }
+  return TRAIN_NEXT;
+}
 
+/* The model with its --metrics, the learning process, its initial state, the
+ * evaluation process and the evaluation sample's buffer. */
+static int train_setup_process(train_run *run) {
+  cli_ctx *ctx = run->ctx;
+  const train_cfg *c = run->c;
   fm_input_spec spec;
-  rc = cli_input_spec(train, c->num_classes, &spec);
-  if (rc == FM_OK) rc = fm_model_create_by_name(c->model, &spec, &model);
-  if (rc == FM_OK && c->metrics[0]) rc = add_metrics(c->metrics, model, extra_metrics, MAX_METRICS, &num_extra_metrics);
-  if (cli_agree(ctx, "train", rc) != FM_OK) {
-    if (rc == FM_ERR_UNKNOWN_TYPE || rc == FM_ERR_INVALID_ARG || rc == FM_ERR_CONFIG) status = CLI_EXIT_USAGE;
-    goto done;
-  }
-
-  rc = build_process(c, model, &proc);
-  if (rc == FM_OK) rc = fm_process_initialize(proc, (uint64_t)c->seed, &state);
-  if (rc == FM_OK && test) rc = fm_build_fed_eval(model, &eval);
-  if (rc == FM_OK && test && (uint64_t)c->eval_clients > fm_client_data_num_clients(test))
+  int rc = cli_input_spec(run->train, c->num_classes, &spec);
+  if (rc == FM_OK) rc = fm_model_create_by_name(c->model, &spec, &run->model);
+  if (rc == FM_OK && c->metrics[0])
+    rc = add_metrics(c->metrics, run->model, run->extra_metrics, MAX_METRICS, &run->num_extra_metrics);
+  if (cli_agree(ctx, "train", rc) != FM_OK)
+    return rc == FM_ERR_UNKNOWN_TYPE || rc == FM_ERR_INVALID_ARG || rc == FM_ERR_CONFIG ? CLI_EXIT_USAGE
+                                                                                         : CLI_EXIT_FAILURE;
+  rc = build_process(c, run->model, &run->proc);
+  if (rc == FM_OK) rc = fm_process_initialize(run->proc, (uint64_t)c->seed, &run->state);
+  if (rc == FM_OK && run->test) rc = fm_build_fed_eval(run->model, &run->eval);
+  if (rc == FM_OK && run->test && (uint64_t)c->eval_clients > fm_client_data_num_clients(run->test))
     rc = fm_set_error(FM_ERR_CONFIG, "--eval-clients %lld is more than the %llu clients in %s", (long long)c->eval_clients,
-                      (unsigned long long)fm_client_data_num_clients(test), c->test_data);
+                      (unsigned long long)fm_client_data_num_clients(run->test), c->test_data);
   if (rc == FM_OK && c->eval_clients > 0) {
-    eval_cohort = malloc((size_t)c->eval_clients * sizeof *eval_cohort);
-    if (!eval_cohort) rc = fm_set_error(FM_ERR_NOMEM, "out of memory");
+    run->eval_cohort = malloc((size_t)c->eval_clients * sizeof *run->eval_cohort);
+    if (!run->eval_cohort) rc = fm_set_error(FM_ERR_NOMEM, "out of memory");
   }
-  if (cli_agree(ctx, "train", rc) != FM_OK) {
-    if (rc == FM_ERR_HPARAM_VALUE || rc == FM_ERR_HPARAM_UNKNOWN || rc == FM_ERR_UNKNOWN_TYPE ||
-        rc == FM_ERR_INVALID_ARG || rc == FM_ERR_NOT_WEIGHTED || rc == FM_ERR_CONFIG)
-      status = CLI_EXIT_USAGE;
-    goto done;
-  }
+  if (cli_agree(ctx, "train", rc) != FM_OK)
+    return rc == FM_ERR_HPARAM_VALUE || rc == FM_ERR_HPARAM_UNKNOWN || rc == FM_ERR_UNKNOWN_TYPE ||
+                   rc == FM_ERR_INVALID_ARG || rc == FM_ERR_NOT_WEIGHTED || rc == FM_ERR_CONFIG
+               ? CLI_EXIT_USAGE
+               : CLI_EXIT_FAILURE;
+  return TRAIN_NEXT;
+}
 
-  size_t numel = fm_layout_numel(fm_model_layout(model));
-  w = malloc(numel * sizeof *w);
-  cohort = malloc((size_t)c->clients_per_round * sizeof *cohort);
-  config_text = cli_ini_text(&train_cmd, c);
-  rc = (w && cohort && config_text) ? FM_OK : fm_set_error(FM_ERR_NOMEM, "out of memory");
-  if (rc == FM_OK && resuming) {
-    rc = restore_checkpoint(ctx, &ckpt, proc, state, eval, population);
-  } else if (rc == FM_OK && c->init_weights[0] && ctx->rank == 0) {
-    rc = fm_weights_load(c->init_weights, fm_model_layout(model), w);
-    if (rc == FM_OK) rc = fm_process_set_model_weights(proc, state, w);
-  }
-  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-
-  fm_schedule client_sched, server_sched;
-  rc = fm_schedule_parse(c->client_lr_schedule, c->client_lr, &client_sched);
-  if (rc == FM_OK) rc = fm_schedule_parse(c->server_lr_schedule, c->server_lr, &server_sched);
+/* The learning-rate schedules, the client cache (and --preload), config.ini
+ * and the metrics writers (rank 0), and the round-0 checkpoint of a new run. */
+static int train_setup_writers(train_run *run) {
+  cli_ctx *ctx = run->ctx;
+  const train_cfg *c = run->c;
+  int rc = fm_schedule_parse(c->client_lr_schedule, c->client_lr, &run->client_sched);
+  if (rc == FM_OK) rc = fm_schedule_parse(c->server_lr_schedule, c->server_lr, &run->server_sched);
   if (rc != FM_OK) {
     cli_error(ctx, "train", fm_last_error()); /* same text on every rank: no agreement needed */
-    status = CLI_EXIT_USAGE;
-    goto done;
+    return CLI_EXIT_USAGE;
   }
   if (c->cache_mb > 0) {
-    fm_client_data_set_cache_bytes(train, (size_t)c->cache_mb << 20);
-    if (test) fm_client_data_set_cache_bytes(test, (size_t)c->cache_mb << 20);
+    fm_client_data_set_cache_bytes(run->train, (size_t)c->cache_mb << 20);
+    if (run->test) fm_client_data_set_cache_bytes(run->test, (size_t)c->cache_mb << 20);
   }
-  if (c->preload && preload_clients(ctx, c, train) != FM_OK) goto done;
-  uint64_t start = fm_state_round(state);
+  if (c->preload && preload_clients(ctx, c, run->train) != FM_OK) return CLI_EXIT_FAILURE;
+  run->start = fm_state_round(run->state);
   if (ctx->rank == 0) {
+    char path[CLI_STR_MAX + 64];
     snprintf(path, sizeof path, "%s/config.ini", c->out);
     rc = cli_write_ini(&train_cmd, c, path) == 0 ? FM_OK
                                                 : fm_set_error(FM_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
     if (rc == FM_OK)
-      rc = resuming ? fm_metrics_writer_resume(c->out, (long)start, &writer) : fm_metrics_writer_open(c->out, &writer);
+      rc = run->resuming ? fm_metrics_writer_resume(c->out, (long)run->start, &run->writer)
+                         : fm_metrics_writer_open(c->out, &run->writer);
   }
-  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-  if (!resuming && c->checkpoint_every > 0 && save_checkpoint(ctx, c, proc, state, eval, config_text) != FM_OK) {
+  if (cli_agree(ctx, "train", rc) != FM_OK) return CLI_EXIT_FAILURE;
+  if (!run->resuming && c->checkpoint_every > 0 &&
+      save_checkpoint(ctx, c, run->proc, run->state, run->eval, run->config_text) != FM_OK) {
     cli_error(ctx, "train", fm_last_error()); /* already agreed */
-    goto done;
+    return CLI_EXIT_FAILURE;
   }
+  return TRAIN_NEXT;
+}
 
+/* Rank 0's header lines and the round input every round shares. */
+static void train_begin(train_run *run) {
+  cli_ctx *ctx = run->ctx;
+  const train_cfg *c = run->c;
   if (ctx->rank == 0 && !c->quiet) {
-    if (resuming)
-      printf("resuming from %s (round %llu)\n", ckpt.path, (unsigned long long)start);
+    if (run->resuming) printf("resuming from %s (round %llu)\n", run->ckpt.path, (unsigned long long)run->start);
     printf("fedmpi %s: %s (server %s), model %s (%zu parameters), %llu clients (%llu examples) from %s\n",
-           fm_version(), c->algorithm, c->server_optimizer, c->model, numel, (unsigned long long)population,
-           (unsigned long long)fm_client_data_total_examples(train), c->data);
+           fm_version(), c->algorithm, c->server_optimizer, c->model, run->numel, (unsigned long long)run->population,
+           (unsigned long long)fm_client_data_total_examples(run->train), c->data);
     printf("%lld rounds x %lld clients, %lld epoch(s), batch %lld, client lr %g, server lr %g; %d rank(s) x %d thread(s)\n",
            (long long)c->rounds, (long long)c->clients_per_round, (long long)c->epochs, (long long)c->batch_size,
-           c->client_lr, c->server_lr, ctx->size, nt);
+           c->client_lr, c->server_lr, ctx->size, run->nt);
     fflush(stdout);
   }
+  run->in = (fm_round_input){.data = run->train,
+                             .batching = {.epochs = (int)c->epochs,
+                                          .batch_size = (size_t)c->batch_size,
+                                          .shuffle = !c->no_shuffle,
+                                          .max_examples = (uint64_t)c->max_examples_per_client,
+                                          .shuffle_buffer = (size_t)c->shuffle_buffer},
+                             .cohort = run->cohort,
+                             .cohort_size = (size_t)c->clients_per_round,
+                             .num_threads = run->nt,
+                             .assignment = !strcmp(c->assignment, "balanced") ||
+                                                   (!strcmp(c->assignment, "auto") && strcmp(c->algorithm, "scaffold") != 0)
+                                               ? FM_ASSIGN_BALANCED
+                                               : FM_ASSIGN_SHARD,
+                             .stats = &run->stats};
+}
 
-  fm_round_input in = {.data = train,
-                       .batching = {.epochs = (int)c->epochs,
-                                    .batch_size = (size_t)c->batch_size,
-                                    .shuffle = !c->no_shuffle,
-                                    .max_examples = (uint64_t)c->max_examples_per_client,
-                                    .shuffle_buffer = (size_t)c->shuffle_buffer},
-                       .cohort = cohort,
-                       .cohort_size = (size_t)c->clients_per_round,
-                       .num_threads = nt,
-                       .assignment = !strcmp(c->assignment, "balanced") ||
-                                             (!strcmp(c->assignment, "auto") && strcmp(c->algorithm, "scaffold") != 0)
-                                         ? FM_ASSIGN_BALANCED
-                                         : FM_ASSIGN_SHARD};
-  fm_round_stats stats;
-  in.stats = &stats;
-  for (int64_t r = (int64_t)start + 1; r <= c->rounds; r++) {
-    fm_metrics_clear(&m);
-    double t0 = MPI_Wtime();
-    /* learning-rate schedules: TFF's per-round client and server schedules */
-    rc = set_round_lrs(proc, state, fm_state_round(state), &client_sched, &server_sched, c);
-    if (rc == FM_OK) rc = fm_sample_cohort((uint64_t)c->seed, fm_state_round(state), population, (size_t)c->clients_per_round, cohort);
-    if (rc == FM_OK) rc = fm_process_next(proc, state, &in, ctx->comm, &m);
-    if (rc != FM_OK) {
-      cli_error(ctx, "train", fm_last_error());
-      goto done;
-    }
-    double secs = MPI_Wtime() - t0;
-    int last = r == c->rounds;
-    if (test && ((c->eval_every > 0 && r % c->eval_every == 0) || last)) {
-      double e0 = MPI_Wtime();
-      fm_metrics_clear(&em);
-      /* The evaluation sample has its own stream: seed with the top bit flipped. */
-      if (eval_cohort)
-        rc = fm_sample_cohort((uint64_t)c->seed ^ (1ull << 63), (uint64_t)r, fm_client_data_num_clients(test),
-                              (size_t)c->eval_clients, eval_cohort);
-      if (rc == FM_OK)
-        rc = fm_eval_process_next(eval, fm_state_weights(state), test, eval_cohort, eval_cohort ? (size_t)c->eval_clients : 0,
-                                  (size_t)c->eval_batch_size, nt, ctx->comm, &em);
-      if (rc != FM_OK) {
-        cli_error(ctx, "train", fm_last_error());
-        goto done;
-      }
-      if (ctx->rank == 0) {
-        fm_metrics_merge(&m, "evaluation", &em);
-        fm_metrics_put(&m, "evaluation_time_in_seconds", MPI_Wtime() - e0, FM_METRIC_FLOAT);
-      }
-    }
-    /* A stop request on any rank (SIGTERM from SLURM, Ctrl-C) ends the run
-     * here, at a round boundary, after a checkpoint. The same reduction
-     * brings the largest peak resident memory of any rank. */
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double agreed[2] = {cli_stop_requested(), (double)ru.ru_maxrss / 1024.0};
-    rc = fm_comm_allreduce_max(ctx->comm, agreed, 2);
-    double stop = agreed[0];
-    if (rc != FM_OK) {
-      cli_error(ctx, "train", fm_last_error());
-      goto done;
-    }
-    if (ctx->rank == 0) {
-      fm_metrics_put(&m, "training_time_in_seconds", secs, FM_METRIC_FLOAT);
-      /* where the round's time went (not deterministic, unlike everything above) */
-      fm_metrics_put(&m, "time/distribute", stats.distribute, FM_METRIC_FLOAT);
-      fm_metrics_put(&m, "time/client_map", stats.map_wall, FM_METRIC_FLOAT);
-      fm_metrics_put(&m, "time/reduce", stats.reduce, FM_METRIC_FLOAT);
-      fm_metrics_put(&m, "time/server", stats.server, FM_METRIC_FLOAT);
-      fm_metrics_put(&m, "time/idle_fraction", stats.idle_fraction, FM_METRIC_FLOAT);
-      fm_metrics_put(&m, "resources/peak_rss_mb", agreed[1], FM_METRIC_FLOAT); /* max over ranks */
-      rc = fm_metrics_writer_write(writer, (long)r, &m);
-      if (!c->quiet) print_round(c, (uint64_t)r, &m, secs);
-    }
-    if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-    if ((last || stop > 0 || (c->checkpoint_every > 0 && r % c->checkpoint_every == 0)) &&
-        save_checkpoint(ctx, c, proc, state, eval, config_text) != FM_OK) {
-      cli_error(ctx, "train", fm_last_error()); /* already agreed */
-      goto done;
-    }
-    if (stop > 0 && !last) {
-      if (ctx->rank == 0) {
-        printf("stopped by a signal after round %lld; checkpoint written to %s/checkpoints\n"
-               "continue with: fedmpi train --resume %s\n",
-               (long long)r, c->out, c->out);
-        fflush(stdout);
-      }
-      status = CLI_EXIT_INTERRUPTED;
-      goto done;
-    }
+static int train_setup(train_run *run) {
+  int status = train_setup_output(run);
+  if (status == TRAIN_NEXT) status = train_setup_data(run);
+  if (status == TRAIN_NEXT) status = train_setup_process(run);
+  if (status == TRAIN_NEXT) status = train_restore(run);
+  if (status == TRAIN_NEXT) status = train_setup_writers(run);
+  if (status == TRAIN_NEXT) train_begin(run);
+  return status;
+}
+
+/* ---- one round ---------------------------------------------------------------------- */
+
+/* build_fed_eval on the test data after round r, merged into rank 0's record. */
+static int train_round_eval(train_run *run, int64_t r) {
+  cli_ctx *ctx = run->ctx;
+  const train_cfg *c = run->c;
+  double e0 = MPI_Wtime();
+  int rc = FM_OK;
+  fm_metrics_clear(&run->em);
+  /* The evaluation sample has its own stream: seed with the top bit flipped. */
+  if (run->eval_cohort)
+    rc = fm_sample_cohort((uint64_t)c->seed ^ (1ull << 63), (uint64_t)r, fm_client_data_num_clients(run->test),
+                          (size_t)c->eval_clients, run->eval_cohort);
+  if (rc == FM_OK)
+    rc = fm_eval_process_next(run->eval, fm_state_weights(run->state), run->test, run->eval_cohort,
+                              run->eval_cohort ? (size_t)c->eval_clients : 0, (size_t)c->eval_batch_size, run->nt,
+                              ctx->comm, &run->em);
+  if (rc != FM_OK) {
+    cli_error(ctx, "train", fm_last_error());
+    return CLI_EXIT_FAILURE;
   }
-
-  rc = FM_OK;
   if (ctx->rank == 0) {
+    fm_metrics_merge(&run->m, "evaluation", &run->em);
+    fm_metrics_put(&run->m, "evaluation_time_in_seconds", MPI_Wtime() - e0, FM_METRIC_FLOAT);
+  }
+  return TRAIN_NEXT;
+}
+
+/* Rank 0: the round's timings and peak memory into its record, the record to
+ * the metrics files and the progress line. Agreed. */
+static int train_round_record(train_run *run, int64_t r, double secs, double peak_rss_mb) {
+  const train_cfg *c = run->c;
+  fm_metrics *m = &run->m;
+  int rc = FM_OK;
+  if (run->ctx->rank == 0) {
+    fm_metrics_put(m, "training_time_in_seconds", secs, FM_METRIC_FLOAT);
+    /* where the round's time went (not deterministic, unlike everything above) */
+    fm_metrics_put(m, "time/distribute", run->stats.distribute, FM_METRIC_FLOAT);
+    fm_metrics_put(m, "time/client_map", run->stats.map_wall, FM_METRIC_FLOAT);
+    fm_metrics_put(m, "time/reduce", run->stats.reduce, FM_METRIC_FLOAT);
+    fm_metrics_put(m, "time/server", run->stats.server, FM_METRIC_FLOAT);
+    fm_metrics_put(m, "time/idle_fraction", run->stats.idle_fraction, FM_METRIC_FLOAT);
+    fm_metrics_put(m, "resources/peak_rss_mb", peak_rss_mb, FM_METRIC_FLOAT); /* max over ranks */
+    rc = fm_metrics_writer_write(run->writer, (long)r, m);
+    if (!c->quiet) print_round(c, (uint64_t)r, m, secs);
+  }
+  return cli_agree(run->ctx, "train", rc) == FM_OK ? TRAIN_NEXT : CLI_EXIT_FAILURE;
+}
+
+/* Round r: learning rates, the cohort, next(), the evaluation when due, the
+ * record, a checkpoint when due, and the stop at a signal. */
+static int train_round(train_run *run, int64_t r) {
+  cli_ctx *ctx = run->ctx;
+  const train_cfg *c = run->c;
+  fm_metrics_clear(&run->m);
+  double t0 = MPI_Wtime();
+  /* learning-rate schedules: TFF's per-round client and server schedules */
+  int rc = set_round_lrs(run->proc, run->state, fm_state_round(run->state), &run->client_sched, &run->server_sched, c);
+  if (rc == FM_OK)
+    rc = fm_sample_cohort((uint64_t)c->seed, fm_state_round(run->state), run->population, (size_t)c->clients_per_round,
+                          run->cohort);
+  if (rc == FM_OK) rc = fm_process_next(run->proc, run->state, &run->in, ctx->comm, &run->m);
+  if (rc != FM_OK) {
+    cli_error(ctx, "train", fm_last_error());
+    return CLI_EXIT_FAILURE;
+  }
+  double secs = MPI_Wtime() - t0;
+  int last = r == c->rounds;
+  if (run->test && ((c->eval_every > 0 && r % c->eval_every == 0) || last) && train_round_eval(run, r) != TRAIN_NEXT)
+    return CLI_EXIT_FAILURE;
+  /* A stop request on any rank (SIGTERM from SLURM, Ctrl-C) ends the run
+   * here, at a round boundary, after a checkpoint. The same reduction
+   * brings the largest peak resident memory of any rank. */
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double agreed[2] = {cli_stop_requested(), (double)ru.ru_maxrss / 1024.0};
+  rc = fm_comm_allreduce_max(ctx->comm, agreed, 2);
+  double stop = agreed[0];
+  if (rc != FM_OK) {
+    cli_error(ctx, "train", fm_last_error());
+    return CLI_EXIT_FAILURE;
+  }
+  if (train_round_record(run, r, secs, agreed[1]) != TRAIN_NEXT) return CLI_EXIT_FAILURE;
+  if ((last || stop > 0 || (c->checkpoint_every > 0 && r % c->checkpoint_every == 0)) &&
+      save_checkpoint(ctx, c, run->proc, run->state, run->eval, run->config_text) != FM_OK) {
+    cli_error(ctx, "train", fm_last_error()); /* already agreed */
+    return CLI_EXIT_FAILURE;
+  }
+  if (stop > 0 && !last) {
+    if (ctx->rank == 0) {
+      printf("stopped by a signal after round %lld; checkpoint written to %s/checkpoints\n"
+             "continue with: fedmpi train --resume %s\n",
+             (long long)r, c->out, c->out);
+      fflush(stdout);
+    }
+    return CLI_EXIT_INTERRUPTED;
+  }
+  return TRAIN_NEXT;
+}
+
+/* ---- finish ------------------------------------------------------------------------- */
+
+/* Rank 0: the final weights, the last evaluation's summary and where the outputs are. */
+static int train_finish(train_run *run) {
+  const train_cfg *c = run->c;
+  int rc = FM_OK;
+  if (run->ctx->rank == 0) {
+    char path[CLI_STR_MAX + 64];
     snprintf(path, sizeof path, "%s/weights.h5", c->out);
-    rc = fm_weights_save(path, fm_model_layout(model), fm_state_weights(state), c->model);
+    rc = fm_weights_save(path, fm_model_layout(run->model), fm_state_weights(run->state), c->model);
     if (rc == FM_OK) {
       double ea, el, en;
       const char *cur = "client_work/eval/current_round_metrics/";
@@ -666,33 +805,24 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv) {
       snprintf(pa, sizeof pa, "%saccuracy", cur);
       snprintf(pl, sizeof pl, "%sloss", cur);
       snprintf(pn, sizeof pn, "%snum_examples", cur);
-      if (test && fm_metrics_get(&em, pa, &ea) == FM_OK && fm_metrics_get(&em, pl, &el) == FM_OK &&
-          fm_metrics_get(&em, pn, &en) == FM_OK)
+      if (run->test && fm_metrics_get(&run->em, pa, &ea) == FM_OK && fm_metrics_get(&run->em, pl, &el) == FM_OK &&
+          fm_metrics_get(&run->em, pn, &en) == FM_OK)
         printf("final test accuracy %.4f  loss %.4f  (%.0f examples)\n", ea, el, en);
       printf("wrote %s/metrics.jsonl, %s/metrics.csv, %s\n", c->out, c->out, path);
       fflush(stdout);
     }
   }
-  if (cli_agree(ctx, "train", rc) != FM_OK) goto done;
-  status = CLI_EXIT_OK;
+  return cli_agree(run->ctx, "train", rc) == FM_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
 
-done:
-  fm_metrics_writer_close(&writer);
-  fm_metrics_free(&m);
-  fm_metrics_free(&em);
-  fm_checkpoint_free(&ckpt);
-  free(config_text);
-  free(w);
-  free(cohort);
-  fm_state_destroy(&state);
-  fm_eval_process_destroy(&eval);
-  free(eval_cohort);
-  fm_process_destroy(&proc);
-  fm_model_destroy(&model);
-  for (size_t i = 0; i < num_extra_metrics; i++) fm_metric_destroy(&extra_metrics[i]);
-  fm_client_data_close(&train);
-  fm_client_data_close(&test);
-  free(saved);
-  free(c);
+int cmd_train(cli_ctx *ctx, int argc, char **argv) {
+  train_run *run = train_run_create(ctx);
+  if (!run) return CLI_EXIT_FAILURE;
+  int status = train_parse(run, argc, argv);
+  if (status == TRAIN_NEXT) status = train_setup(run);
+  for (int64_t r = (int64_t)run->start + 1; status == TRAIN_NEXT && r <= run->c->rounds; r++)
+    status = train_round(run, r);
+  if (status == TRAIN_NEXT) status = train_finish(run);
+  train_run_free(run);
   return status;
 }

@@ -332,7 +332,9 @@ void fm_checkpoint_free(fm_checkpoint *c) {
   memset(c, 0, sizeof *c);
 }
 
-static int fm__ckpt_read(hid_t f, const char *path, fm_checkpoint *c) {
+/* The root attributes: format and version, round, seed, the configuration
+ * (checked against its hash), the model and the writing fedmpi's version. */
+static int fm__ckpt_read_header(hid_t f, const char *path, fm_checkpoint *c) {
   char *format = NULL;
   long long version = 0;
   int r = fm__h5_read_string_attr(f, "fedmpi_format", path, &format);
@@ -357,15 +359,11 @@ static int fm__ckpt_read(hid_t f, const char *path, fm_checkpoint *c) {
   ok = r == 1 && strcmp(saved, hash) == 0;
   fm__free(saved);
   FM_CHECK(ok, FM_ERR_FORMAT, "%s: the stored configuration does not match its hash (corrupted)", path);
+  return FM_OK;
+}
 
-  int rc = FM_OK;
-  hid_t st = H5Gopen2(f, "state", H5P_DEFAULT);
-  hid_t cw = st >= 0 ? H5Gopen2(st, "client_work", H5P_DEFAULT) : -1;
-  hid_t fin = st >= 0 ? H5Gopen2(st, "finalizer", H5P_DEFAULT) : -1;
-  if (st < 0 || cw < 0 || fin < 0) {
-    rc = FM_ERR(FM_ERR_FORMAT, "%s: the /state groups are missing", path);
-    goto done;
-  }
+/* /state/weights, whose length is the model's numel. */
+static int fm__ckpt_read_weights(hid_t st, const char *path, fm_checkpoint *c) {
   hid_t d = H5Dopen2(st, "weights", H5P_DEFAULT);
   hssize_t numel = -1;
   if (d >= 0) {
@@ -374,105 +372,130 @@ static int fm__ckpt_read(hid_t f, const char *path, fm_checkpoint *c) {
     if (sp >= 0) H5Sclose(sp);
     H5Dclose(d);
   }
-  if (numel <= 0) {
-    rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/weights is missing or empty", path);
-    goto done;
-  }
+  if (numel <= 0) return FM_ERR(FM_ERR_FORMAT, "%s: /state/weights is missing or empty", path);
   c->info.numel = (size_t)numel;
   c->weights = fm__malloc(c->info.numel * sizeof(float));
-  if (!c->weights) {
-    rc = FM_ERR_NOMEM;
-    goto done;
-  }
-  FM_CALL_GOTO(rc, fm__ckpt_read_floats(st, "weights", c->info.numel, c->weights, path), done);
-  FM_CALL_GOTO(rc, fm__ckpt_read_hparams(cw, &c->info.client_hparams, path, "client_work"), done);
-  FM_CALL_GOTO(rc, fm__ckpt_read_hparams(fin, &c->info.server_hparams, path, "finalizer"), done);
+  if (!c->weights) return FM_ERR_NOMEM;
+  return fm__ckpt_read_floats(st, "weights", c->info.numel, c->weights, path);
+}
+
+/* /state/finalizer: the server optimizer's step, its slots and their length
+ * n (the trainable size every per-parameter buffer below has). */
+static int fm__ckpt_read_optimizer(hid_t fin, const char *path, fm_checkpoint *c) {
   long long step = 0, ns = 0, n = 0;
   if (fm__h5_read_int_attr(fin, "step", path, &step) != 1 || fm__h5_read_int_attr(fin, "num_slots", path, &ns) != 1 ||
-      fm__h5_read_int_attr(fin, "n", path, &n) != 1 || ns < 0 || n < 0) {
-    rc = FM_ERR(FM_ERR_FORMAT, "%s: the server optimizer's bookkeeping attributes are missing", path);
-    goto done;
-  }
+      fm__h5_read_int_attr(fin, "n", path, &n) != 1 || ns < 0 || n < 0)
+    return FM_ERR(FM_ERR_FORMAT, "%s: the server optimizer's bookkeeping attributes are missing", path);
   c->info.opt_step = step;
   c->info.opt_num_slots = (size_t)ns;
   c->info.opt_n = (size_t)n;
-  if (ns > 0) {
-    c->slots = fm__malloc((size_t)ns * (size_t)n * sizeof(float) + sizeof(float));
-    if (!c->slots) {
-      rc = FM_ERR_NOMEM;
-      goto done;
-    }
-    FM_CALL_GOTO(rc, fm__ckpt_read_floats(fin, "slots", (size_t)ns * (size_t)n, c->slots, path), done);
-  }
+  if (ns == 0) return FM_OK;
+  c->slots = fm__malloc((size_t)ns * (size_t)n * sizeof(float) + sizeof(float));
+  if (!c->slots) return FM_ERR_NOMEM;
+  return fm__ckpt_read_floats(fin, "slots", (size_t)ns * (size_t)n, c->slots, path);
+}
+
+/* /state/client_work: Mime Lite's base-optimizer state, when present. */
+static int fm__ckpt_read_base(hid_t cw, const char *path, fm_checkpoint *c) {
+  const size_t n = c->info.opt_n;
   long long bn = 0, bs = 0;
-  if (fm__h5_read_int_attr(cw, "base_num_slots", path, &bn) == 1 && bn > 0) {
-    if (fm__h5_read_int_attr(cw, "base_step", path, &bs) != 1) {
-      rc = FM_ERR(FM_ERR_FORMAT, "%s: base_step is missing", path);
-      goto done;
-    }
-    c->info.base_num_slots = (size_t)bn;
-    c->info.base_step = bs;
-    c->base_slots = fm__malloc((size_t)bn * (size_t)n * sizeof(float) + sizeof(float));
-    if (!c->base_slots) {
+  if (fm__h5_read_int_attr(cw, "base_num_slots", path, &bn) != 1 || bn <= 0) return FM_OK;
+  if (fm__h5_read_int_attr(cw, "base_step", path, &bs) != 1)
+    return FM_ERR(FM_ERR_FORMAT, "%s: base_step is missing", path);
+  c->info.base_num_slots = (size_t)bn;
+  c->info.base_step = bs;
+  c->base_slots = fm__malloc((size_t)bn * n * sizeof(float) + sizeof(float));
+  if (!c->base_slots) return FM_ERR_NOMEM;
+  return fm__ckpt_read_floats(cw, "base_slots", (size_t)bn * n, c->base_slots, path);
+}
+
+/* /state/control: SCAFFOLD's server control variate, when present. */
+static int fm__ckpt_read_control(hid_t st, const char *path, fm_checkpoint *c) {
+  const size_t n = c->info.opt_n;
+  if (H5Lexists(st, "control", H5P_DEFAULT) <= 0) return FM_OK;
+  c->control = fm__malloc(n * sizeof(float) + sizeof(float));
+  if (!c->control) return FM_ERR_NOMEM;
+  return fm__ckpt_read_floats(st, "control", n, c->control, path);
+}
+
+/* /state/evaluation_sums: build_fed_eval's total_rounds accumulators, when present. */
+static int fm__ckpt_read_eval(hid_t st, const char *path, fm_checkpoint *c) {
+  if (H5Lexists(st, "evaluation_sums", H5P_DEFAULT) <= 0) return FM_OK;
+  int rc = FM_OK;
+  hid_t de = H5Dopen2(st, "evaluation_sums", H5P_DEFAULT);
+  hid_t sp = de >= 0 ? H5Dget_space(de) : -1;
+  hssize_t k = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+  if (k > 0 && k % 2 == 0) {
+    c->info.eval_num_values = (size_t)k / 2;
+    c->eval_sums = fm__malloc((size_t)k * sizeof(uint64_t));
+    if (!c->eval_sums) rc = FM_ERR_NOMEM;
+    else if (H5Dread(de, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->eval_sums) < 0)
+      rc = FM_ERR(FM_ERR_FORMAT, "%s: the evaluation accumulators cannot be read", path);
+  } else {
+    rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/evaluation_sums has a wrong shape", path);
+  }
+  if (sp >= 0) H5Sclose(sp);
+  if (de >= 0) H5Dclose(de);
+  return rc;
+}
+
+/* /state/clients: the per-client state (SCAFFOLD's c_i), ids and values, when present. */
+static int fm__ckpt_read_clients(hid_t st, const char *path, fm_checkpoint *c) {
+  const size_t n = c->info.opt_n;
+  if (H5Lexists(st, "clients", H5P_DEFAULT) <= 0) return FM_OK;
+  int rc = FM_OK;
+  hid_t cg = H5Gopen2(st, "clients", H5P_DEFAULT);
+  hid_t di = cg >= 0 ? H5Dopen2(cg, "ids", H5P_DEFAULT) : -1;
+  hid_t sp = di >= 0 ? H5Dget_space(di) : -1;
+  hssize_t k = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+  if (k > 0) {
+    c->info.num_clients = (size_t)k;
+    c->info.client_floats = n;
+    c->client_ids = fm__malloc((size_t)k * sizeof(uint64_t));
+    c->client_values = fm__malloc((size_t)k * n * sizeof(float) + sizeof(float));
+    if (!c->client_ids || !c->client_values)
       rc = FM_ERR_NOMEM;
-      goto done;
-    }
-    FM_CALL_GOTO(rc, fm__ckpt_read_floats(cw, "base_slots", (size_t)bn * (size_t)n, c->base_slots, path), done);
+    else if (H5Dread(di, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->client_ids) < 0)
+      rc = FM_ERR(FM_ERR_FORMAT, "%s: the per-client state ids cannot be read", path);
+    else
+      rc = fm__ckpt_read_floats(cg, "values", (size_t)k * n, c->client_values, path);
+  } else {
+    rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/clients/ids is missing or empty", path);
   }
-  if (H5Lexists(st, "control", H5P_DEFAULT) > 0) {
-    c->control = fm__malloc((size_t)n * sizeof(float) + sizeof(float));
-    if (!c->control) {
-      rc = FM_ERR_NOMEM;
-      goto done;
-    }
-    FM_CALL_GOTO(rc, fm__ckpt_read_floats(st, "control", (size_t)n, c->control, path), done);
+  if (sp >= 0) H5Sclose(sp);
+  if (di >= 0) H5Dclose(di);
+  if (cg >= 0) H5Gclose(cg);
+  return rc;
+}
+
+/* /state, part by part, in the order fm__ckpt_write wrote it. */
+static int fm__ckpt_read_state(hid_t f, const char *path, fm_checkpoint *c) {
+  int rc = FM_OK;
+  hid_t st = H5Gopen2(f, "state", H5P_DEFAULT);
+  hid_t cw = st >= 0 ? H5Gopen2(st, "client_work", H5P_DEFAULT) : -1;
+  hid_t fin = st >= 0 ? H5Gopen2(st, "finalizer", H5P_DEFAULT) : -1;
+  if (st < 0 || cw < 0 || fin < 0) {
+    rc = FM_ERR(FM_ERR_FORMAT, "%s: the /state groups are missing", path);
+    goto done;
   }
-  if (H5Lexists(st, "evaluation_sums", H5P_DEFAULT) > 0) {
-    hid_t de = H5Dopen2(st, "evaluation_sums", H5P_DEFAULT);
-    hid_t sp = de >= 0 ? H5Dget_space(de) : -1;
-    hssize_t k = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    if (k > 0 && k % 2 == 0) {
-      c->info.eval_num_values = (size_t)k / 2;
-      c->eval_sums = fm__malloc((size_t)k * sizeof(uint64_t));
-      if (!c->eval_sums) rc = FM_ERR_NOMEM;
-      else if (H5Dread(de, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->eval_sums) < 0)
-        rc = FM_ERR(FM_ERR_FORMAT, "%s: the evaluation accumulators cannot be read", path);
-    } else {
-      rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/evaluation_sums has a wrong shape", path);
-    }
-    if (sp >= 0) H5Sclose(sp);
-    if (de >= 0) H5Dclose(de);
-    if (rc != FM_OK) goto done;
-  }
-  if (H5Lexists(st, "clients", H5P_DEFAULT) > 0) {
-    hid_t cg = H5Gopen2(st, "clients", H5P_DEFAULT);
-    hid_t di = cg >= 0 ? H5Dopen2(cg, "ids", H5P_DEFAULT) : -1;
-    hid_t sp = di >= 0 ? H5Dget_space(di) : -1;
-    hssize_t k = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    if (k > 0) {
-      c->info.num_clients = (size_t)k;
-      c->info.client_floats = (size_t)n;
-      c->client_ids = fm__malloc((size_t)k * sizeof(uint64_t));
-      c->client_values = fm__malloc((size_t)k * (size_t)n * sizeof(float) + sizeof(float));
-      if (!c->client_ids || !c->client_values)
-        rc = FM_ERR_NOMEM;
-      else if (H5Dread(di, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->client_ids) < 0)
-        rc = FM_ERR(FM_ERR_FORMAT, "%s: the per-client state ids cannot be read", path);
-      else
-        rc = fm__ckpt_read_floats(cg, "values", (size_t)k * (size_t)n, c->client_values, path);
-    } else {
-      rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/clients/ids is missing or empty", path);
-    }
-    if (sp >= 0) H5Sclose(sp);
-    if (di >= 0) H5Dclose(di);
-    if (cg >= 0) H5Gclose(cg);
-    if (rc != FM_OK) goto done;
-  }
+  FM_CALL_GOTO(rc, fm__ckpt_read_weights(st, path, c), done);
+  FM_CALL_GOTO(rc, fm__ckpt_read_hparams(cw, &c->info.client_hparams, path, "client_work"), done);
+  FM_CALL_GOTO(rc, fm__ckpt_read_hparams(fin, &c->info.server_hparams, path, "finalizer"), done);
+  FM_CALL_GOTO(rc, fm__ckpt_read_optimizer(fin, path, c), done);
+  FM_CALL_GOTO(rc, fm__ckpt_read_base(cw, path, c), done);
+  FM_CALL_GOTO(rc, fm__ckpt_read_control(st, path, c), done);
+  FM_CALL_GOTO(rc, fm__ckpt_read_eval(st, path, c), done);
+  FM_CALL_GOTO(rc, fm__ckpt_read_clients(st, path, c), done);
 done:
   if (fin >= 0) H5Gclose(fin);
   if (cw >= 0) H5Gclose(cw);
   if (st >= 0) H5Gclose(st);
   return rc;
+}
+
+static int fm__ckpt_read(hid_t f, const char *path, fm_checkpoint *c) {
+  FM_CALL(fm__ckpt_read_header(f, path, c));
+  return fm__ckpt_read_state(f, path, c);
 }
 
 int fm_checkpoint_load(const char *path, fm_checkpoint *out) {

@@ -192,6 +192,9 @@ help)
     --momentum --weighting --seed --out --init-weights --config --threads; do
     grep -q -- "$o" out.txt || fail "train --help lacks $o"
   done
+  # --resume names every option a resume may change (train.c's resume_safe)
+  grep -qF -- "(flags may change only rounds, assignment, cache-mb, preload, eval-every, eval-batch-size, eval-clients, \
+test-data, threads, quiet, checkpoint-every, keep-checkpoints, out)" out.txt || fail "train --help: --resume's list"
   expect_ok 1 --help
   grep -q "train" out.txt || fail "fedmpi --help lacks train"
   expect_ok 1 version

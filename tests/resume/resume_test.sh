@@ -16,6 +16,9 @@ source "$(dirname "$0")/../common.sh"
 # the optimizer state matters, a checkpoint every other round.
 common=(--model mlp:64,32 --epochs 2 --server-lr 0.8 --momentum 0.9 --checkpoint-every 2 --quiet --seed 11)
 reference() { expect_ok 2 train --out ref --rounds "$1" "${common[@]}"; }
+# the options a resume may change, as the refusal and --resume's help name them
+resume_safe="rounds, assignment, cache-mb, preload, eval-every, eval-batch-size, eval-clients, test-data, threads, quiet, \
+checkpoint-every, keep-checkpoints, out"
 
 # start_bg NP ARGS...: fedmpi under mpiexec in its own process group (pid in $bg)
 start_bg() {
@@ -132,11 +135,14 @@ algorithm_state)
 refused)
   expect_ok 1 train --out run --rounds 4 "${common[@]}"
   expect_error 2 "--client-lr 0.05 -> 0.1" train --resume run --client-lr 0.1 --rounds 6
+  # the refusal names every option a resume may change (train.c's resume_safe)
+  grep -qF -- "only $resume_safe may change" err.txt || { cat err.txt >&2; fail "the refusal does not list: $resume_safe"; }
   expect_error 2 "--model 'mlp:64,32' -> 'softmax'" train --resume run --model softmax
   expect_error 2 "past --rounds 3" train --resume run --rounds 3
   expect_error 2 "nothing/checkpoints" train --resume nothing
   # safe changes are accepted
   expect_ok 2 train --resume run --rounds 6 --eval-every 3 --threads 1
+  expect_ok 2 train --resume run --rounds 7 --assignment shard --cache-mb 8 --preload --eval-clients 5 --keep-checkpoints 2
   ;;
 signal)
   start_bg 2 train --out run --rounds 1000000 "${common[@]}" --checkpoint-every 0
