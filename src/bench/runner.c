@@ -218,6 +218,9 @@ int fm__bench_run_config(const bench_env *e, const fm_model *model, int64_t coho
   rc = cli_agree(ctx, "bench", rc); /* prints the agreed message */
   int reported = rc != FM_OK, measured = 0;
 
+  fm_executor *exec = NULL;
+  if (rc == FM_OK) rc = cli_agree(ctx, "bench", fm_executor_create(&exec));
+  reported = rc != FM_OK;
   fm_round_stats stats;
   fm_round_input in = {.data = e->train,
                        .batching = {.epochs = (int)c->epochs, .batch_size = (size_t)c->batch_size, .shuffle = 1},
@@ -225,7 +228,8 @@ int fm__bench_run_config(const bench_env *e, const fm_model *model, int64_t coho
                        .cohort_size = (size_t)cohort,
                        .num_threads = e->nt,
                        .assignment = strcmp(c->assignment, "balanced") == 0 ? FM_ASSIGN_BALANCED : FM_ASSIGN_SHARD,
-                       .stats = &stats};
+                       .stats = &stats,
+                       .executor = exec};
   if (rc == FM_OK) rc = measure_rounds(e, proc, state, &in, clients, &s, row, &measured);
   if (rc == FM_OK) rc = time_loads(ctx, e->train, clients, (size_t)cohort, (int)c->epochs, in.assignment, &row->load);
   if (rc == FM_OK) rc = eval_pass(e, model, state, row);
@@ -235,6 +239,7 @@ int fm__bench_run_config(const bench_env *e, const fm_model *model, int64_t coho
   /* every failure here is agreed, so every rank takes this path with the same message */
   if (rc != FM_OK && !reported) cli_error(ctx, "bench", fm_last_error());
   fm_state_destroy(&state);
+  fm_executor_destroy(&exec);
   fm_process_destroy(&proc);
   free(clients);
   samples_free(&s);

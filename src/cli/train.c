@@ -48,7 +48,8 @@ static const char *const resume_safe[] = {RESUME_SAFE(RESUME_SAFE_ITEM, RESUME_S
 
 #define OFF(f) offsetof(train_cfg, f)
 #define BIG 9.2e18
-static const cli_opt train_opts[] = {
+/* Not const: --algorithm's choices come from the registry (train_opts_init). */
+static cli_opt train_opts[] = {
     {"data", CLI_STR, OFF(data), "", 0, 0, NULL, "FILE|SPEC",
      "training ClientData: an HDF5 file in TFF's layout (/examples/<client>/<feature>), or a procedural "
      "population 'synthetic:clients=1e6,alpha=1,beta=1,max-examples=20,seed=0' generated on demand; "
@@ -62,7 +63,7 @@ static const cli_opt train_opts[] = {
      "clients sampled uniformly without replacement each round"},
     {"epochs", CLI_INT, OFF(epochs), "1", 1, 1e6, NULL, "E", "local epochs per client"},
     {"batch-size", CLI_INT, OFF(batch_size), "10", 1, 1e7, NULL, "B", "local batch size"},
-    {"algorithm", CLI_CHOICE, OFF(algorithm), "fedavg", 0, 0, "fedavg|fedprox|fedsgd|mime_lite|scaffold|fednova", NULL,
+    {"algorithm", CLI_CHOICE, OFF(algorithm), "fedavg", 0, 0, NULL /* the registry's names */, NULL,
      "federated algorithm (FedOpt = fedavg with a --server-optimizer other than sgdm)"},
     {"client-optimizer", CLI_STR, OFF(client_optimizer), "sgdm", 0, 0, NULL, "TYPE",
      "client optimizer (Mime Lite's base optimizer): sgdm, adam, adamw, adagrad, yogi, rmsprop"},
@@ -273,40 +274,83 @@ static int make_optimizer(const char *who, const char *type, double lr, double m
   return FM_OK;
 }
 
+/* --algorithm's choices: every registered algorithm, "fedavg|fedprox|...". */
+static void train_opts_init(void) {
+  static char names[512];
+  if (names[0]) return;
+  size_t used = 0;
+  for (size_t i = 0; i < fm_algorithm_count(); i++) {
+    fm_algorithm_desc d;
+    if (fm_algorithm_info(i, &d) != FM_OK) continue;
+    int n = snprintf(names + used, sizeof names - used, "%s%s", used ? "|" : "", d.name);
+    if (n < 0 || (size_t)n >= sizeof names - used) break;
+    used += (size_t)n;
+  }
+  for (size_t i = 0; i < sizeof train_opts / sizeof train_opts[0]; i++)
+    if (!strcmp(train_opts[i].name, "algorithm")) train_opts[i].choices = names;
+}
+
+/* The registry's entry for name (FM_OK), as the CLI validated it. */
+static int algorithm_desc(const char *name, fm_algorithm_desc *out) {
+  for (size_t i = 0; i < fm_algorithm_count(); i++)
+    if (fm_algorithm_info(i, out) == FM_OK && !strcmp(out->name, name)) return FM_OK;
+  return fm_set_error(FM_ERR_CONFIG, "unknown --algorithm '%s'", name);
+}
+
+/* The algorithms whose hyperparameter is hparam, "fedprox" or "a|b". */
+static void algorithms_with(const char *hparam, char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < fm_algorithm_count(); i++) {
+    fm_algorithm_desc d;
+    if (fm_algorithm_info(i, &d) != FM_OK || !d.hparam || strcmp(d.hparam, hparam) != 0) continue;
+    int n = snprintf(buf + used, size - used, "%s%s", used ? "|" : "", d.name);
+    if (n < 0 || (size_t)n >= size - used) break;
+    used += (size_t)n;
+  }
+}
+
 static int build_process(const train_cfg *c, const fm_model *model, fm_process **out) {
   fm_weighting wt = strcmp(c->weighting, "uniform") == 0 ? FM_WEIGHTING_UNIFORM : FM_WEIGHTING_NUM_EXAMPLES;
   fm_optimizer *copt = NULL, *sopt = NULL;
   fm_aggregator *agg = NULL;
-  int rc = FM_OK;
-  if (strcmp(c->algorithm, "fedsgd") != 0)
+  fm_algorithm_desc algo;
+  fm_hparams hp = {0};
+  char with[256];
+  int rc = algorithm_desc(c->algorithm, &algo);
+  if (rc == FM_OK && algo.needs_client_optimizer)
     rc = make_optimizer("client", c->client_optimizer, c->client_lr, c->client_momentum, c->client_opt, &copt);
   if (rc == FM_OK) rc = make_optimizer("server", c->server_optimizer, c->server_lr, c->momentum, c->server_opt, &sopt);
   if (rc == FM_OK && strcmp(c->aggregator, "auto") != 0)
     rc = strcmp(c->aggregator, "mean") == 0 ? fm_aggregator_create_mean(&agg) : fm_aggregator_create_unweighted_mean(&agg);
   if (rc == FM_OK && c->preload && c->cache_mb == 0)
     rc = fm_set_error(FM_ERR_CONFIG, "--preload needs the client cache: set --cache-mb (e.g. the data file's size)");
-  if (rc == FM_OK && c->proximal_strength != 0 && strcmp(c->algorithm, "fedprox") != 0)
-    rc = fm_set_error(FM_ERR_CONFIG, "--proximal-strength is for --algorithm fedprox (got %s)", c->algorithm);
+  if (rc == FM_OK && c->proximal_strength != 0 && !(algo.hparam && !strcmp(algo.hparam, "proximal_strength"))) {
+    algorithms_with("proximal_strength", with, sizeof with);
+    rc = fm_set_error(FM_ERR_CONFIG, "--proximal-strength is for --algorithm %s (got %s)", with, c->algorithm);
+  }
+  if (rc == FM_OK && algo.hparam && !strcmp(algo.hparam, "proximal_strength"))
+    rc = fm_hparams_put(&hp, "proximal_strength", c->proximal_strength);
   if (rc != FM_OK) {
     fm_optimizer_destroy(&copt);
     fm_optimizer_destroy(&sopt);
+    fm_aggregator_destroy(&agg);
     return rc;
   }
-  /* every builder takes the optimizers and the aggregator */
-  if (!strcmp(c->algorithm, "fedprox")) return fm_build_fed_prox(model, c->proximal_strength, copt, sopt, wt, agg, out);
-  if (!strcmp(c->algorithm, "fedsgd")) return fm_build_fed_sgd(model, sopt, wt, agg, out);
-  if (!strcmp(c->algorithm, "mime_lite")) return fm_build_mime_lite(model, copt, sopt, wt, agg, out);
-  if (!strcmp(c->algorithm, "scaffold")) return fm_build_scaffold(model, copt, sopt, wt, agg, out);
-  if (!strcmp(c->algorithm, "fednova")) return fm_build_fed_nova(model, copt, sopt, wt, agg, out);
-  if (wt == FM_WEIGHTING_UNIFORM) return fm_build_unweighted_fed_avg(model, copt, sopt, agg, out);
-  return fm_build_weighted_fed_avg(model, copt, sopt, wt, agg, out);
+  /* FedAvg keeps TFF's builders: the weighted one's default aggregator is a
+   * weighted mean whatever the weighting (UNIFORM weights are 1). */
+  if (!strcmp(c->algorithm, "fedavg") && wt == FM_WEIGHTING_NUM_EXAMPLES)
+    return fm_build_weighted_fed_avg(model, copt, sopt, wt, agg, out);
+  return fm_process_create(model, c->algorithm, &hp, copt, sopt, wt, agg, out);
 }
 
 /* The learning rates of round r from the schedules, into the state's hparams
  * (a no-op for constant schedules, which keep whatever the state holds). */
 static int set_round_lrs(const fm_process *proc, fm_state *state, uint64_t r, const fm_schedule *cs,
                          const fm_schedule *ss, const train_cfg *c) {
-  int client = strcmp(c->client_lr_schedule, "constant") != 0 && strcmp(c->algorithm, "fedsgd") != 0;
+  fm_algorithm_desc algo;
+  FM_CALL_CLI(algorithm_desc(c->algorithm, &algo));
+  int client = strcmp(c->client_lr_schedule, "constant") != 0 && algo.needs_client_optimizer;
   int server = strcmp(c->server_lr_schedule, "constant") != 0;
   if (!client && !server) return FM_OK;
   fm_hparams ch = {0}, sh = {0};
@@ -424,6 +468,7 @@ typedef struct train_run {
   fm_schedule client_sched, server_sched;
   fm_metrics_writer *writer;             /* rank 0 */
   uint64_t start;                        /* the round this invocation continues from */
+  fm_executor *exec;                     /* the threads' buffers, kept across rounds */
   fm_round_input in;
   fm_round_stats stats;
   fm_metrics m;                          /* this round's record */
@@ -453,6 +498,7 @@ static void train_run_free(train_run *run) {
   free(run->w);
   free(run->cohort);
   fm_state_destroy(&run->state);
+  fm_executor_destroy(&run->exec);
   fm_eval_process_destroy(&run->eval);
   free(run->eval_cohort);
   fm_process_destroy(&run->proc);
@@ -597,6 +643,7 @@ static int train_setup_process(train_run *run) {
                                                                                          : CLI_EXIT_FAILURE;
   rc = build_process(c, run->model, &run->proc);
   if (rc == FM_OK) rc = fm_process_initialize(run->proc, (uint64_t)c->seed, &run->state);
+  if (rc == FM_OK) rc = fm_executor_create(&run->exec);
   if (rc == FM_OK && run->test) rc = fm_build_fed_eval(run->model, &run->eval);
   if (rc == FM_OK && run->test && (uint64_t)c->eval_clients > fm_client_data_num_clients(run->test))
     rc = fm_set_error(FM_ERR_CONFIG, "--eval-clients %lld is more than the %llu clients in %s", (long long)c->eval_clients,
@@ -648,6 +695,12 @@ static int train_setup_writers(train_run *run) {
   return TRAIN_NEXT;
 }
 
+/* Whether the algorithm keeps per-client state on the owning rank. */
+static int needs_shard(const char *algorithm) {
+  fm_algorithm_desc d;
+  return algorithm_desc(algorithm, &d) == FM_OK && d.needs_shard_assignment;
+}
+
 /* Rank 0's header lines and the round input every round shares. */
 static void train_begin(train_run *run) {
   cli_ctx *ctx = run->ctx;
@@ -672,10 +725,11 @@ static void train_begin(train_run *run) {
                              .cohort_size = (size_t)c->clients_per_round,
                              .num_threads = run->nt,
                              .assignment = !strcmp(c->assignment, "balanced") ||
-                                                   (!strcmp(c->assignment, "auto") && strcmp(c->algorithm, "scaffold") != 0)
+                                                   (!strcmp(c->assignment, "auto") && !needs_shard(c->algorithm))
                                                ? FM_ASSIGN_BALANCED
                                                : FM_ASSIGN_SHARD,
-                             .stats = &run->stats};
+                             .stats = &run->stats,
+                             .executor = run->exec};
 }
 
 static int train_setup(train_run *run) {
@@ -816,6 +870,7 @@ static int train_finish(train_run *run) {
 }
 
 int cmd_train(cli_ctx *ctx, int argc, char **argv) {
+  train_opts_init();
   train_run *run = train_run_create(ctx);
   if (!run) return CLI_EXIT_FAILURE;
   int status = train_parse(run, argc, argv);
