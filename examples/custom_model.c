@@ -128,7 +128,7 @@ int main(void) {
   fm_process *p = NULL;
   fm_state *s = NULL;
   if ((rc = fm_optimizer_create_sgdm(0.2, 0.0, &client_opt)) || (rc = fm_optimizer_create_sgdm(1.0, 0.0, &server_opt)) ||
-      (rc = fm_build_weighted_fed_avg(m, client_opt, server_opt, FM_WEIGHTING_NUM_EXAMPLES, NULL, &p)) ||
+      (rc = fm_process_create_weighted_fed_avg(m, client_opt, server_opt, FM_WEIGHTING_NUM_EXAMPLES, NULL, &p)) ||
       (rc = fm_process_initialize(p, 42, &s)))
     return fprintf(stderr, "%s: %s\n", fm_err_name(rc), fm_last_error()), 1;
 

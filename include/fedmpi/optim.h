@@ -15,7 +15,7 @@
  *   rmsprop: s += (g^2-s)(1-decay); w -= lr*g/(sqrt(s)+eps)
  * State slots, in order: sgdm [accumulator (only with momentum)]; adam,
  * adamw, yogi [accumulator m, preconditioner s]; adagrad, rmsprop
- * [preconditioner s]. fm_optim_state.step is TFF's step counter t (every
+ * [preconditioner s]. fm_optimizer_state.step is TFF's step counter t (every
  * type counts its steps there). */
 #ifndef FEDMPI_OPTIM_H
 #define FEDMPI_OPTIM_H
@@ -34,21 +34,21 @@ typedef struct fm_optimizer fm_optimizer;
 
 /* Optimizer state over n parameters: num_slots buffers of n floats, stored
  * one after another in slots, plus a step counter. */
-typedef struct fm_optim_state {
+typedef struct fm_optimizer_state {
   size_t n;
   size_t num_slots;
   float *slots;  /* (num_slots, n) */
   int64_t step;
-} fm_optim_state;
+} fm_optimizer_state;
 
 typedef struct fm_optimizer_ops {
   const char *type;
   /* Buffers of n floats the state needs (may depend on hparams, e.g. momentum > 0). */
   size_t (*num_slots)(const fm_optimizer *o);
   /* Set the initial state values (slots already zeroed; step = 0). */
-  int (*init_state)(const fm_optimizer *o, fm_optim_state *s);
+  int (*init_state)(const fm_optimizer *o, fm_optimizer_state *s);
   /* One step: w (n) updated in place from gradient g (n). */
-  int (*step)(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n);
+  int (*step)(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n);
   /* Check one hyperparameter value; FM_ERR_HPARAM_VALUE with a message. */
   int (*validate)(const fm_optimizer *o, const char *key, double value);
 } fm_optimizer_ops;
@@ -96,12 +96,12 @@ FM_EXTERN double fm_optimizer_hparam(const fm_optimizer *o, const char *key);
 FM_EXTERN void fm_optimizer_get_options(const fm_optimizer *o, fm_hparams *out);
 
 /* Allocate and initialise state for n parameters. */
-FM_EXTERN int fm_optim_state_init(const fm_optimizer *o, size_t n, fm_optim_state *s);
+FM_EXTERN int fm_optimizer_state_init(const fm_optimizer *o, size_t n, fm_optimizer_state *s);
 /* Back to the initial values without reallocating (same optimizer, same n). */
-FM_EXTERN int fm_optim_state_reset(const fm_optimizer *o, fm_optim_state *s);
-FM_EXTERN void fm_optim_state_free(fm_optim_state *s);
+FM_EXTERN int fm_optimizer_state_reset(const fm_optimizer *o, fm_optimizer_state *s);
+FM_EXTERN void fm_optimizer_state_free(fm_optimizer_state *s);
 /* One optimizer step, w -= ... (checked dispatch). */
-FM_EXTERN int fm_optimizer_step(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n);
+FM_EXTERN int fm_optimizer_step(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n);
 
 /* Registered optimizer type names, NULL past the end. */
 FM_EXTERN const char *fm_optimizer_type_name(size_t i);

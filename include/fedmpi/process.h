@@ -125,22 +125,22 @@ FM_EXTERN int fm_process_create(const fm_model *model, const char *algorithm, co
 
 /* build_weighted_fed_avg: client_opt and server_opt are taken (even on
  * failure); agg NULL means MeanFactory (taken otherwise). */
-FM_EXTERN int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+FM_EXTERN int fm_process_create_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                                         fm_weighting weighting, fm_aggregator *agg, fm_process **out);
 /* build_unweighted_fed_avg: UNIFORM weighting, UnweightedMeanFactory by default. */
-FM_EXTERN int fm_build_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt,
+FM_EXTERN int fm_process_create_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt,
                                           fm_optimizer *server_opt, fm_aggregator *agg, fm_process **out);
 /* The other algorithms, same conventions (optimizers and agg taken; agg
  * NULL = weighted mean, or unweighted mean with UNIFORM weighting). */
-FM_EXTERN int fm_build_fed_prox(const fm_model *model, double proximal_strength, fm_optimizer *client_opt,
+FM_EXTERN int fm_process_create_fed_prox(const fm_model *model, double proximal_strength, fm_optimizer *client_opt,
                                 fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, fm_process **out);
-FM_EXTERN int fm_build_fed_sgd(const fm_model *model, fm_optimizer *server_opt, fm_weighting weighting,
+FM_EXTERN int fm_process_create_fed_sgd(const fm_model *model, fm_optimizer *server_opt, fm_weighting weighting,
                                fm_aggregator *agg, fm_process **out);
-FM_EXTERN int fm_build_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_optimizer *server_opt,
+FM_EXTERN int fm_process_create_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_optimizer *server_opt,
                                  fm_weighting weighting, fm_aggregator *agg, fm_process **out);
-FM_EXTERN int fm_build_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+FM_EXTERN int fm_process_create_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                                 fm_weighting weighting, fm_aggregator *agg, fm_process **out);
-FM_EXTERN int fm_build_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+FM_EXTERN int fm_process_create_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                                 fm_weighting weighting, fm_aggregator *agg, fm_process **out);
 FM_EXTERN void fm_process_destroy(fm_process **p);
 FM_EXTERN const fm_model *fm_process_model(const fm_process *p);
@@ -286,7 +286,7 @@ FM_EXTERN int fm_evaluate(const fm_model *model, const float *w, const fm_client
  * where total_rounds sums the unfinalized values of every next() so far
  * (initial values 0). The accumulators live on rank 0. */
 typedef struct fm_eval_process fm_eval_process;
-FM_EXTERN int fm_build_fed_eval(const fm_model *model, fm_eval_process **out);
+FM_EXTERN int fm_eval_process_create(const fm_model *model, fm_eval_process **out);
 FM_EXTERN void fm_eval_process_destroy(fm_eval_process **e);
 /* Collective. w is read on rank 0 and broadcast; clients NULL = all. */
 FM_EXTERN int fm_eval_process_next(fm_eval_process *e, const float *w, const fm_client_data *data,

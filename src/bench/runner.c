@@ -23,7 +23,7 @@ static int make_process(const bench_cfg *c, const fm_model *model, fm_process **
     fm_optimizer_destroy(&sopt);
     return rc;
   }
-  return fm_build_weighted_fed_avg(model, copt, sopt, FM_WEIGHTING_NUM_EXAMPLES, NULL, out);
+  return fm_process_create_weighted_fed_avg(model, copt, sopt, FM_WEIGHTING_NUM_EXAMPLES, NULL, out);
 }
 
 /* Slowest rank's seconds to read the clients it trained in the round just

@@ -20,7 +20,7 @@ int fm__bench_measure_step(const bench_cfg *c, const fm_model *model, const fm_m
   size_t D = fm_model_input_spec(model)->num_features, C = fm_model_input_spec(model)->num_classes;
   fm_examples ex = {0};
   fm_optimizer *opt = NULL;
-  fm_optim_state st = {0};
+  fm_optimizer_state st = {0};
   int have_state = 0;
   float *w = NULL, *g = NULL, *probs = NULL;
   void *ws = NULL;
@@ -38,7 +38,7 @@ int fm__bench_measure_step(const bench_cfg *c, const fm_model *model, const fm_m
   }
   if (rc == FM_OK) rc = fm_model_init_weights(model, w, (uint64_t)c->seed);
   if (rc == FM_OK) rc = fm_optimizer_create_sgdm(c->client_lr, c->client_momentum, &opt);
-  if (rc == FM_OK && (rc = fm_optim_state_init(opt, T, &st)) == FM_OK) have_state = 1;
+  if (rc == FM_OK && (rc = fm_optimizer_state_init(opt, T, &st)) == FM_OK) have_state = 1;
   if (rc == FM_OK) memset(g, 0, T * sizeof *g);
   double t_fwd = 0, t_bwd = 0, t_opt = 0, start = MPI_Wtime();
   long steps = 0;
@@ -69,7 +69,7 @@ int fm__bench_measure_step(const bench_cfg *c, const fm_model *model, const fm_m
     out->total = out->fwd + out->bwd + out->opt;
     out->gflops = out->total > 0 ? fl->train * (double)n / (out->total * 1e-3) * 1e-9 : NAN;
   }
-  if (have_state) fm_optim_state_free(&st);
+  if (have_state) fm_optimizer_state_free(&st);
   fm_optimizer_destroy(&opt);
   free(w), free(g), free(probs), free(ws);
   fm_examples_free(&ex);

@@ -340,7 +340,7 @@ static int build_process(const train_cfg *c, const fm_model *model, fm_process *
   /* FedAvg keeps TFF's builders: the weighted one's default aggregator is a
    * weighted mean whatever the weighting (UNIFORM weights are 1). */
   if (!strcmp(c->algorithm, "fedavg") && wt == FM_WEIGHTING_NUM_EXAMPLES)
-    return fm_build_weighted_fed_avg(model, copt, sopt, wt, agg, out);
+    return fm_process_create_weighted_fed_avg(model, copt, sopt, wt, agg, out);
   return fm_process_create(model, c->algorithm, &hp, copt, sopt, wt, agg, out);
 }
 
@@ -644,7 +644,7 @@ static int train_setup_process(train_run *run) {
   rc = build_process(c, run->model, &run->proc);
   if (rc == FM_OK) rc = fm_process_initialize(run->proc, (uint64_t)c->seed, &run->state);
   if (rc == FM_OK) rc = fm_executor_create(&run->exec);
-  if (rc == FM_OK && run->test) rc = fm_build_fed_eval(run->model, &run->eval);
+  if (rc == FM_OK && run->test) rc = fm_eval_process_create(run->model, &run->eval);
   if (rc == FM_OK && run->test && (uint64_t)c->eval_clients > fm_client_data_num_clients(run->test))
     rc = fm_set_error(FM_ERR_CONFIG, "--eval-clients %lld is more than the %llu clients in %s", (long long)c->eval_clients,
                       (unsigned long long)fm_client_data_num_clients(run->test), c->test_data);

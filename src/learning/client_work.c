@@ -29,7 +29,7 @@ void fm__worker_destroy(void *worker) {
   fm__free(k->order);
   fm__free(k->msum);
   fm__free(k->mbatch);
-  if (k->has_opt) fm_optim_state_free(&k->opt);
+  if (k->has_opt) fm_optimizer_state_free(&k->opt);
   fm__free(k);
 }
 
@@ -61,7 +61,7 @@ int fm__worker_create(const void *vcfg, void **out) {
                ? FM_OK
                : FM_ERR_NOMEM;
   if (rc == FM_OK && cfg->client_opt) {
-    rc = fm_optim_state_init(cfg->client_opt, t, &k->opt);
+    rc = fm_optimizer_state_init(cfg->client_opt, t, &k->opt);
     k->has_opt = rc == FM_OK;
   }
   if (rc != FM_OK) {
@@ -194,7 +194,7 @@ int fm__client_work_run(const fm_process *p, fm_state *s, const fm__round_shared
   int rc = fm__worker_order(k, fm_batch_iter_scratch(&in->batching, ex.n));
   if (rc != FM_OK) goto done;
   memcpy(k->w, sh->w0, p->numel * sizeof(float));
-  if (s->client_opt) FM_CALL_GOTO(rc, fm_optim_state_reset(s->client_opt, &k->opt), done);
+  if (s->client_opt) FM_CALL_GOTO(rc, fm_optimizer_state_reset(s->client_opt, &k->opt), done);
   memset(k->msum, 0, p->num_metric_values * sizeof(double));
   if (algo->client_begin) FM_CALL_GOTO(rc, algo->client_begin(&x), done);
   FM_CALL_GOTO(rc, fm__local_training(&x), done);

@@ -125,7 +125,7 @@ struct fm_eval_process {
   fm_exact *current; /* (n) scratch */
 };
 
-int fm_build_fed_eval(const fm_model *model, fm_eval_process **out) {
+int fm_eval_process_create(const fm_model *model, fm_eval_process **out) {
   FM_CHECK(model && out, FM_ERR_INVALID_ARG, "NULL argument");
   *out = NULL;
   fm_eval_process *e = fm__calloc(1, sizeof *e);

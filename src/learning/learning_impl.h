@@ -96,7 +96,7 @@ typedef struct fm__worker {
   size_t order_cap;
   double *msum;       /* (M) this client's unfinalized metrics */
   double *mbatch;     /* (max metric values) one batch's contributions */
-  fm_optim_state opt; /* client optimizer state */
+  fm_optimizer_state opt; /* client optimizer state */
   int has_opt;
 } fm__worker;
 
@@ -244,7 +244,7 @@ struct fm_state {
   float *weights;              /* (P) global model weights */
   fm_optimizer *client_opt;    /* client_work state: client optimizer hparams */
   fm_optimizer *server_opt;    /* finalizer state: server optimizer hparams ... */
-  fm_optim_state server_state; /* ... and its buffers */
+  fm_optimizer_state server_state; /* ... and its buffers */
   void *algo;                  /* the algorithm's state (its state_init) ... */
   void (*algo_free)(fm_state *s); /* ... and how to free it */
 };

@@ -121,17 +121,17 @@ int fm_process_create(const fm_model *model, const char *algorithm, const fm_hpa
                    weighting == FM_WEIGHTING_NUM_EXAMPLES, out);
 }
 
-int fm_build_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+int fm_process_create_weighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                               fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
   return fm__build(model, "fedavg", NULL, client_opt, server_opt, weighting, agg, 1, out);
 }
 
-int fm_build_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
+int fm_process_create_unweighted_fed_avg(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                                 fm_aggregator *agg, fm_process **out) {
   return fm__build(model, "fedavg", NULL, client_opt, server_opt, FM_WEIGHTING_UNIFORM, agg, 0, out);
 }
 
-int fm_build_fed_prox(const fm_model *model, double proximal_strength, fm_optimizer *client_opt,
+int fm_process_create_fed_prox(const fm_model *model, double proximal_strength, fm_optimizer *client_opt,
                       fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg, fm_process **out) {
   fm_hparams hp = {0};
   int rc = fm_hparams_put(&hp, "proximal_strength", proximal_strength);
@@ -144,22 +144,22 @@ int fm_build_fed_prox(const fm_model *model, double proximal_strength, fm_optimi
   return fm_process_create(model, "fedprox", &hp, client_opt, server_opt, weighting, agg, out);
 }
 
-int fm_build_fed_sgd(const fm_model *model, fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg,
+int fm_process_create_fed_sgd(const fm_model *model, fm_optimizer *server_opt, fm_weighting weighting, fm_aggregator *agg,
                      fm_process **out) {
   return fm_process_create(model, "fedsgd", NULL, NULL, server_opt, weighting, agg, out);
 }
 
-int fm_build_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_optimizer *server_opt, fm_weighting weighting,
+int fm_process_create_mime_lite(const fm_model *model, fm_optimizer *base_opt, fm_optimizer *server_opt, fm_weighting weighting,
                        fm_aggregator *agg, fm_process **out) {
   return fm_process_create(model, "mime_lite", NULL, base_opt, server_opt, weighting, agg, out);
 }
 
-int fm_build_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting,
+int fm_process_create_scaffold(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting,
                       fm_aggregator *agg, fm_process **out) {
   return fm_process_create(model, "scaffold", NULL, client_opt, server_opt, weighting, agg, out);
 }
 
-int fm_build_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting,
+int fm_process_create_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt, fm_weighting weighting,
                       fm_aggregator *agg, fm_process **out) {
   return fm_process_create(model, "fednova", NULL, client_opt, server_opt, weighting, agg, out);
 }
@@ -194,7 +194,7 @@ int fm_process_initialize(const fm_process *p, uint64_t seed, fm_state **out) {
   FM_CALL_GOTO(rc, fm_model_init_weights(p->model, s->weights, seed), fail);
   if (p->cw->opt) FM_CALL_GOTO(rc, fm_optimizer_clone(p->cw->opt, &s->client_opt), fail);
   FM_CALL_GOTO(rc, fm_optimizer_clone(p->fin->opt, &s->server_opt), fail);
-  FM_CALL_GOTO(rc, fm_optim_state_init(s->server_opt, p->trainable, &s->server_state), fail);
+  FM_CALL_GOTO(rc, fm_optimizer_state_init(s->server_opt, p->trainable, &s->server_state), fail);
   s->algo_free = p->algo->state_free;
   if (p->algo->state_init) FM_CALL_GOTO(rc, p->algo->state_init(p, s), fail);
   *out = s;
@@ -209,7 +209,7 @@ void fm_state_destroy(fm_state **s) {
   fm__free((*s)->weights);
   fm_optimizer_destroy(&(*s)->client_opt);
   fm_optimizer_destroy(&(*s)->server_opt);
-  fm_optim_state_free(&(*s)->server_state);
+  fm_optimizer_state_free(&(*s)->server_state);
   if ((*s)->algo_free) (*s)->algo_free(*s);
   fm__free(*s);
   *s = NULL;

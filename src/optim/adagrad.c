@@ -24,13 +24,13 @@ static size_t adagrad_num_slots(const fm_optimizer *o) {
   return 1; /* preconditioner s */
 }
 
-static int adagrad_init_state(const fm_optimizer *o, fm_optim_state *s) {
+static int adagrad_init_state(const fm_optimizer *o, fm_optimizer_state *s) {
   const float init = (float)fm__opt_option(o, "initial_preconditioner_value", 0.1);
   for (size_t i = 0; i < s->n; i++) s->slots[i] = init;
   return FM_OK;
 }
 
-static int adagrad_step(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n) {
+static int adagrad_step(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n) {
   const float lr = (float)fm__hp(o, "learning_rate"), eps = (float)fm__hp(o, "epsilon");
   float *p = s->slots;
   for (size_t i = 0; i < n; i++) {

@@ -38,7 +38,7 @@ void fm__adam_apply(float lr_t, float b1, float b2, float eps, float *m, float *
   }
 }
 
-static int adam_step(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n) {
+static int adam_step(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n) {
   const float lr = (float)fm__hp(o, "learning_rate"), b1 = (float)fm__hp(o, "beta_1"),
               b2 = (float)fm__hp(o, "beta_2"), eps = (float)fm__hp(o, "epsilon");
   s->step++;

@@ -25,7 +25,7 @@ static size_t adamw_num_slots(const fm_optimizer *o) {
   return 2; /* accumulator m, preconditioner s */
 }
 
-static int adamw_step(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n) {
+static int adamw_step(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n) {
   const float lr = (float)fm__hp(o, "learning_rate"), b1 = (float)fm__hp(o, "beta_1"),
               b2 = (float)fm__hp(o, "beta_2"), eps = (float)fm__hp(o, "epsilon"),
               wd = (float)fm__hp(o, "weight_decay");

@@ -124,7 +124,7 @@ double fm_optimizer_hparam(const fm_optimizer *o, const char *key) {
   return v;
 }
 
-int fm_optim_state_init(const fm_optimizer *o, size_t n, fm_optim_state *s) {
+int fm_optimizer_state_init(const fm_optimizer *o, size_t n, fm_optimizer_state *s) {
   FM_CHECK(o && s, FM_ERR_INVALID_ARG, "NULL argument");
   s->n = n;
   s->num_slots = o->ops->num_slots(o);
@@ -138,7 +138,7 @@ int fm_optim_state_init(const fm_optimizer *o, size_t n, fm_optim_state *s) {
   return FM_OK;
 }
 
-int fm_optim_state_reset(const fm_optimizer *o, fm_optim_state *s) {
+int fm_optimizer_state_reset(const fm_optimizer *o, fm_optimizer_state *s) {
   FM_CHECK(o->ops->num_slots(o) == s->num_slots, FM_ERR_STATE_MISMATCH,
            "optimizer state has %zu buffers, optimizer '%s' needs %zu", s->num_slots, o->ops->type,
            o->ops->num_slots(o));
@@ -148,14 +148,14 @@ int fm_optim_state_reset(const fm_optimizer *o, fm_optim_state *s) {
   return FM_OK;
 }
 
-void fm_optim_state_free(fm_optim_state *s) {
+void fm_optimizer_state_free(fm_optimizer_state *s) {
   if (!s) return;
   fm__free(s->slots);
   s->slots = NULL;
   s->n = s->num_slots = 0;
 }
 
-int fm_optimizer_step(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n) {
+int fm_optimizer_step(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n) {
   FM_CHECK(s->n == n, FM_ERR_STATE_MISMATCH, "optimizer state is for %zu parameters, step given %zu", s->n, n);
   return o->ops->step(o, s, w, g, n);
 }

@@ -22,7 +22,7 @@ static size_t rmsprop_num_slots(const fm_optimizer *o) {
   return 1; /* preconditioner s */
 }
 
-static int rmsprop_step(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n) {
+static int rmsprop_step(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n) {
   const float lr = (float)fm__hp(o, "learning_rate"), d = (float)fm__hp(o, "decay"),
               eps = (float)fm__hp(o, "epsilon");
   const float omd = 1.0f - d;

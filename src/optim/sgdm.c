@@ -13,7 +13,7 @@ static size_t sgdm_num_slots(const fm_optimizer *o) {
   return fm_hparams_has(fm__optimizer_hp(o), "momentum") ? 1 : 0;
 }
 
-static int sgdm_step(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n) {
+static int sgdm_step(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n) {
   const float lr = (float)fm__hp(o, "learning_rate");
   if (s->num_slots == 0) {
     for (size_t i = 0; i < n; i++) w[i] -= lr * g[i];

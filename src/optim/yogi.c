@@ -27,7 +27,7 @@ static size_t yogi_num_slots(const fm_optimizer *o) {
   return 2; /* accumulator m, preconditioner s */
 }
 
-static int yogi_init_state(const fm_optimizer *o, fm_optim_state *s) {
+static int yogi_init_state(const fm_optimizer *o, fm_optimizer_state *s) {
   const float init = (float)fm__opt_option(o, "initial_preconditioner_value", 1e-6);
   float *p = s->slots + s->n;
   for (size_t i = 0; i < s->n; i++) p[i] = init;
@@ -37,7 +37,7 @@ static int yogi_init_state(const fm_optimizer *o, fm_optim_state *s) {
 /* tf.sign: -1, 0 or 1, NaN for NaN. */
 static inline float yogi_sign(float x) { return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x; }
 
-static int yogi_step(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n) {
+static int yogi_step(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n) {
   const float lr = (float)fm__hp(o, "learning_rate"), b1 = (float)fm__hp(o, "beta_1"),
               b2 = (float)fm__hp(o, "beta_2"), eps = (float)fm__hp(o, "epsilon");
   s->step++;

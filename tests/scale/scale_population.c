@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
   CHECK(fm_optimizer_create_sgdm(0.05, 0.0, &copt));
   CHECK(fm_optimizer_create_sgdm(1.0, 0.0, &sopt));
   fm_process *p;
-  CHECK(fm_build_weighted_fed_avg(model, copt, sopt, FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
+  CHECK(fm_process_create_weighted_fed_avg(model, copt, sopt, FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
   fm_state *s;
   CHECK(fm_process_initialize(p, 1, &s));
 

@@ -71,8 +71,8 @@ static void test_fedprox_zero_is_fedavg(void **st) {
   fm_client_data *cd = make_data(3, counts, 0);
   fm_model *m = make_model();
   fm_process *avg, *prox;
-  FM_ASSERT_OK(fm_build_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
-  FM_ASSERT_OK(fm_build_fed_prox(m, 0.0, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &prox));
+  FM_ASSERT_OK(fm_process_create_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
+  FM_ASSERT_OK(fm_process_create_fed_prox(m, 0.0, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &prox));
   float *a = malloc(numel(m) * sizeof *a), *b = malloc(numel(m) * sizeof *b);
   uint64_t cohort[3] = {0, 1, 2};
   fm_batching bt = {.epochs = 2, .batch_size = 4, .shuffle = 1};
@@ -81,7 +81,7 @@ static void test_fedprox_zero_is_fedavg(void **st) {
   assert_memory_equal(a, b, numel(m) * sizeof *a);
   /* and mu > 0 changes the result */
   fm_process *prox1;
-  FM_ASSERT_OK(fm_build_fed_prox(m, 1.0, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &prox1));
+  FM_ASSERT_OK(fm_process_create_fed_prox(m, 1.0, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &prox1));
   train(prox1, cd, 3, cohort, 3, bt, b);
   assert_true(memcmp(a, b, numel(m) * sizeof *a) != 0);
   free(a), free(b);
@@ -100,7 +100,7 @@ static void test_fedprox_step_by_hand(void **st) {
   fm_model *m = make_model();
   const float lr = 0.2f, mu = 0.5f;
   fm_process *p;
-  FM_ASSERT_OK(fm_build_fed_prox(m, mu, sgd(lr, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
+  FM_ASSERT_OK(fm_process_create_fed_prox(m, mu, sgd(lr, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
   size_t P = numel(m), T = fm_layout_trainable_numel(fm_model_layout(m));
   float *got = malloc(P * sizeof *got), *w = malloc(P * sizeof *w), *w0 = malloc(P * sizeof *w0);
   float *g = malloc(T * sizeof *g);
@@ -131,10 +131,10 @@ static void test_fedprox_validation(void **st) {
   fm_model *m = make_model();
   fm_process *p = NULL;
   FM_ASSERT_ERR(FM_ERR_HPARAM_VALUE,
-                fm_build_fed_prox(m, -0.1, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
+                fm_process_create_fed_prox(m, -0.1, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
   FM_ASSERT_MSG_HAS("proximal_strength");
   FM_ASSERT_ERR(FM_ERR_HPARAM_VALUE,
-                fm_build_fed_prox(m, NAN, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
+                fm_process_create_fed_prox(m, NAN, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
   assert_null(p);
   fm_model_destroy(&m);
 }
@@ -146,7 +146,7 @@ static void test_fedsgd_one_client_is_gradient_step(void **st) {
   fm_client_data *cd = make_data(1, counts, 0);
   fm_model *m = make_model();
   fm_process *p;
-  FM_ASSERT_OK(fm_build_fed_sgd(m, sgd(0.3, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
+  FM_ASSERT_OK(fm_process_create_fed_sgd(m, sgd(0.3, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
   size_t P = numel(m), T = fm_layout_trainable_numel(fm_model_layout(m));
   float *got = malloc(P * sizeof *got), *w = malloc(P * sizeof *w), *g = calloc(T, sizeof *g);
   uint64_t cohort[1] = {0};
@@ -184,8 +184,8 @@ static void test_fedavgm_zero_momentum_is_fedavg(void **st) {
   fm_hparams h = {0};
   fm_hparams_put(&h, "learning_rate", 1.0);
   FM_ASSERT_OK(fm_optimizer_set_hparams(plain, &h));
-  FM_ASSERT_OK(fm_build_weighted_fed_avg(m, sgd(0.1, 0), plain, FM_WEIGHTING_NUM_EXAMPLES, NULL, &a));
-  FM_ASSERT_OK(fm_build_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0.0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &b));
+  FM_ASSERT_OK(fm_process_create_weighted_fed_avg(m, sgd(0.1, 0), plain, FM_WEIGHTING_NUM_EXAMPLES, NULL, &a));
+  FM_ASSERT_OK(fm_process_create_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0.0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &b));
   float *x = malloc(numel(m) * sizeof *x), *y = malloc(numel(m) * sizeof *y);
   uint64_t cohort[2] = {1, 2};
   train(a, cd, 4, cohort, 2, (fm_batching){.epochs = 1, .batch_size = 4, .shuffle = 1}, x);
@@ -204,8 +204,8 @@ static void test_fednova_equal_steps_is_fedavg(void **st) {
   fm_client_data *cd = make_data(3, counts, 0);
   fm_model *m = make_model();
   fm_process *avg, *nova;
-  FM_ASSERT_OK(fm_build_weighted_fed_avg(m, sgd(0.1, 0.5), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
-  FM_ASSERT_OK(fm_build_fed_nova(m, sgd(0.1, 0.5), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &nova));
+  FM_ASSERT_OK(fm_process_create_weighted_fed_avg(m, sgd(0.1, 0.5), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
+  FM_ASSERT_OK(fm_process_create_fed_nova(m, sgd(0.1, 0.5), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &nova));
   float *a = malloc(numel(m) * sizeof *a), *b = malloc(numel(m) * sizeof *b);
   uint64_t cohort[3] = {0, 1, 2};
   train(avg, cd, 3, cohort, 3, (fm_batching){.epochs = 2, .batch_size = 5, .shuffle = 1}, a);
@@ -225,8 +225,8 @@ static void test_fednova_formula(void **st) {
   fm_client_data *cd = make_data(2, counts, 0);
   fm_model *m = make_model();
   fm_process *avg, *nova;
-  FM_ASSERT_OK(fm_build_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
-  FM_ASSERT_OK(fm_build_fed_nova(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &nova));
+  FM_ASSERT_OK(fm_process_create_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
+  FM_ASSERT_OK(fm_process_create_fed_nova(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &nova));
   size_t P = numel(m);
   float *d0 = malloc(P * sizeof *d0), *d1 = malloc(P * sizeof *d1), *w0 = malloc(P * sizeof *w0);
   float *got = malloc(P * sizeof *got), *expect = malloc(P * sizeof *expect);
@@ -253,8 +253,8 @@ static void test_scaffold_identical_clients_is_fedavg(void **st) {
   fm_client_data *cd = make_data(4, counts, 1);
   fm_model *m = make_model();
   fm_process *avg, *sc;
-  FM_ASSERT_OK(fm_build_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
-  FM_ASSERT_OK(fm_build_scaffold(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &sc));
+  FM_ASSERT_OK(fm_process_create_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
+  FM_ASSERT_OK(fm_process_create_scaffold(m, sgd(0.1, 0), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &sc));
   float *a = malloc(numel(m) * sizeof *a), *b = malloc(numel(m) * sizeof *b);
   uint64_t cohort[4] = {0, 1, 2, 3};
   fm_batching bt = {.epochs = 2, .batch_size = 5, .shuffle = 0}; /* identical data and order on every client */
@@ -267,7 +267,7 @@ static void test_scaffold_identical_clients_is_fedavg(void **st) {
   train(avg, het, 4, part, 2, bt, a);
   train(sc, het, 4, part, 2, bt, b);
   assert_true(memcmp(a, b, numel(m) * sizeof *a) != 0);
-  FM_ASSERT_ERR(FM_ERR_INVALID_ARG, fm_build_scaffold(m, NULL, sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &sc));
+  FM_ASSERT_ERR(FM_ERR_INVALID_ARG, fm_process_create_scaffold(m, NULL, sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &sc));
   free(a), free(b);
   fm_process_destroy(&avg);
   fm_process_destroy(&sc);
@@ -282,8 +282,8 @@ static void test_mime_lite_plain_sgd_is_fedavg(void **st) {
   fm_client_data *cd = make_data(3, counts, 0);
   fm_model *m = make_model();
   fm_process *avg, *mime;
-  FM_ASSERT_OK(fm_build_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0.9), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
-  FM_ASSERT_OK(fm_build_mime_lite(m, sgd(0.1, 0), sgd(1.0, 0.9), FM_WEIGHTING_NUM_EXAMPLES, NULL, &mime));
+  FM_ASSERT_OK(fm_process_create_weighted_fed_avg(m, sgd(0.1, 0), sgd(1.0, 0.9), FM_WEIGHTING_NUM_EXAMPLES, NULL, &avg));
+  FM_ASSERT_OK(fm_process_create_mime_lite(m, sgd(0.1, 0), sgd(1.0, 0.9), FM_WEIGHTING_NUM_EXAMPLES, NULL, &mime));
   float *a = malloc(numel(m) * sizeof *a), *b = malloc(numel(m) * sizeof *b);
   uint64_t cohort[3] = {0, 1, 2};
   train(avg, cd, 3, cohort, 3, (fm_batching){.epochs = 2, .batch_size = 4, .shuffle = 1}, a);
@@ -306,7 +306,7 @@ static void test_mime_lite_momentum_by_hand(void **st) {
   fm_model *m = make_model();
   const float lr = 0.3f, beta = 0.9f;
   fm_process *p;
-  FM_ASSERT_OK(fm_build_mime_lite(m, sgd(lr, beta), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
+  FM_ASSERT_OK(fm_process_create_mime_lite(m, sgd(lr, beta), sgd(1.0, 0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
   size_t P = numel(m), T = fm_layout_trainable_numel(fm_model_layout(m));
   float *got = malloc(P * sizeof *got), *w = malloc(P * sizeof *w), *g = malloc(T * sizeof *g);
   float *v = calloc(T, sizeof *v);

@@ -88,7 +88,7 @@ static void test_metric_through_round(void **st) {
   assert_true(v >= acc && v <= 1.0);
   /* and through build_fed_eval: total_rounds accumulates */
   fm_eval_process *e;
-  FM_ASSERT_OK(fm_build_fed_eval(m, &e));
+  FM_ASSERT_OK(fm_eval_process_create(m, &e));
   for (int round = 0; round < 3; round++) {
     fm_metrics_clear(&out);
     FM_ASSERT_OK(fm_eval_process_next(e, w, cd, NULL, 0, 4, 1, fm_comm_serial(), &out));

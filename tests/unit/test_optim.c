@@ -12,13 +12,13 @@ static void test_sgd_plain_steps(void **st) {
   fm_optimizer_get_hparams(o, &h);
   assert_int_equal(h.n, 1); /* no "momentum" key when momentum is 0, as TFF */
   assert_string_equal(h.item[0].name, "learning_rate");
-  fm_optim_state s;
-  FM_ASSERT_OK(fm_optim_state_init(o, 2, &s));
+  fm_optimizer_state s;
+  FM_ASSERT_OK(fm_optimizer_state_init(o, 2, &s));
   assert_int_equal(s.num_slots, 0);
   float w[2] = {1.0f, -2.0f}, g[2] = {0.5f, 4.0f};
   FM_ASSERT_OK(fm_optimizer_step(o, &s, w, g, 2));
   assert_true(w[0] == 0.75f && w[1] == -4.0f);
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   fm_optimizer_destroy(&o);
   assert_null(o);
 }
@@ -27,8 +27,8 @@ static void test_sgd_momentum_steps(void **st) {
   (void)st;
   fm_optimizer *o;
   FM_ASSERT_OK(fm_optimizer_create_sgdm(0.1, 0.9, &o));
-  fm_optim_state s;
-  FM_ASSERT_OK(fm_optim_state_init(o, 1, &s));
+  fm_optimizer_state s;
+  FM_ASSERT_OK(fm_optimizer_state_init(o, 1, &s));
   assert_int_equal(s.num_slots, 1);
   float w = 1.0f;
   float g1 = 1.0f, g2 = 2.0f, g3 = -1.0f;
@@ -42,11 +42,11 @@ static void test_sgd_momentum_steps(void **st) {
   assert_float_equal(w, 0.449f, 1e-6);
   assert_int_equal(s.step, 3);
   /* reset returns to the initial state (a client's state each round) */
-  FM_ASSERT_OK(fm_optim_state_reset(o, &s));
+  FM_ASSERT_OK(fm_optimizer_state_reset(o, &s));
   w = 1.0f;
   FM_ASSERT_OK(fm_optimizer_step(o, &s, &w, &g1, 1));
   assert_float_equal(w, 0.9f, 1e-6);
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   fm_optimizer_destroy(&o);
 }
 

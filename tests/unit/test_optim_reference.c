@@ -40,8 +40,8 @@ static void run_case(const fm_optim_ref_case *c, ref_stats *total) {
   for (size_t k = 0; k < c->num_hp; k++) FM_ASSERT_OK(fm_hparams_put(&hp, c->keys[k], c->values[k]));
   fm_optimizer *o = NULL;
   FM_ASSERT_OK(fm_optimizer_create(c->type, &hp, &o));
-  fm_optim_state s;
-  FM_ASSERT_OK(fm_optim_state_init(o, FM_OPTIM_REF_N, &s));
+  fm_optimizer_state s;
+  FM_ASSERT_OK(fm_optimizer_state_init(o, FM_OPTIM_REF_N, &s));
   if (s.num_slots != c->num_slots)
     fail_msg("%s: %zu state slots, the reference has %zu", c->name, s.num_slots, c->num_slots);
   float w[FM_OPTIM_REF_N];
@@ -60,7 +60,7 @@ static void run_case(const fm_optim_ref_case *c, ref_stats *total) {
   total->values += st.values;
   total->identical += st.identical;
   if (st.worst > total->worst) total->worst = st.worst;
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   fm_optimizer_destroy(&o);
 }
 

@@ -39,10 +39,10 @@ static void assert_options(const fm_optimizer *o, const kv *want, size_t n) {
 }
 
 static size_t slots_of(const fm_optimizer *o) {
-  fm_optim_state s;
-  FM_ASSERT_OK(fm_optim_state_init(o, 4, &s));
+  fm_optimizer_state s;
+  FM_ASSERT_OK(fm_optimizer_state_init(o, 4, &s));
   size_t n = s.num_slots;
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   return n;
 }
 
@@ -280,8 +280,8 @@ static void test_initial_state_and_reset(void **st) {
     if (t[i].custom) fm_hparams_put(&h, "initial_preconditioner_value", t[i].init);
     fm_optimizer *o = NULL;
     FM_ASSERT_OK(fm_optimizer_create(t[i].type, &h, &o));
-    fm_optim_state s;
-    FM_ASSERT_OK(fm_optim_state_init(o, 3, &s));
+    fm_optimizer_state s;
+    FM_ASSERT_OK(fm_optimizer_state_init(o, 3, &s));
     float w1[3] = {0};
     for (int pass = 0; pass < 2; pass++) {
       assert_int_equal(s.step, 0);
@@ -293,24 +293,24 @@ static void test_initial_state_and_reset(void **st) {
       assert_int_equal(s.step, 3);
       if (pass == 0) memcpy(w1, w, sizeof w);
       else assert_memory_equal(w, w1, sizeof w); /* a reset state replays exactly */
-      FM_ASSERT_OK(fm_optim_state_reset(o, &s));
+      FM_ASSERT_OK(fm_optimizer_state_reset(o, &s));
     }
     /* A state for another type does not reset under this one. */
     fm_optimizer *sgd = NULL;
     FM_ASSERT_OK(fm_optimizer_create("sgd", NULL, &sgd));
-    FM_ASSERT_ERR(FM_ERR_STATE_MISMATCH, fm_optim_state_reset(sgd, &s));
+    FM_ASSERT_ERR(FM_ERR_STATE_MISMATCH, fm_optimizer_state_reset(sgd, &s));
     fm_optimizer_destroy(&sgd);
     float w[2] = {0};
     FM_ASSERT_ERR(FM_ERR_STATE_MISMATCH, fm_optimizer_step(o, &s, w, g, 2));
     /* The clone keeps the construction options. */
     fm_optimizer *c = NULL;
     FM_ASSERT_OK(fm_optimizer_clone(o, &c));
-    fm_optim_state s2;
-    FM_ASSERT_OK(fm_optim_state_init(c, 3, &s2));
+    fm_optimizer_state s2;
+    FM_ASSERT_OK(fm_optimizer_state_init(c, 3, &s2));
     assert_memory_equal(s.slots, s2.slots, s.num_slots * 3 * sizeof(float));
-    fm_optim_state_free(&s2);
+    fm_optimizer_state_free(&s2);
     fm_optimizer_destroy(&c);
-    fm_optim_state_free(&s);
+    fm_optimizer_state_free(&s);
     fm_optimizer_destroy(&o);
   }
 }
@@ -323,10 +323,10 @@ static void test_adamw_zero_decay_is_adam(void **st) {
   FM_ASSERT_OK(fm_optimizer_create_adamw(0.05, 0.8, 0.99, 1e-3, 0.0, &aw));
   FM_ASSERT_OK(fm_optimizer_create_adamw(0.05, 0.8, 0.99, 1e-3, 0.01, &aw2));
   enum { N = 5 };
-  fm_optim_state sa, sw, sw2;
-  FM_ASSERT_OK(fm_optim_state_init(a, N, &sa));
-  FM_ASSERT_OK(fm_optim_state_init(aw, N, &sw));
-  FM_ASSERT_OK(fm_optim_state_init(aw2, N, &sw2));
+  fm_optimizer_state sa, sw, sw2;
+  FM_ASSERT_OK(fm_optimizer_state_init(a, N, &sa));
+  FM_ASSERT_OK(fm_optimizer_state_init(aw, N, &sw));
+  FM_ASSERT_OK(fm_optimizer_state_init(aw2, N, &sw2));
   float wa[N] = {1.0f, -0.5f, 0.25f, 3.0f, -2.0f}, ww[N], ww2[N];
   memcpy(ww, wa, sizeof wa);
   memcpy(ww2, wa, sizeof wa);
@@ -340,9 +340,9 @@ static void test_adamw_zero_decay_is_adam(void **st) {
     assert_memory_equal(sa.slots, sw.slots, 2 * N * sizeof(float));
   }
   assert_true(memcmp(wa, ww2, sizeof wa) != 0); /* and a nonzero decay does change it */
-  fm_optim_state_free(&sa);
-  fm_optim_state_free(&sw);
-  fm_optim_state_free(&sw2);
+  fm_optimizer_state_free(&sa);
+  fm_optimizer_state_free(&sw);
+  fm_optimizer_state_free(&sw2);
   fm_optimizer_destroy(&a);
   fm_optimizer_destroy(&aw);
   fm_optimizer_destroy(&aw2);
@@ -354,14 +354,14 @@ static void test_adamw_decay_alone(void **st) {
   (void)st;
   fm_optimizer *o = NULL;
   FM_ASSERT_OK(fm_optimizer_create_adamw(0.5, 0.9, 0.999, 1e-7, 0.1, &o));
-  fm_optim_state s;
-  FM_ASSERT_OK(fm_optim_state_init(o, 1, &s));
+  fm_optimizer_state s;
+  FM_ASSERT_OK(fm_optimizer_state_init(o, 1, &s));
   float w = 2.0f, g = 0.0f;
   FM_ASSERT_OK(fm_optimizer_step(o, &s, &w, &g, 1));
   assert_float_equal(w, 1.9f, 1e-6); /* 2 - 0.5 * 0.1 * 2 */
   FM_ASSERT_OK(fm_optimizer_step(o, &s, &w, &g, 1));
   assert_float_equal(w, 1.805f, 1e-6); /* 1.9 - 0.5 * 0.1 * 1.9 */
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   fm_optimizer_destroy(&o);
 }
 
@@ -371,28 +371,28 @@ static void test_yogi_sign(void **st) {
   (void)st;
   fm_optimizer *o = NULL;
   FM_ASSERT_OK(fm_optimizer_create_yogi(0.1, 0.9, 0.5, 1e-3, 4.0, &o));
-  fm_optim_state s;
-  FM_ASSERT_OK(fm_optim_state_init(o, 2, &s));
+  fm_optimizer_state s;
+  FM_ASSERT_OK(fm_optimizer_state_init(o, 2, &s));
   float w[2] = {1, 1}, g[2] = {2.0f, 1.0f}; /* g^2 = 4 = s; g^2 = 1 < 4 */
   FM_ASSERT_OK(fm_optimizer_step(o, &s, w, g, 2));
   assert_true(s.slots[2] == 4.0f);
   assert_true(s.slots[3] == 3.5f); /* 4 - 0.5 * 1 */
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   fm_optimizer_destroy(&o);
 }
 
 /* The values TFF's own unit tests assert (test_math in TFF's adam_test.py, yogi_test.py, adagrad_test.py, rmsprop_test.py):
  * w = 1, g = 2, four steps. */
 static void run_tff_math(fm_optimizer *o, const float *want, double tol) {
-  fm_optim_state s;
-  FM_ASSERT_OK(fm_optim_state_init(o, 1, &s));
+  fm_optimizer_state s;
+  FM_ASSERT_OK(fm_optimizer_state_init(o, 1, &s));
   float w = 1.0f, g = 2.0f;
   for (int k = 0; k < 4; k++) {
     FM_ASSERT_OK(fm_optimizer_step(o, &s, &w, &g, 1));
     if (!(fabs(w - want[k]) <= tol + tol * fabs(want[k])))
       fail_msg("%s step %d: w = %.9g, TFF's test expects %.9g", fm_optimizer_type(o), k + 1, w, want[k]);
   }
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   fm_optimizer_destroy(&o);
 }
 
@@ -418,30 +418,30 @@ static void test_tff_unit_test_values(void **st) {
 static void test_epsilon_placement(void **st) {
   (void)st;
   fm_optimizer *o = NULL;
-  fm_optim_state s;
+  fm_optimizer_state s;
   float w, g = 1.0f;
   FM_ASSERT_OK(fm_optimizer_create_adagrad(0.5, 0.1, 0.9, &o));
-  FM_ASSERT_OK(fm_optim_state_init(o, 1, &s));
+  FM_ASSERT_OK(fm_optimizer_state_init(o, 1, &s));
   w = 1.0f;
   FM_ASSERT_OK(fm_optimizer_step(o, &s, &w, &g, 1));
   assert_float_equal(w, 1.0 - 0.5 / sqrt(2.0), 1e-6);
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   fm_optimizer_destroy(&o);
   FM_ASSERT_OK(fm_optimizer_create_rmsprop(0.5, 0.5, 0.25, &o));
-  FM_ASSERT_OK(fm_optim_state_init(o, 1, &s));
+  FM_ASSERT_OK(fm_optimizer_state_init(o, 1, &s));
   w = 1.0f;
   FM_ASSERT_OK(fm_optimizer_step(o, &s, &w, &g, 1));
   assert_float_equal(w, 1.0 - 0.5 / (sqrt(0.5) + 0.25), 1e-6);
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   fm_optimizer_destroy(&o);
   /* adam, t = 1: m = 0.1, s = 0.001, lr_t = lr*sqrt(0.001)/0.1;
    * w -= lr_t * 0.1 / (sqrt(0.001) + 0.5) — epsilon is not bias-corrected. */
   FM_ASSERT_OK(fm_optimizer_create_adam(0.5, 0.9, 0.999, 0.5, &o));
-  FM_ASSERT_OK(fm_optim_state_init(o, 1, &s));
+  FM_ASSERT_OK(fm_optimizer_state_init(o, 1, &s));
   w = 1.0f;
   FM_ASSERT_OK(fm_optimizer_step(o, &s, &w, &g, 1));
   assert_float_equal(w, 1.0 - 0.5 * sqrt(0.001) / 0.1 * 0.1 / (sqrt(0.001) + 0.5), 1e-5);
-  fm_optim_state_free(&s);
+  fm_optimizer_state_free(&s);
   fm_optimizer_destroy(&o);
 }
 

@@ -46,7 +46,7 @@ static fm_process *make_fedavg(const fm_model *m, double clr, double slr, double
   FM_ASSERT_OK(fm_optimizer_create_sgdm(clr, 0.0, &c));
   FM_ASSERT_OK(fm_optimizer_create_sgdm(slr, smom, &s));
   fm_process *p = NULL;
-  FM_ASSERT_OK(fm_build_weighted_fed_avg(m, c, s, wt, NULL, &p));
+  FM_ASSERT_OK(fm_process_create_weighted_fed_avg(m, c, s, wt, NULL, &p));
   return p;
 }
 
@@ -253,7 +253,7 @@ static void test_composition_errors(void **st) {
   FM_ASSERT_OK(fm_optimizer_create_sgdm(0.1, 0, &o1));
   FM_ASSERT_OK(fm_optimizer_create_sgdm(1.0, 0, &o2));
   FM_ASSERT_OK(fm_aggregator_create_unweighted_mean(&agg));
-  FM_ASSERT_ERR(FM_ERR_NOT_WEIGHTED, fm_build_weighted_fed_avg(m, o1, o2, FM_WEIGHTING_NUM_EXAMPLES, agg, &p));
+  FM_ASSERT_ERR(FM_ERR_NOT_WEIGHTED, fm_process_create_weighted_fed_avg(m, o1, o2, FM_WEIGHTING_NUM_EXAMPLES, agg, &p));
   FM_ASSERT_MSG_HAS("unweighted");
 
   /* a missing stage */
@@ -278,7 +278,7 @@ static void test_composition_errors(void **st) {
   /* the unweighted builder composes fine (UNIFORM + unweighted mean) */
   FM_ASSERT_OK(fm_optimizer_create_sgdm(0.1, 0, &o1));
   FM_ASSERT_OK(fm_optimizer_create_sgdm(1.0, 0, &o2));
-  FM_ASSERT_OK(fm_build_unweighted_fed_avg(m, o1, o2, NULL, &p));
+  FM_ASSERT_OK(fm_process_create_unweighted_fed_avg(m, o1, o2, NULL, &p));
 
   /* a state from another process is refused */
   fm_process *q = make_fedavg(m, 0.1, 1.0, 0.0, FM_WEIGHTING_UNIFORM);

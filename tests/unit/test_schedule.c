@@ -255,7 +255,7 @@ static size_t no_slots(const fm_optimizer *o) {
   (void)o;
   return 0;
 }
-static int no_step(const fm_optimizer *o, fm_optim_state *s, float *w, const float *g, size_t n) {
+static int no_step(const fm_optimizer *o, fm_optimizer_state *s, float *w, const float *g, size_t n) {
   (void)o, (void)s, (void)w, (void)g, (void)n;
   return FM_OK;
 }

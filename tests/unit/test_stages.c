@@ -128,7 +128,7 @@ static void test_process_create_matches_builder(void **st) {
   fm_client_data *cd = make_data(3, counts, scale);
   fm_model *m = make_model();
   fm_process *a = NULL, *b = NULL;
-  FM_ASSERT_OK(fm_build_fed_prox(m, 0.3, sgd(0.1), sgd(1.0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &a));
+  FM_ASSERT_OK(fm_process_create_fed_prox(m, 0.3, sgd(0.1), sgd(1.0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &a));
   fm_hparams hp = {0};
   FM_ASSERT_OK(fm_hparams_put(&hp, "proximal_strength", 0.3));
   FM_ASSERT_OK(fm_process_create(m, "fedprox", &hp, sgd(0.1), sgd(1.0), FM_WEIGHTING_NUM_EXAMPLES, NULL, &b));

@@ -262,7 +262,7 @@ static void fedavg(const fm_client_data *data, float *w, size_t numel) {
   FM_ASSERT_OK(fm_optimizer_create_sgdm(0.05, 0.0, &c));
   FM_ASSERT_OK(fm_optimizer_create_sgdm(1.0, 0.0, &s));
   fm_process *p;
-  FM_ASSERT_OK(fm_build_weighted_fed_avg(m, c, s, FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
+  FM_ASSERT_OK(fm_process_create_weighted_fed_avg(m, c, s, FM_WEIGHTING_NUM_EXAMPLES, NULL, &p));
   fm_state *st;
   FM_ASSERT_OK(fm_process_initialize(p, 4, &st));
   uint64_t cohort[6];

@@ -12,7 +12,7 @@
 #include "learning_impl.h"
 
 typedef struct mime_state {
-  fm_optim_state base;
+  fm_optimizer_state base;
 } mime_state;
 
 static mime_state *mime(const fm_state *s) { return s->algo; }
@@ -21,18 +21,18 @@ static int mime_state_init(const fm_process *p, fm_state *s) {
   mime_state *m = fm__calloc(1, sizeof *m);
   if (!m) return FM_ERR_NOMEM;
   s->algo = m;
-  return fm_optim_state_init(s->client_opt, p->trainable, &m->base);
+  return fm_optimizer_state_init(s->client_opt, p->trainable, &m->base);
 }
 
 static void mime_state_free(fm_state *s) {
   if (!s->algo) return;
-  fm_optim_state_free(&mime(s)->base);
+  fm_optimizer_state_free(&mime(s)->base);
   fm__free(s->algo);
   s->algo = NULL;
 }
 
 static int mime_broadcast(const fm_process *p, fm_state *s, fm_comm *comm) {
-  fm_optim_state *b = &mime(s)->base;
+  fm_optimizer_state *b = &mime(s)->base;
   FM_CALL(fm_comm_bcast(comm, &b->step, sizeof b->step));
   if (b->num_slots) FM_CALL(fm_comm_bcast(comm, b->slots, b->num_slots * p->trainable * sizeof(float)));
   return FM_OK;
@@ -64,8 +64,8 @@ static int mime_client_begin(fm__client_ctx *x) {
 
 /* Every step applies the server's state; the client never keeps the new one. */
 static int mime_gradient(fm__client_ctx *x) {
-  const fm_optim_state *b = &mime(x->s)->base;
-  fm_optim_state *o = &x->k->opt;
+  const fm_optimizer_state *b = &mime(x->s)->base;
+  fm_optimizer_state *o = &x->k->opt;
   if (o->num_slots) memcpy(o->slots, b->slots, o->num_slots * x->p->trainable * sizeof(float));
   o->step = b->step;
   return 0;
@@ -101,14 +101,14 @@ static int mime_server_step(const fm_process *p, fm_state *s, double *const *ext
 
 static void mime_export(const fm_process *p, const fm_state *s, fm_state_view *v) {
   (void)p;
-  const fm_optim_state *b = &mime(s)->base;
+  const fm_optimizer_state *b = &mime(s)->base;
   v->base_num_slots = b->num_slots;
   v->base_slots = b->slots;
   v->base_step = b->step;
 }
 
 static int mime_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
-  fm_optim_state *b = &mime(s)->base;
+  fm_optimizer_state *b = &mime(s)->base;
   if (v->base_num_slots) memcpy(b->slots, v->base_slots, v->base_num_slots * p->trainable * sizeof(float));
   b->step = v->base_step;
   return FM_OK;
