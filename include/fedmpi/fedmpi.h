@@ -3,10 +3,12 @@
 #ifndef FEDMPI_FEDMPI_H
 #define FEDMPI_FEDMPI_H
 
+#include "fedmpi/blas.h"
 #include "fedmpi/comm.h"
 #include "fedmpi/data.h"
 #include "fedmpi/error.h"
 #include "fedmpi/exact.h"
+#include "fedmpi/executor.h"
 #include "fedmpi/hparams.h"
 #include "fedmpi/io.h"
 #include "fedmpi/metrics.h"

@@ -258,9 +258,9 @@ static int check_models(cli_ctx *ctx, const bench_plan *p) {
 /* Rank 0: what is measured, on what. */
 static void print_header(const bench_env *e, const bench_plan *p) {
   const bench_cfg *c = e->c;
-  const char *coretype = getenv("OPENBLAS_CORETYPE");
-  printf("fedmpi %s bench: %d rank(s) x %d thread(s); OpenBLAS kernels %s (OPENBLAS_CORETYPE%s%s)\n", fm_version(),
-         e->ctx->size, e->nt, fm_blas_corename(), coretype ? "=" : " unset", coretype ? coretype : "");
+  cli_blas_warn(e->ctx);
+  printf("fedmpi %s bench: %d rank(s) x %d thread(s); OpenBLAS kernels %s\n", fm_version(), e->ctx->size, e->nt,
+         cli_blas_summary());
   printf("data %s: %llu clients, %llu examples, input", c->data,
          (unsigned long long)fm_client_data_num_clients(e->train),
          (unsigned long long)fm_client_data_total_examples(e->train));

@@ -48,6 +48,13 @@ void cli_install_stop_handlers(void);
 int cli_stop_requested(void);
 /* mkdir -p */
 int cli_mkdirs(const char *path);
+/* The BLAS kernel check (blas_cli.c): first thing in main, before MPI_Init;
+ * may restart the process with OPENBLAS_CORETYPE set. */
+void cli_blas_startup(char **argv);
+/* "SkylakeX (corrected: OpenBLAS chose Prescott ...)": the kernel in use and why. */
+const char *cli_blas_summary(void);
+/* Rank 0: the one warning about a weaker kernel, if any. */
+void cli_blas_warn(const cli_ctx *ctx);
 /* Spec for a model from data: feature shape of the file and the number of classes. */
 int cli_input_spec(const fm_client_data *cd, int64_t num_classes_opt, fm_input_spec *spec);
 

@@ -111,6 +111,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  cli_blas_startup(argv); /* may restart fedmpi with a better BLAS kernel */
   int provided = 0;
   if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
     fprintf(stderr, "fedmpi: error: MPI_Init_thread failed\n");

@@ -705,6 +705,7 @@ static int needs_shard(const char *algorithm) {
 static void train_begin(train_run *run) {
   cli_ctx *ctx = run->ctx;
   const train_cfg *c = run->c;
+  cli_blas_warn(ctx);
   if (ctx->rank == 0 && !c->quiet) {
     if (run->resuming) printf("resuming from %s (round %llu)\n", run->ckpt.path, (unsigned long long)run->start);
     printf("fedmpi %s: %s (server %s), model %s (%zu parameters), %llu clients (%llu examples) from %s\n",
@@ -713,6 +714,7 @@ static void train_begin(train_run *run) {
     printf("%lld rounds x %lld clients, %lld epoch(s), batch %lld, client lr %g, server lr %g; %d rank(s) x %d thread(s)\n",
            (long long)c->rounds, (long long)c->clients_per_round, (long long)c->epochs, (long long)c->batch_size,
            c->client_lr, c->server_lr, ctx->size, run->nt);
+    printf("BLAS kernel %s\n", cli_blas_summary());
     fflush(stdout);
   }
   run->in = (fm_round_input){.data = run->train,

@@ -13,6 +13,41 @@ preflags=("$@")
 source "$(dirname "$0")/../common.sh"
 
 case $scenario in
+blas_kernel)
+  # A weaker kernel than the CPU supports is corrected before OpenBLAS and MPI
+  # start (the test seam makes fedmpi see Prescott as OpenBLAS's own choice);
+  # a user's OPENBLAS_CORETYPE is respected, with one warning.
+  flags=$(grep -m1 '^flags' /proc/cpuinfo)
+  better=0
+  case " $flags " in *" ssse3 "*) better=1 ;; esac
+  A=(train --rounds 2 --model mlp:16 --clients-per-round 4)
+  unset OPENBLAS_CORETYPE
+  FEDMPI_TEST_BLAS_AUTO=Prescott expect_ok 2 "${A[@]}" --out seam
+  line=$(grep '^BLAS kernel ' out.txt) || fail "no BLAS line in the run header"
+  if [ $better = 1 ]; then
+    echo "$line" | grep -q "corrected: OpenBLAS chose Prescott" || fail "not corrected: $line"
+    kernel=$(echo "$line" | awk '{print $3}')
+    [ "$kernel" != Prescott ] || fail "still Prescott after the correction: $line"
+    ! grep -q "warning: BLAS" err.txt || fail "a corrected kernel warned: $(cat err.txt)"
+  else
+    echo "$line" | grep -q "OpenBLAS chose Prescott" || fail "unexpected: $line"
+  fi
+  # the user's choice stands, with one warning (rank 0 only) saying what to set
+  OPENBLAS_CORETYPE=Prescott expect_ok 2 "${A[@]}" --out user
+  grep -q '^BLAS kernel Prescott (OPENBLAS_CORETYPE' out.txt || fail "user's kernel not respected: $(grep BLAS out.txt)"
+  if [ $better = 1 ]; then
+    [ "$(grep -c 'warning: BLAS: OPENBLAS_CORETYPE=Prescott' err.txt)" -eq 1 ] || fail "expected one warning: $(cat err.txt)"
+    grep -q "unset OPENBLAS_CORETYPE or set it to" err.txt || fail "the warning does not say what to set"
+  fi
+  # correction off: the weaker kernel stays, and the warning says what to set
+  FEDMPI_BLAS_CORRECT=0 FEDMPI_TEST_BLAS_AUTO=Prescott expect_ok 1 "${A[@]}" --out off
+  if [ $better = 1 ]; then
+    grep -q "warning: BLAS: OpenBLAS chose Prescott .*set OPENBLAS_CORETYPE=" err.txt || fail "no warning: $(cat err.txt)"
+  fi
+  # without the seam, whatever OpenBLAS chose is named
+  expect_ok 1 "${A[@]}" --out plain
+  grep -q '^BLAS kernel [A-Za-z0-9_]* (' out.txt || fail "no BLAS line: $(cat out.txt)"
+  ;;
 train_np2)
   expect_ok 2 train --out out --rounds 8 --epochs 3 --eval-every 1
   for f in config.ini metrics.jsonl metrics.csv weights.h5 synthetic_train.h5 synthetic_test.h5; do
