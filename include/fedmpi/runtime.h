@@ -25,6 +25,27 @@ FM_EXTERN int fm_comm_create_mpi(MPI_Comm comm, fm_comm **out);
  * Returns the number of threads that will be used. Not collective. */
 FM_EXTERN int fm_runtime_setup_threads(int num_threads);
 
+/* How many threads each rank runs, and whether the node is oversubscribed. */
+typedef struct fm_thread_plan {
+  int threads;          /* this rank's threads for the client map */
+  int source;           /* 0 requested (--threads), 1 OMP_NUM_THREADS, 2 the rank's share of its CPUs */
+  int cpus;             /* CPUs in this rank's affinity mask */
+  int sharing;          /* ranks of this node whose masks overlap this rank's (itself included) */
+  int node_cpus;        /* CPUs in the union of this node's masks */
+  int node_threads;     /* threads of every rank on this node */
+  int oversubscribed;   /* 1 on every rank if some node runs more threads than it has CPUs */
+  int worst_node_threads, worst_node_cpus; /* that node's counts (the most oversubscribed) */
+} fm_thread_plan;
+
+/* Collective on comm. requested > 0 is used as is. Otherwise
+ * OMP_NUM_THREADS when the user set it, else the rank's share of the CPUs
+ * it may run on: the CPUs of its affinity mask divided by the ranks of its
+ * node (MPI_Comm_split_type SHARED) whose masks overlap it, never fewer
+ * than 1. So `mpirun --bind-to none -n 2` on 2 cores gives 1 thread per
+ * rank, `-n 1` gives 2, and ranks bound to one core each get 1. Also sets
+ * BLAS single-threaded (fm_runtime_setup_threads). FM_ERR_MPI. */
+FM_EXTERN int fm_runtime_plan_threads(MPI_Comm comm, int requested, fm_thread_plan *out);
+
 /* fedmpi's version string, e.g. "0.1.0". */
 FM_EXTERN const char *fm_version(void);
 

@@ -65,7 +65,7 @@ static const cli_opt bench_opts[] = {
     {"assignment", CLI_CHOICE, OFF(assignment), "balanced", 0, 0, "shard|balanced", NULL,
      "which rank trains a sampled client (as fedmpi train, whose default auto is balanced except for SCAFFOLD; the results are the same)"},
     {"threads", CLI_INT, OFF(threads), "0", 0, 4096, NULL, "T",
-     "OpenMP threads per rank (0: OMP_NUM_THREADS or all cores the rank may use)"},
+     "OpenMP threads per rank (0: OMP_NUM_THREADS if set, else the rank's share of the CPUs it may run on)"},
     {"cache-mb", CLI_INT, OFF(cache_mb), "0", 0, 1e7, NULL, "MB",
      "client cache per rank (as fedmpi train; 0: every round reads its clients from the file)"},
     {"eval-clients", CLI_INT, OFF(eval_clients), "0", 0, BIG, NULL, "K",
@@ -428,8 +428,8 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
   int status = cli_parse_or_exit(ctx, &bench_cmd, c, argc, argv, pos, 0, &npos);
   if (status < 0) status = parse_lists(ctx, c, &plan);
   if (status == BENCH_NEXT) {
-    e.nt = fm_runtime_setup_threads((int)c->threads);
-    status = open_data(&e, c, &plan);
+    status = cli_threads(ctx, "bench", c->threads, &e.nt) == FM_OK ? BENCH_NEXT : CLI_EXIT_FAILURE;
+    if (status == BENCH_NEXT) status = open_data(&e, c, &plan);
   }
   if (status == BENCH_NEXT) status = check_models(ctx, &plan);
   if (status == BENCH_NEXT) status = measure_machine(&e, &plan, &sg);

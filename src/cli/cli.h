@@ -55,6 +55,11 @@ void cli_blas_startup(char **argv);
 const char *cli_blas_summary(void);
 /* Rank 0: the one warning about a weaker kernel, if any. */
 void cli_blas_warn(const cli_ctx *ctx);
+/* Collective: the threads per rank (requested > 0, else OMP_NUM_THREADS, else
+ * the rank's share of its node's CPUs: fm_runtime_plan_threads) into *nt, with
+ * one warning on rank 0 when a node runs more threads than it has CPUs. An
+ * error is agreed and printed. */
+int cli_threads(cli_ctx *ctx, const char *cmd, int64_t requested, int *nt);
 /* Spec for a model from data: feature shape of the file and the number of classes. */
 int cli_input_spec(const fm_client_data *cd, int64_t num_classes_opt, fm_input_spec *spec);
 

@@ -17,7 +17,7 @@ static const cli_opt eval_opts[] = {
     {"data", CLI_STR, OFF(data), "", 0, 0, NULL, "FILE", "ClientData file to evaluate on"},
     {"model", CLI_STR, OFF(model), "softmax", 0, 0, NULL, "NAME", "model the weights belong to"},
     {"batch-size", CLI_INT, OFF(batch_size), "256", 1, 1e7, NULL, "B", "evaluation batch size"},
-    {"threads", CLI_INT, OFF(threads), "0", 0, 4096, NULL, "T", "OpenMP threads per rank"},
+    {"threads", CLI_INT, OFF(threads), "0", 0, 4096, NULL, "T", "OpenMP threads per rank (0: OMP_NUM_THREADS if set, else the rank's share of its CPUs)"},
     {"num-classes", CLI_INT, OFF(num_classes), "0", 0, 1e7, NULL, "C", "number of classes (0: from the file)"},
     {"x-feature", CLI_STR, OFF(x_feature), "", 0, 0, NULL, "NAME", "input feature (default: x, pixels or image)"},
     {"y-feature", CLI_STR, OFF(y_feature), "", 0, 0, NULL, "NAME", "label feature (default: y or label)"},
@@ -37,7 +37,8 @@ int cmd_eval(cli_ctx *ctx, int argc, char **argv) {
     cli_error(ctx, "eval", "--weights and --data are required");
     return CLI_EXIT_USAGE;
   }
-  int nt = fm_runtime_setup_threads((int)c.threads);
+  int nt = 1;
+  if (cli_threads(ctx, "eval", c.threads, &nt) != FM_OK) return CLI_EXIT_FAILURE;
   fm_client_data *cd = NULL;
   fm_model *model = NULL;
   float *w = NULL;

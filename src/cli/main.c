@@ -93,6 +93,21 @@ int cli_input_spec(const fm_client_data *cd, int64_t num_classes_opt, fm_input_s
   return fm_input_spec_set(spec, ndim, shape, c);
 }
 
+int cli_threads(cli_ctx *ctx, const char *cmd, int64_t requested, int *nt) {
+  fm_thread_plan plan;
+  int rc = fm_runtime_plan_threads(MPI_COMM_WORLD, requested > 0 ? (int)requested : 0, &plan);
+  if (cli_agree(ctx, cmd, rc) != FM_OK) return rc;
+  *nt = plan.threads;
+  if (ctx->rank == 0 && plan.oversubscribed) {
+    fprintf(stderr,
+            "fedmpi %s: warning: a node runs %d threads on %d CPUs (ranks x threads per rank); the client map will "
+            "share cores: lower --threads or start fewer ranks per node\n",
+            cmd, plan.worst_node_threads, plan.worst_node_cpus);
+    fflush(stderr);
+  }
+  return FM_OK;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: fedmpi <command> [options]\n\n"

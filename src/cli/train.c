@@ -97,7 +97,8 @@ static cli_opt train_opts[] = {
      "which rank trains a sampled client: its shard's owner, or balanced by examples x epochs (same results); "
      "auto: balanced, shard for scaffold (its c_i live on the owner)"},
     {"threads", CLI_INT, OFF(threads), "0", 0, 4096, NULL, "T",
-     "OpenMP threads per rank training clients (0: OMP_NUM_THREADS or all cores)"},
+     "OpenMP threads per rank training clients (0: OMP_NUM_THREADS if set, else the rank's share of the CPUs it may "
+     "run on: its affinity mask divided among the ranks of its node that share it)"},
     {"eval-every", CLI_INT, OFF(eval_every), "0", 0, BIG, NULL, "K",
      "evaluate on --test-data every K rounds (0: only after the last round)"},
     {"eval-batch-size", CLI_INT, OFF(eval_batch_size), "256", 1, 1e7, NULL, "B", "evaluation batch size"},
@@ -589,7 +590,7 @@ static int train_restore(train_run *run) {
 static int train_setup_output(train_run *run) {
   cli_ctx *ctx = run->ctx;
   train_cfg *c = run->c;
-  run->nt = fm_runtime_setup_threads((int)c->threads);
+  if (cli_threads(ctx, "train", c->threads, &run->nt) != FM_OK) return CLI_EXIT_FAILURE;
   cli_install_stop_handlers();
   int rc = FM_OK;
   if (ctx->rank == 0 && cli_mkdirs(c->out) != 0)

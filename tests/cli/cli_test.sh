@@ -48,6 +48,25 @@ blas_kernel)
   expect_ok 1 "${A[@]}" --out plain
   grep -q '^BLAS kernel [A-Za-z0-9_]* (' out.txt || fail "no BLAS line: $(cat out.txt)"
   ;;
+default_threads)
+  # --threads 0 (the default): each rank takes its share of the CPUs it may
+  # run on, so ranks x threads fill the node without oversubscribing it.
+  unset OMP_NUM_THREADS
+  cpus=$(nproc)
+  A=(train --rounds 1 --model softmax --clients-per-round 4)
+  expect_ok 1 "${A[@]}" --out one
+  grep -q "1 rank(s) x $cpus thread(s)" out.txt || fail "1 rank on $cpus CPUs: $(grep 'rank(s)' out.txt)"
+  expect_ok 2 "${A[@]}" --out two
+  want=$((cpus / 2)); [ $want -ge 1 ] || want=1
+  grep -q "2 rank(s) x $want thread(s)" out.txt || fail "2 ranks on $cpus CPUs: $(grep 'rank(s)' out.txt)"
+  ! grep -q "warning: a node runs" err.txt || fail "the default oversubscribed: $(cat err.txt)"
+  # OMP_NUM_THREADS, when set, is the user's choice
+  OMP_NUM_THREADS=1 expect_ok 1 "${A[@]}" --out env
+  grep -q "1 rank(s) x 1 thread(s)" out.txt || fail "OMP_NUM_THREADS=1 not respected"
+  # asking for more than the node has: one warning, on rank 0
+  expect_ok 2 "${A[@]}" --out over --threads $((cpus + 1))
+  [ "$(grep -c 'warning: a node runs' err.txt)" -eq 1 ] || fail "expected one oversubscription warning: $(cat err.txt)"
+  ;;
 train_np2)
   expect_ok 2 train --out out --rounds 8 --epochs 3 --eval-every 1
   for f in config.ini metrics.jsonl metrics.csv weights.h5 synthetic_train.h5 synthetic_test.h5; do
