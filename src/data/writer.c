@@ -203,9 +203,10 @@ int fm__h5_close_to_disk(hid_t file, int rc, const char *tmp_path, const char *p
   }
   if (rc == FM_OK && H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0) n = H5Fget_file_image(file, NULL, 0);
   if (rc == FM_OK && n > 0) img = fm__malloc((size_t)n);
-  if (rc == FM_OK && (!img || H5Fget_file_image(file, img, (size_t)n) != n))
-    rc = img ? FM_ERR(FM_ERR_IO, "%s: cannot serialise the HDF5 file", path)
-             : FM_ERR(FM_ERR_NOMEM, "%s: out of memory for the file's image (%zd bytes)", path, n);
+  if (rc == FM_OK && n > 0 && !img)
+    rc = FM_ERR(FM_ERR_NOMEM, "%s: out of memory for the file's image (%zd bytes)", path, n);
+  else if (rc == FM_OK && (n <= 0 || H5Fget_file_image(file, img, (size_t)n) != n))
+    rc = FM_ERR(FM_ERR_IO, "%s: cannot serialise the HDF5 file", path);
   if (H5Fclose(file) < 0 && rc == FM_OK) rc = FM_ERR(FM_ERR_IO, "%s: cannot close the in-memory HDF5 file", path);
   if (rc == FM_OK) rc = fm__write_image(tmp_path, path, img, (size_t)n);
   fm__free(img);
