@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -307,15 +308,24 @@ char *cli_ini_text(const cli_command *cmd, const void *cfg) {
   return buf;
 }
 
+/* Through "<path>.tmp", fsync'ed and renamed, so path is the old file or
+ * the whole new one; on failure the temporary file is removed and errno
+ * says why (ENOSPC, EIO, EFBIG). */
 int cli_write_ini(const cli_command *cmd, const void *cfg, const char *path) {
   char tmp[CLI_STR_MAX + 8];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   FILE *f = fopen(tmp, "w");
   if (!f) return -1;
+  errno = 0;
   cli_format_ini(cmd, cfg, f);
-  int bad = fclose(f) != 0;
-  if (bad || rename(tmp, path) != 0) return -1;
-  return 0;
+  int e = fflush(f) != 0 || ferror(f) ? (errno ? errno : EIO) : 0;
+  if (!e && fsync(fileno(f)) != 0 && errno != EINVAL) e = errno;
+  if (fclose(f) != 0 && !e) e = errno;
+  if (!e && rename(tmp, path) != 0) e = errno;
+  if (!e) return 0;
+  remove(tmp);
+  errno = e;
+  return -1;
 }
 
 static void cli_value_text(const cli_opt *o, const void *cfg, char *buf, size_t n) {

@@ -44,6 +44,23 @@ int fm__h5_write_string_attr(hid_t obj, const char *name, const char *value, con
 int fm__h5_write_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *value,
                       const char *path);
 
+/* Files that are written (checkpoints, weights, ClientData) are built in
+ * memory and reach the disk in one step that fedmpi performs itself, because
+ * HDF5 1.10 cannot survive a failed H5Fclose: it frees the file but keeps its
+ * id, and the exit handler (H5_term_library) then crashes on it. In memory,
+ * closing never does I/O; ENOSPC, EIO and EFBIG come back from write() or
+ * fsync() instead, as FM_ERR_IO naming the file. Implemented in writer.c.
+ *
+ * fm__h5_create_mem_file: a new in-memory file (core driver, no backing
+ * store); it also creates an empty tmp_path, so that a missing or read-only
+ * directory fails now. Returns the id, or a negative id with errno set.
+ * fm__h5_close_to_disk: flush file, take its image and close it (the id is
+ * invalid afterwards, whatever happens); if rc is FM_OK, write the image to
+ * tmp_path and fsync it. Returns rc if it was an error, else the first error
+ * of its own (FM_ERR_IO naming path and the system's reason). tmp_path is
+ * removed on any error. Lock held for both. */
+hid_t fm__h5_create_mem_file(const char *tmp_path);
+int fm__h5_close_to_disk(hid_t file, int rc, const char *tmp_path, const char *path);
 /* Atomic replace: fsync "<path>.tmp" and rename it to path. FM_ERR_IO. */
 int fm__h5_commit_tmp(const char *tmp_path, const char *path);
 /* "<path>.tmp" (fm__malloc'd) or NULL (FM_ERR_NOMEM recorded). */

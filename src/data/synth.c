@@ -28,6 +28,7 @@
  *
  * Deliberately does not: normalise x, balance classes, or parallelise the
  * generation (it is I/O bound and must stay bit-reproducible). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,8 +60,8 @@ typedef struct {
 
 /* Create the temporary file, /examples and the root attributes (lock held). */
 static int fm__synth_file_create(fm__synth_file *f, const fm_synth_options *o, const char *split) {
-  f->file = fm__h5_create_file(f->tmp);
-  FM_CHECK(f->file >= 0, FM_ERR_IO, "cannot create '%s' (directory missing or not writable?)", f->tmp);
+  f->file = fm__h5_create_mem_file(f->tmp);
+  FM_CHECK(f->file >= 0, FM_ERR_IO, "cannot create '%s': %s", f->tmp, strerror(errno));
   hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
   if (gcpl >= 0) H5Pset_obj_track_times(gcpl, 0);
   f->examples = H5Gcreate2(f->file, "examples", H5P_DEFAULT, gcpl >= 0 ? gcpl : H5P_DEFAULT, H5P_DEFAULT);
@@ -82,14 +83,13 @@ static int fm__synth_file_create(fm__synth_file *f, const fm_synth_options *o, c
   return FM_OK;
 }
 
-/* Close (lock held); returns FM_ERR_IO if the final flush fails (recorded
- * only if report, so cleanup after an error keeps the first message). */
-static int fm__synth_file_close(fm__synth_file *f, int report) {
-  int rc = FM_OK;
+/* Close (lock held). With rc FM_OK the in-memory file is written to its
+ * temporary file (fm__h5_close_to_disk), else it is dropped; returns the
+ * first error, so cleanup after an error keeps the first message. */
+static int fm__synth_file_close(fm__synth_file *f, int rc) {
   if (f->examples >= 0) H5Gclose(f->examples);
   f->examples = -1;
-  if (f->file >= 0 && H5Fclose(f->file) < 0)
-    rc = report ? FM_ERR(FM_ERR_IO, "%s: cannot flush and close (disk full?)", f->tmp) : FM_ERR_IO;
+  if (f->file >= 0) rc = fm__h5_close_to_disk(f->file, rc, f->tmp, f->path);
   f->file = -1;
   return rc;
 }
@@ -335,10 +335,7 @@ int fm_synth_write(const fm_synth_options *o, const char *train_path, const char
 
   fm__h5_lock();
   locked = 1;
-  for (int f = 0; f < nfiles; f++) {
-    int rc2 = fm__synth_file_close(&files[f], rc == FM_OK);
-    if (rc == FM_OK) rc = rc2;
-  }
+  for (int f = 0; f < nfiles; f++) rc = fm__synth_file_close(&files[f], rc);
   fm__h5_unlock();
   locked = 0;
   for (int f = 0; f < nfiles && rc == FM_OK; f++) rc = fm__h5_commit_tmp(files[f].tmp, files[f].path);
@@ -346,7 +343,7 @@ int fm_synth_write(const fm_synth_options *o, const char *train_path, const char
 done:
   if (!locked) fm__h5_lock();
   for (int f = 0; f < nfiles; f++) {
-    fm__synth_file_close(&files[f], 0);
+    fm__synth_file_close(&files[f], rc == FM_OK ? FM_ERR_IO : rc); /* an error path: drop the image */
     if (rc != FM_OK && files[f].tmp) remove(files[f].tmp);
     fm__free(files[f].tmp);
   }

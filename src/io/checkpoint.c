@@ -280,12 +280,14 @@ int fm_checkpoint_save(const char *dir, const fm_state_view *v, const char *mode
   if (!tmp) return FM_ERR_NOMEM;
   fm__h5_lock();
   int rc = FM_OK;
-  hid_t f = fm__h5_create_file(tmp);
+  /* built in memory and written out by fedmpi: a full disk is an error
+   * naming the file, never a failed H5Fclose (see h5lock.h) */
+  hid_t f = fm__h5_create_mem_file(tmp);
   if (f < 0) {
-    rc = FM_ERR(FM_ERR_IO, "cannot create checkpoint '%s'", tmp);
+    rc = FM_ERR(FM_ERR_IO, "cannot create checkpoint '%s': %s", tmp, strerror(errno));
   } else {
     rc = fm__ckpt_write(f, v, model_name, config_text, tmp);
-    if (H5Fclose(f) < 0 && rc == FM_OK) rc = FM_ERR(FM_ERR_IO, "%s: closing the file failed (disk full?)", tmp);
+    rc = fm__h5_close_to_disk(f, rc, tmp, path);
   }
   fm__h5_unlock();
   /* Test hook: widen the window in which the temporary file exists, so the
@@ -296,7 +298,6 @@ int fm_checkpoint_save(const char *dir, const fm_state_view *v, const char *mode
     nanosleep(&ts, NULL);
   }
   if (rc == FM_OK) rc = fm__h5_commit_tmp(tmp, path);
-  else remove(tmp);
   fm__free(tmp);
   if (rc != FM_OK) return rc;
   fm__fsync_dir(dir);

@@ -1,12 +1,22 @@
 /* src/io/metrics_writer.c — per-round metrics files: JSON lines with TFF's
  * nesting (built with json-c) and a flat CSV whose columns are slash paths.
- * Each record is flushed as soon as it is written, so `tail -f` follows a
- * long run and a killed run keeps every completed round. */
+ *
+ * Each record is built whole in memory and written with one write() per
+ * file as soon as the round ends, so `tail -f` follows a long run and a
+ * killed run keeps every completed round (at worst a torn last line, which
+ * a resume drops). A write that fails (ENOSPC, EIO, EFBIG) truncates both
+ * files back to the end of the last complete record, so they never hold a
+ * half record, and the error names the file. On resume the files keep each
+ * round up to the checkpoint's exactly once, in order. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -14,9 +24,8 @@
 #include "internal.h"
 
 struct fm_metrics_writer {
-  FILE *jsonl;
-  FILE *csv;
-  char *csv_path;
+  int jsonl, csv; /* descriptors, opened O_APPEND; -1 when closed */
+  char *jsonl_path, *csv_path;
   char **columns; /* CSV header: every non-group path seen so far, in order of appearance */
   size_t num_columns, cap_columns;
 };
@@ -67,19 +76,97 @@ char *fm_metrics_to_json(const fm_metrics *m, long round) {
   return copy;
 }
 
+/* ---- writing whole records ---------------------------------------------------- */
+
+/* A growing text buffer: one record, written with one write(). */
+typedef struct fm__text {
+  char *p;
+  size_t n, cap;
+  int oom;
+} fm__text;
+
+static void fm__text_printf(fm__text *t, const char *fmt, ...) {
+  if (t->oom) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(t->p ? t->p + t->n : NULL, t->p ? t->cap - t->n : 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) {
+      t->oom = 1;
+      return;
+    }
+    if (t->p && t->n + (size_t)k < t->cap) {
+      t->n += (size_t)k;
+      return;
+    }
+    size_t cap = t->cap ? 2 * t->cap : 1024;
+    while (cap <= t->n + (size_t)k) cap *= 2;
+    char *q = fm__realloc(t->p, cap);
+    if (!q) {
+      t->oom = 1;
+      return;
+    }
+    t->p = q;
+    t->cap = cap;
+  }
+}
+
+/* The system's reason for errno e. */
+static const char *fm__reason(int e, char *buf, size_t size) {
+  if (strerror_r(e, buf, size) != 0) snprintf(buf, size, "error %d", e);
+  return buf;
+}
+
+/* Write all n bytes; 0 or the errno. */
+static int fm__write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 ? errno : EIO;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int fm__open_append(const char *path, int truncate) {
+  return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0666);
+}
+
+static int fm__writer_new(const char *dir, fm_metrics_writer **out) {
+  fm_metrics_writer *w = fm__calloc(1, sizeof *w);
+  if (!w) return FM_ERR_NOMEM;
+  w->jsonl = w->csv = -1;
+  size_t n = strlen(dir) + 16;
+  w->jsonl_path = fm__malloc(n);
+  w->csv_path = fm__malloc(n);
+  if (!w->jsonl_path || !w->csv_path) {
+    fm_metrics_writer_close(&w);
+    return FM_ERR_NOMEM;
+  }
+  snprintf(w->jsonl_path, n, "%s/metrics.jsonl", dir);
+  snprintf(w->csv_path, n, "%s/metrics.csv", dir);
+  *out = w;
+  return FM_OK;
+}
+
+static int fm__writer_open_files(fm_metrics_writer *w, int truncate) {
+  char reason[128];
+  w->jsonl = fm__open_append(w->jsonl_path, truncate);
+  if (w->jsonl < 0) return FM_ERR(FM_ERR_IO, "cannot create '%s': %s", w->jsonl_path, fm__reason(errno, reason, sizeof reason));
+  w->csv = fm__open_append(w->csv_path, truncate);
+  if (w->csv < 0) return FM_ERR(FM_ERR_IO, "cannot create '%s': %s", w->csv_path, fm__reason(errno, reason, sizeof reason));
+  return FM_OK;
+}
+
 int fm_metrics_writer_open(const char *dir, fm_metrics_writer **out) {
   FM_CHECK(dir && out, FM_ERR_INVALID_ARG, "NULL argument");
   *out = NULL;
-  fm_metrics_writer *w = fm__calloc(1, sizeof *w);
-  if (!w) return FM_ERR_NOMEM;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-  w->jsonl = fopen(path, "w");
-  snprintf(path, sizeof path, "%s/metrics.csv", dir);
-  if (w->jsonl) w->csv = fopen(path, "w");
-  w->csv_path = fm__strdup(path);
-  if (!w->jsonl || !w->csv || !w->csv_path) {
-    int rc = FM_ERR(FM_ERR_IO, "cannot create '%s'", path);
+  fm_metrics_writer *w;
+  FM_CALL(fm__writer_new(dir, &w));
+  int rc = fm__writer_open_files(w, 1);
+  if (rc != FM_OK) {
     fm_metrics_writer_close(&w);
     return rc;
   }
@@ -87,77 +174,113 @@ int fm_metrics_writer_open(const char *dir, fm_metrics_writer **out) {
   return FM_OK;
 }
 
-/* Rewrite path keeping the lines keep() accepts (the first line of a CSV is
- * its header and is always kept); atomic through a temporary file. */
+/* Write text to tmp, fsync it and rename it over path; on any failure tmp is
+ * removed, path is untouched and the error names path. */
+static int fm__replace_file(const char *path, const char *text, size_t n) {
+  char tmp[4200], reason[128];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  int e = fd < 0 ? errno : fm__write_all(fd, text, n);
+  if (!e && fsync(fd) != 0 && errno != EINVAL) e = errno;
+  if (fd >= 0 && close(fd) != 0 && !e) e = errno;
+  if (!e && rename(tmp, path) != 0) e = errno;
+  if (!e) return FM_OK;
+  remove(tmp);
+  return FM_ERR(FM_ERR_IO, "cannot rewrite '%s': %s", path, fm__reason(e, reason, sizeof reason));
+}
+
+/* ---- resume: keep each round up to the checkpoint's exactly once ---------------- */
+
+/* The round of a CSV row if it has exactly `fields` fields and a whole
+ * integer first field, else -1. */
+static long fm__csv_row_round(const char *line, size_t fields) {
+  char *end;
+  long r = strtol(line, &end, 10);
+  if (end == line || (*end != ',' && *end != '\n')) return -1;
+  size_t n = 1;
+  for (const char *p = line; *p; p++) n += *p == ',';
+  return n == fields ? r : -1;
+}
+
+/* The round of a JSON line if the whole line is one object with an integer
+ * "round", else -1. */
+static long fm__json_line_round(const char *line, size_t len) {
+  json_tokener *tok = json_tokener_new();
+  if (!tok) return -1;
+  json_object *o = json_tokener_parse_ex(tok, line, (int)len), *r = NULL;
+  int whole = o && json_tokener_get_error(tok) == json_tokener_success && json_tokener_get_parse_end(tok) + 1 >= len;
+  json_tokener_free(tok);
+  long round = -1;
+  if (whole && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "round", &r) &&
+      json_object_is_type(r, json_type_int))
+    round = (long)json_object_get_int64(r);
+  if (o) json_object_put(o);
+  return round;
+}
+
+/* The header of a CSV (its first line, without the newline) as columns. */
+static int fm__csv_header_columns(char *line, char ***cols, size_t *num) {
+  size_t n = 0;
+  for (char *p = line; *p; p++) n += *p == ',';
+  *cols = fm__calloc(n + 1, sizeof **cols);
+  if (!*cols) return FM_ERR_NOMEM;
+  char *save = NULL, *tok = strtok_r(line, ",", &save); /* "round" */
+  while ((tok = strtok_r(NULL, ",", &save))) {
+    (*cols)[*num] = fm__strdup(tok);
+    if (!(*cols)[(*num)++]) return FM_ERR_NOMEM;
+  }
+  return FM_OK;
+}
+
+/* Rewrite path (atomically) keeping only whole lines that are whole records
+ * of rounds 1..round, each round once and in increasing order: a torn last
+ * line (a run killed mid-write), records of rounds after the checkpoint
+ * (about to be redone) and any repeated or unparsable line are dropped. A
+ * CSV keeps its header, which fixes the columns of the appended rows. */
 static int fm__filter_file(const char *path, int csv, long round, char ***header_cols, size_t *num_cols) {
   FILE *in = fopen(path, "r");
   if (!in) return FM_OK; /* nothing written yet */
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *out = fopen(tmp, "w");
-  if (!out) {
-    fclose(in);
-    return FM_ERR(FM_ERR_IO, "cannot write '%s'", tmp);
-  }
+  fm__text keep = {0};
   char *line = NULL;
-  size_t cap = 0;
+  size_t cap = 0, fields = 0;
   ssize_t len;
-  long lineno = 0;
+  long lineno = 0, last = 0;
   int rc = FM_OK;
-  while ((len = getline(&line, &cap, in)) > 0) {
-    lineno++;
+  while (rc == FM_OK && (len = getline(&line, &cap, in)) > 0) {
     if (line[len - 1] != '\n') break; /* a torn last line from a killed run */
-    int keep = 0;
-    if (csv && lineno == 1) {
-      keep = 1;
-      /* the header fixes the columns of the appended rows */
-      char *save = NULL, *copy = fm__strdup(line);
-      if (!copy) {
-        rc = FM_ERR_NOMEM;
-        break;
-      }
-      copy[len - 1] = '\0';
-      size_t n = 0;
-      for (char *p = copy; *p; p++) n += *p == ',';
-      *header_cols = fm__calloc(n + 1, sizeof **header_cols);
-      char *tok = strtok_r(copy, ",", &save); /* "round" */
-      while (*header_cols && (tok = strtok_r(NULL, ",", &save))) (*header_cols)[(*num_cols)++] = fm__strdup(tok);
-      fm__free(copy);
-    } else if (csv) {
-      keep = strtol(line, NULL, 10) <= round;
-    } else {
-      json_object *o = json_tokener_parse(line), *r = NULL;
-      keep = o && json_object_object_get_ex(o, "round", &r) && json_object_get_int64(r) <= round;
-      if (o) json_object_put(o);
+    if (csv && ++lineno == 1) {
+      fm__text_printf(&keep, "%s", line);
+      for (ssize_t i = 0; i < len; i++) fields += line[i] == ',';
+      fields++;
+      line[len - 1] = '\0';
+      rc = fm__csv_header_columns(line, header_cols, num_cols);
+      continue;
     }
-    if (keep && fputs(line, out) == EOF) rc = FM_ERR(FM_ERR_IO, "cannot write '%s'", tmp);
+    long r = csv ? fm__csv_row_round(line, fields) : fm__json_line_round(line, (size_t)len);
+    if (r > last && r <= round) {
+      fm__text_printf(&keep, "%s", line);
+      last = r;
+    }
   }
+  int read_error = ferror(in);
   free(line);
   fclose(in);
-  if (fclose(out) != 0 && rc == FM_OK) rc = FM_ERR(FM_ERR_IO, "cannot write '%s'", tmp);
-  if (rc == FM_OK && rename(tmp, path) != 0) rc = FM_ERR(FM_ERR_IO, "cannot replace '%s'", path);
-  if (rc != FM_OK) remove(tmp);
+  if (rc == FM_OK && read_error) rc = FM_ERR(FM_ERR_IO, "cannot read '%s'", path);
+  if (rc == FM_OK && keep.oom) rc = FM_ERR(FM_ERR_NOMEM, "out of memory reading '%s'", path);
+  if (rc == FM_OK) rc = fm__replace_file(path, keep.p ? keep.p : "", keep.n);
+  fm__free(keep.p);
   return rc;
 }
 
 int fm_metrics_writer_resume(const char *dir, long round, fm_metrics_writer **out) {
   FM_CHECK(dir && out, FM_ERR_INVALID_ARG, "NULL argument");
   *out = NULL;
-  fm_metrics_writer *w = fm__calloc(1, sizeof *w);
-  if (!w) return FM_ERR_NOMEM;
-  char jpath[4096], cpath[4096];
-  snprintf(jpath, sizeof jpath, "%s/metrics.jsonl", dir);
-  snprintf(cpath, sizeof cpath, "%s/metrics.csv", dir);
-  int rc = fm__filter_file(jpath, 0, round, NULL, NULL);
-  if (rc == FM_OK) rc = fm__filter_file(cpath, 1, round, &w->columns, &w->num_columns);
+  fm_metrics_writer *w;
+  FM_CALL(fm__writer_new(dir, &w));
+  int rc = fm__filter_file(w->jsonl_path, 0, round, NULL, NULL);
+  if (rc == FM_OK) rc = fm__filter_file(w->csv_path, 1, round, &w->columns, &w->num_columns);
   w->cap_columns = w->num_columns;
-  w->csv_path = fm__strdup(cpath);
-  if (rc == FM_OK && !w->csv_path) rc = FM_ERR_NOMEM;
-  if (rc == FM_OK) {
-    w->jsonl = fopen(jpath, "a");
-    w->csv = w->jsonl ? fopen(cpath, "a") : NULL;
-    if (!w->jsonl || !w->csv) rc = FM_ERR(FM_ERR_IO, "cannot append to the metrics files in '%s'", dir);
-  }
+  if (rc == FM_OK) rc = fm__writer_open_files(w, 0);
   if (rc != FM_OK) {
     fm_metrics_writer_close(&w);
     return rc;
@@ -172,11 +295,51 @@ static long fm__find_column(const fm_metrics_writer *w, const char *path) {
   return -1;
 }
 
-/* Make every non-group path of m a CSV column. A fresh file gets its header;
- * columns that appear later (evaluation every K rounds, a metric added on
- * resume) extend the header and pad the earlier rows with empty fields, by
- * rewriting the file through a temporary one. */
-static int fm__csv_columns(fm_metrics_writer *w, const fm_metrics *m) {
+static void fm__csv_header(const fm_metrics_writer *w, fm__text *t) {
+  fm__text_printf(t, "round");
+  for (size_t c = 0; c < w->num_columns; c++) fm__text_printf(t, ",%s", w->columns[c]);
+  fm__text_printf(t, "\n");
+}
+
+/* Rewrite the CSV with the new header, every row padded with empty fields
+ * for the columns from `before` on; atomic, so a failure leaves it as it was. */
+static int fm__csv_rewrite(fm_metrics_writer *w, size_t before) {
+  FILE *in = fopen(w->csv_path, "r");
+  if (!in) return FM_ERR(FM_ERR_IO, "cannot rewrite '%s' for new columns: %s", w->csv_path, strerror(errno));
+  fm__text t = {0};
+  fm__csv_header(w, &t);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  int header = 1;
+  while ((len = getline(&line, &cap, in)) > 0) {
+    if (header) { /* the old header is replaced */
+      header = 0;
+      continue;
+    }
+    if (line[len - 1] == '\n') line[--len] = '\0';
+    fm__text_printf(&t, "%s", line);
+    for (size_t c = before; c < w->num_columns; c++) fm__text_printf(&t, ",");
+    fm__text_printf(&t, "\n");
+  }
+  free(line);
+  fclose(in);
+  int rc = t.oom ? FM_ERR(FM_ERR_NOMEM, "out of memory rewriting '%s'", w->csv_path) : FM_OK;
+  if (rc == FM_OK) rc = fm__replace_file(w->csv_path, t.p, t.n);
+  fm__free(t.p);
+  if (rc != FM_OK) return rc;
+  close(w->csv);
+  w->csv = fm__open_append(w->csv_path, 0);
+  if (w->csv < 0) return FM_ERR(FM_ERR_IO, "cannot reopen '%s': %s", w->csv_path, strerror(errno));
+  return FM_OK;
+}
+
+/* Make every non-group path of m a CSV column. A fresh file gets its header
+ * in front of the first row (into rec); columns that appear later
+ * (evaluation every K rounds, a metric added on resume) extend the header
+ * and pad the earlier rows with empty fields. If that fails the columns are
+ * as before. */
+static int fm__csv_columns(fm_metrics_writer *w, const fm_metrics *m, fm__text *rec) {
   size_t before = w->num_columns;
   int fresh = w->columns == NULL;
   for (size_t i = 0; i < m->n; i++) {
@@ -194,81 +357,81 @@ static int fm__csv_columns(fm_metrics_writer *w, const fm_metrics *m) {
   }
   if (w->num_columns == before && !fresh) return FM_OK;
   struct stat st;
-  fflush(w->csv);
-  if (fstat(fileno(w->csv), &st) != 0 || st.st_size == 0) { /* nothing written yet: just the header */
-    fputs("round", w->csv);
-    for (size_t c = 0; c < w->num_columns; c++) fprintf(w->csv, ",%s", w->columns[c]);
-    fputc('\n', w->csv);
+  if (fstat(w->csv, &st) == 0 && st.st_size == 0) { /* nothing written yet: the header goes with the row */
+    fm__csv_header(w, rec);
     return FM_OK;
   }
-  /* Rewrite: the new header, then every row padded with the new empty columns. */
-  fclose(w->csv);
-  w->csv = NULL;
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp", w->csv_path);
-  FILE *in = fopen(w->csv_path, "r"), *out = fopen(tmp, "w");
-  int rc = in && out ? FM_OK : FM_ERR(FM_ERR_IO, "cannot rewrite '%s' for new columns", w->csv_path);
-  char *line = NULL;
-  size_t cap = 0;
-  ssize_t len;
-  if (rc == FM_OK) {
-    fputs("round", out);
-    for (size_t c = 0; c < w->num_columns; c++) fprintf(out, ",%s", w->columns[c]);
-    fputc('\n', out);
-    int header = 1;
-    while ((len = getline(&line, &cap, in)) > 0) {
-      if (header) { /* the old header is replaced */
-        header = 0;
-        continue;
-      }
-      if (line[len - 1] == '\n') line[--len] = '\0';
-      fputs(line, out);
-      for (size_t c = before; c < w->num_columns; c++) fputc(',', out);
-      fputc('\n', out);
-    }
+  int rc = fm__csv_rewrite(w, before);
+  if (rc != FM_OK) {
+    while (w->num_columns > before) fm__free(w->columns[--w->num_columns]);
   }
-  free(line);
-  if (in) fclose(in);
-  if (out && fclose(out) != 0 && rc == FM_OK) rc = FM_ERR(FM_ERR_IO, "cannot write '%s'", tmp);
-  if (rc == FM_OK && rename(tmp, w->csv_path) != 0) rc = FM_ERR(FM_ERR_IO, "cannot replace '%s'", w->csv_path);
-  if (rc != FM_OK) remove(tmp);
-  w->csv = fopen(w->csv_path, "a");
-  if (!w->csv && rc == FM_OK) rc = FM_ERR(FM_ERR_IO, "cannot reopen '%s'", w->csv_path);
   return rc;
 }
 
-int fm_metrics_writer_write(fm_metrics_writer *w, long round, const fm_metrics *m) {
-  FM_CHECK(w && m, FM_ERR_INVALID_ARG, "NULL argument");
-  char *json = fm_metrics_to_json(m, round);
-  FM_CHECK(json, FM_ERR_NOMEM, "out of memory writing metrics");
-  int bad = fprintf(w->jsonl, "%s\n", json) < 0;
-  fm__free(json);
-  FM_CALL(fm__csv_columns(w, m));
-  fprintf(w->csv, "%ld", round);
+/* One CSV row of m under the current columns. */
+static void fm__csv_row(const fm_metrics_writer *w, long round, const fm_metrics *m, fm__text *rec) {
+  fm__text_printf(rec, "%ld", round);
   for (size_t c = 0; c < w->num_columns; c++) {
-    double v;
-    fputc(',', w->csv);
+    fm__text_printf(rec, ",");
     size_t i;
     for (i = 0; i < m->n; i++)
       if (strcmp(m->entry[i].path, w->columns[c]) == 0) break;
     if (i == m->n) continue;
-    v = m->entry[i].value;
+    double v = m->entry[i].value;
     if (m->entry[i].kind == FM_METRIC_INT)
-      fprintf(w->csv, "%lld", (long long)v);
+      fm__text_printf(rec, "%lld", (long long)v);
     else
-      fprintf(w->csv, "%.9g", v);
+      fm__text_printf(rec, "%.9g", v);
   }
-  bad |= fputc('\n', w->csv) == EOF;
-  bad |= fflush(w->jsonl) != 0;
-  bad |= fflush(w->csv) != 0;
-  FM_CHECK(!bad, FM_ERR_IO, "writing the metrics files failed (disk full?)");
-  return FM_OK;
+  fm__text_printf(rec, "\n");
+}
+
+/* Append both records; if either write fails, cut both files back to their
+ * sizes before, so each holds whole records only. */
+static int fm__append_records(fm_metrics_writer *w, const fm__text *jrec, const fm__text *crec) {
+  struct stat js, cs;
+  char reason[128];
+  if (fstat(w->jsonl, &js) != 0 || fstat(w->csv, &cs) != 0)
+    return FM_ERR(FM_ERR_IO, "cannot stat the metrics files '%s', '%s': %s", w->jsonl_path, w->csv_path,
+                  fm__reason(errno, reason, sizeof reason));
+  const char *failed = w->jsonl_path;
+  int e = fm__write_all(w->jsonl, jrec->p, jrec->n);
+  if (!e) {
+    failed = w->csv_path;
+    e = fm__write_all(w->csv, crec->p, crec->n);
+  }
+  if (!e) return FM_OK;
+  /* Best effort (truncating frees space, so it works on a full disk); if
+   * it failed too, a resume still drops the half record as a torn line. */
+  int cut_j = ftruncate(w->jsonl, js.st_size), cut_c = ftruncate(w->csv, cs.st_size);
+  (void)cut_j;
+  (void)cut_c;
+  return FM_ERR(FM_ERR_IO, "cannot write '%s': %s", failed, fm__reason(e, reason, sizeof reason));
+}
+
+int fm_metrics_writer_write(fm_metrics_writer *w, long round, const fm_metrics *m) {
+  FM_CHECK(w && m, FM_ERR_INVALID_ARG, "NULL argument");
+  FM_CHECK(w->jsonl >= 0 && w->csv >= 0, FM_ERR_INVALID_ARG, "the metrics writer is closed");
+  char *json = fm_metrics_to_json(m, round);
+  FM_CHECK(json, FM_ERR_NOMEM, "out of memory writing metrics");
+  fm__text jrec = {0}, crec = {0};
+  fm__text_printf(&jrec, "%s\n", json);
+  fm__free(json);
+  int rc = fm__csv_columns(w, m, &crec);
+  if (rc == FM_OK) {
+    fm__csv_row(w, round, m, &crec);
+    rc = jrec.oom || crec.oom ? FM_ERR(FM_ERR_NOMEM, "out of memory writing metrics") : fm__append_records(w, &jrec, &crec);
+  }
+  fm__free(jrec.p);
+  fm__free(crec.p);
+  return rc;
 }
 
 void fm_metrics_writer_close(fm_metrics_writer **w) {
   if (!w || !*w) return;
-  if ((*w)->jsonl) fclose((*w)->jsonl);
-  if ((*w)->csv) fclose((*w)->csv);
+  if ((*w)->jsonl >= 0) close((*w)->jsonl);
+  if ((*w)->csv >= 0) close((*w)->csv);
+  fm__free((*w)->jsonl_path);
   fm__free((*w)->csv_path);
   for (size_t i = 0; i < (*w)->num_columns; i++) fm__free((*w)->columns[i]);
   fm__free((*w)->columns);

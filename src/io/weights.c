@@ -3,7 +3,8 @@
  * tensor under /weights, nested groups for '/' in tensor names, root
  * attributes naming the format, its version and the model.
  *
- * Saving writes "<path>.tmp" and renames it into place. Loading validates
+ * Saving builds the file in memory, writes it to "<path>.tmp", fsyncs it and
+ * renames it into place. Loading validates
  * the whole file against the layout (format, version, every tensor present
  * with the same shape, no extra tensors) and reads into a scratch buffer, so
  * w is only written when everything matched.
@@ -11,6 +12,7 @@
  * Deliberately does not: convert between layouts (no renaming or reshaping),
  * store optimizer state or metrics, or take an MPI communicator (saving is
  * a single-rank operation). All HDF5 calls hold the library's HDF5 lock. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -103,18 +105,17 @@ int fm_weights_save(const char *path, const fm_layout *l, const float *w, const 
   if (!tmp) return FM_ERR_NOMEM;
   int rc = FM_OK;
   fm__h5_lock();
-  hid_t f = fm__h5_create_file(tmp);
+  /* built in memory and written out by fedmpi: a full disk is an error
+   * naming the file, never a failed H5Fclose (see h5lock.h) */
+  hid_t f = fm__h5_create_mem_file(tmp);
   if (f < 0) {
-    rc = FM_ERR(FM_ERR_IO, "cannot create '%s' (directory missing or not writable?)", tmp);
+    rc = FM_ERR(FM_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
   } else {
     rc = fm__weights_write(f, tmp, l, w, model_name);
-    if (H5Fclose(f) < 0 && rc == FM_OK) rc = FM_ERR(FM_ERR_IO, "%s: cannot flush and close (disk full?)", tmp);
+    rc = fm__h5_close_to_disk(f, rc, tmp, path);
   }
   fm__h5_unlock();
-  if (rc == FM_OK)
-    rc = fm__h5_commit_tmp(tmp, path);
-  else
-    remove(tmp);
+  if (rc == FM_OK) rc = fm__h5_commit_tmp(tmp, path);
   fm__free(tmp);
   return rc;
 }

@@ -11,6 +11,7 @@ shift 3
 preflags=("$@")
 # shellcheck source=../common.sh
 source "$(dirname "$0")/../common.sh"
+here=$(cd "$(dirname "$0")" && pwd)
 
 # The workload: an MLP on generated Synthetic(1,1), momentum on the server so
 # the optimizer state matters, a checkpoint every other round.
@@ -80,6 +81,14 @@ kill9)
     fi
     kill_all "$bg"
     no_leftovers run
+    if [ "$trial" -ge 3 ]; then
+      # kill the resumed run too, at a random moment (possibly while it
+      # filters the metrics files): the next resume must still be exact
+      FEDMPI_DEBUG_CHECKPOINT_PAUSE_MS=150 start_bg 2 train --resume run --rounds 14
+      sleep "0.$((RANDOM % 9 + 1))"
+      kill_all "$bg"
+      no_leftovers run
+    fi
     # resume, possibly several times, until the run completes
     for attempt in 1 2 3; do
       run 3 train --resume run --rounds 14
@@ -91,8 +100,33 @@ kill9)
     same_metrics ref/metrics.csv run/metrics.csv
     python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' run/metrics.jsonl ||
       fail "trial $trial: metrics.jsonl has an invalid line"
+    # both files: rounds 1..14 exactly once, in order, every line whole
+    python3 "$here/metrics_rounds.py" run 14 >/dev/null || fail "trial $trial: metrics not rounds 1..14 once each"
     echo "trial $trial: identical after kill -9 and resume"
   done
+  ;;
+metrics_corners)
+  # The states a kill -9 (or an older fedmpi's failed write) leaves in the
+  # metrics files, each followed by --resume: the files must end with rounds
+  # 1..N exactly once, in order, equal to an uninterrupted run's.
+  reference 9
+  expect_ok 1 train --out run --rounds 5 "${common[@]}" # checkpoints 0 2 4 5, records 1..5
+  # records after the checkpoint (5, about to be redone), the checkpoint
+  # round's own record (4, kept), and a torn last line in each file
+  rm run/checkpoints/ckpt_00000005.h5
+  printf '{"round":6,"client_wo' >>run/metrics.jsonl
+  printf '6,0.25' >>run/metrics.csv
+  expect_ok 2 train --resume run --rounds 7
+  python3 "$here/metrics_rounds.py" run 7 >/dev/null || fail "after a torn line and records past the checkpoint"
+  expect_ok 1 train --resume run --rounds 9 # from checkpoint 7, another rank count
+  python3 "$here/metrics_rounds.py" run 9 >/dev/null || fail "after a second resume"
+  same_train_metrics ref/metrics.csv run/metrics.csv
+  # a CSV with its header only, an empty metrics.jsonl, the first checkpoint only
+  rm -rf run2 && mkdir run2 && cp run/config.ini run2/ && mkdir run2/checkpoints
+  cp run/checkpoints/ckpt_00000000.h5 run2/checkpoints/
+  head -n 1 run/metrics.csv >run2/metrics.csv && : >run2/metrics.jsonl
+  expect_ok 2 train --resume run2 --out run2 --rounds 3
+  python3 "$here/metrics_rounds.py" run2 3 >/dev/null || fail "after a header-only CSV"
   ;;
 corrupted)
   reference 8
