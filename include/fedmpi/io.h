@@ -89,6 +89,7 @@ typedef struct fm_checkpoint {
   char *config;
   char *model;
   char *fedmpi_version;
+  char *blas_kernel;     /* the OpenBLAS kernel that wrote it; NULL in checkpoints older than the attribute */
   float *weights;
   float *slots;
   float *base_slots;     /* Mime Lite */

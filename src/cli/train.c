@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 
 #include "cli.h"
@@ -707,6 +708,12 @@ static void train_begin(train_run *run) {
   cli_ctx *ctx = run->ctx;
   const train_cfg *c = run->c;
   cli_blas_warn(ctx);
+  const char *kernel = fm_blas_corename(), *saved = run->ckpt.blas_kernel;
+  if (ctx->rank == 0 && run->resuming && saved && strcasecmp(saved, kernel) != 0)
+    fprintf(stderr,
+            "fedmpi train: warning: %s was written with the BLAS kernel %s and this run uses %s: the rounds from "
+            "here on will not be bit-identical to an uninterrupted run (set OPENBLAS_CORETYPE=%s to match it)\n",
+            run->ckpt.path, saved, kernel, saved);
   if (ctx->rank == 0 && !c->quiet) {
     if (run->resuming) printf("resuming from %s (round %llu)\n", run->ckpt.path, (unsigned long long)run->start);
     printf("fedmpi %s: %s (server %s), model %s (%zu parameters), %llu clients (%llu examples) from %s\n",

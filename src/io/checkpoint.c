@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "../data/h5lock.h"
+#include "fedmpi/blas.h"
 #include "fedmpi/io.h"
+#include "fedmpi/model.h"
 #include "fedmpi/process.h"
 #include "internal.h"
 
@@ -138,6 +140,8 @@ static int fm__ckpt_write(hid_t f, const fm_state_view *v, const char *model_nam
   FM_CALL(fm__h5_write_string_attr(f, "config", config_text ? config_text : "", path));
   FM_CALL(fm__h5_write_string_attr(f, "config_hash", hash, path));
   FM_CALL(fm__h5_write_string_attr(f, "fedmpi_version", FEDMPI_VERSION, path));
+  /* results are bit-identical only under one BLAS kernel: say which wrote it */
+  FM_CALL(fm__h5_write_string_attr(f, "blas_kernel", fm_blas_corename(), path));
 
   int rc = FM_OK;
   hid_t st = -1, cw = -1, fin = -1, agg = -1;
@@ -323,6 +327,7 @@ void fm_checkpoint_free(fm_checkpoint *c) {
   fm__free(c->config);
   fm__free(c->model);
   fm__free(c->fedmpi_version);
+  fm__free(c->blas_kernel);
   fm__free(c->weights);
   fm__free(c->slots);
   fm__free(c->base_slots);
@@ -354,6 +359,8 @@ static int fm__ckpt_read_header(hid_t f, const char *path, fm_checkpoint *c) {
       fm__h5_read_string_attr(f, "model", path, &c->model) != 1 ||
       fm__h5_read_string_attr(f, "fedmpi_version", path, &c->fedmpi_version) != 1)
     return FM_ERR(FM_ERR_FORMAT, "%s: the config, model or fedmpi_version attribute is missing", path);
+  r = fm__h5_read_string_attr(f, "blas_kernel", path, &c->blas_kernel); /* optional: absent before it existed */
+  if (r < 0) return r;
   char hash[17], *saved = NULL;
   fm_config_hash(c->config, hash);
   r = fm__h5_read_string_attr(f, "config_hash", path, &saved);

@@ -45,8 +45,16 @@ blas_kernel)
     grep -q "warning: BLAS: OpenBLAS chose Prescott .*set OPENBLAS_CORETYPE=" err.txt || fail "no warning: $(cat err.txt)"
   fi
   # without the seam, whatever OpenBLAS chose is named
-  expect_ok 1 "${A[@]}" --out plain
+  expect_ok 1 "${A[@]}" --out plain --checkpoint-every 1
   grep -q '^BLAS kernel [A-Za-z0-9_]* (' out.txt || fail "no BLAS line: $(cat out.txt)"
+  # checkpoints record the kernel; a resume under another one says so once
+  h5dump -a /blas_kernel plain/checkpoints/ckpt_00000002.h5 >/dev/null || fail "no blas_kernel in the checkpoint"
+  expect_ok 1 train --resume plain --rounds 3 --quiet
+  ! grep -q "written with the BLAS kernel" err.txt || fail "same kernel warned: $(cat err.txt)"
+  if [ $better = 1 ]; then
+    OPENBLAS_CORETYPE=Prescott expect_ok 2 train --resume plain --rounds 4 --quiet
+    [ "$(grep -c 'written with the BLAS kernel' err.txt)" -eq 1 ] || fail "expected one kernel warning: $(cat err.txt)"
+  fi
   ;;
 default_threads)
   # --threads 0 (the default): each rank takes its share of the CPUs it may
