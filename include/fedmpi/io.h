@@ -58,7 +58,7 @@ FM_EXTERN char *fm_metrics_to_json(const fm_metrics *m, long round);
  * round, named DIR/ckpt_<round, 8 digits>.h5:
  *   root attributes: fedmpi_format, format_version, round, seed (uint64),
  *                    model, config (the run's effective INI text), config_hash
- *                    (FNV-1a 64 of config, hex), fedmpi_version
+ *                    (FNV-1a 64 of config, hex), fedmpi_version, blas_kernel (optional)
  *   /state/weights                 float32 [P]   global model weights
  *   /state/client_work             attributes: the client optimizer hparams
  *   /state/finalizer               attributes: the server optimizer hparams;
