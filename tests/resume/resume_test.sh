@@ -58,6 +58,16 @@ snapshot() {
 }
 # newest_round DIR: the round of DIR's newest checkpoint
 newest_round() { ls "$1/checkpoints" | sed -n 's/^ckpt_0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -1; }
+# wait_rounds DIR N SECONDS: until DIR/metrics.csv records N rounds (rounds are
+# far shorter than a poll: checkpoints come and go between two looks)
+wait_rounds() {
+  local i
+  for ((i = 0; i < $3 * 20; i++)); do
+    [ "$(wc -l <"$1/metrics.csv" 2>/dev/null || echo 0)" -gt "$2" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
 wait_for() { # wait_for GLOB SECONDS
   local i
   for ((i = 0; i < $2 * 20; i++)); do compgen -G "$1" >/dev/null && return 0; sleep 0.05; done
@@ -181,7 +191,7 @@ lock_live)
   # every rank, naming the holder's pid, and change nothing in the directory.
   start_bg 3 train --out run --rounds 1000000 "${common[@]}" --checkpoint-every 1
   trap 'kill -CONT $(pgrep -P "$bg") 2>/dev/null; kill_all "$bg"' EXIT
-  wait_for "run/checkpoints/ckpt_00000002.h5" 60 || { cat bg.err; fail "the run did not start"; }
+  wait_rounds run 2 60 || { cat bg.err; fail "the run did not start"; }
   declare -A rank_pid=()
   while read -r r p; do rank_pid[$r]=$p; done < <(rank_pids "$bg")
   [ ${#rank_pid[@]} -eq 3 ] || fail "expected 3 ranks under mpiexec (pid $bg), found ${!rank_pid[*]}"
@@ -219,7 +229,7 @@ lock_kill9)
   # kill -9 of a run leaves its lock file but no lock: --resume goes ahead
   start_bg 2 train --out run --rounds 1000000 "${common[@]}" --checkpoint-every 1
   trap 'kill_all "$bg"' EXIT
-  wait_for "run/checkpoints/ckpt_00000002.h5" 60 || { cat bg.err; fail "the run did not start"; }
+  wait_rounds run 2 60 || { cat bg.err; fail "the run did not start"; }
   rank0=$(rank_pids "$bg" | sed -n 's/^0 //p')
   [ "$(cat run/.fedmpi.lock)" = "host $(hostname) pid $rank0" ] || fail "lock file does not name rank 0 (pid $rank0)"
   kill_all "$bg"
