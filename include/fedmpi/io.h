@@ -1,4 +1,5 @@
-/* fedmpi/io.h — model weights files and metrics files.
+/* fedmpi/io.h — model weights files, metrics files, checkpoints and the
+ * output-directory lock.
  *
  * Weights file (HDF5, format "fedmpi-weights", version 1):
  *   root attributes: fedmpi_format = "fedmpi-weights" (string),
@@ -128,6 +129,34 @@ typedef void (*fm_warn_fn)(void *ctx, const char *message);
 FM_EXTERN int fm_checkpoint_load_latest(const char *dir, fm_checkpoint *out, fm_warn_fn warn, void *ctx);
 /* FNV-1a 64-bit hash of text as 16 hex digits (buf >= 17 bytes). */
 FM_EXTERN void fm_config_hash(const char *text, char *buf);
+
+/* ---- output-directory lock ---------------------------------------------------
+ *
+ * A run holds an advisory lock on its output directory: flock(LOCK_EX |
+ * LOCK_NB) on DIR/.fedmpi.lock, a file that holds "host <name> pid <pid>" of
+ * the holder. The kernel releases the lock when the holder exits or is
+ * killed, so no stale lock survives a crash; the file stays. flock locks
+ * belong to an open file description: a second fm_dir_lock_open in the same
+ * process conflicts with the first, as another process would. */
+
+#define FM_DIR_LOCK_FILE ".fedmpi.lock"
+
+typedef struct fm_dir_lock fm_dir_lock;
+
+/* Lock the existing directory dir (in) and write this host and pid into the
+ * lock file; *out (out) is the held lock, owned by the caller, released by
+ * fm_dir_lock_close. Not collective (call on one rank). Returns FM_ERR_IO if
+ * another holder has the lock, with a message naming its host and pid, and
+ * leaves the directory unchanged; FM_ERR_UNSUPPORTED if the file system does
+ * not support flock (ENOSYS, EOPNOTSUPP, ENOLCK: e.g. Lustre mounted with
+ * noflock, NFS without a lock manager); FM_ERR_IO if the file cannot be
+ * opened, locked or written; FM_ERR_INVALID_ARG, FM_ERR_NOMEM. Test seam: a
+ * positive FEDMPI_TEST_FLOCK_ERRNO in the environment makes flock fail with
+ * that errno. */
+FM_EXTERN int fm_dir_lock_open(const char *dir, fm_dir_lock **out);
+/* Release the lock (NULL and *lock NULL accepted; sets *lock to NULL). The
+ * lock file is left in place. Not collective. */
+FM_EXTERN void fm_dir_lock_close(fm_dir_lock **lock);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,35 @@ extern "C" {
  * Collective on comm. FM_ERR_MPI, FM_ERR_NOMEM. */
 FM_EXTERN int fm_comm_create_mpi(MPI_Comm comm, fm_comm **out);
 
+/* ---- round deadline ----------------------------------------------------------
+ *
+ * A rank that stops answering (SIGSTOP, a stuck file system) would otherwise
+ * hold every other rank in a collective until the batch system kills the job.
+ * With a timeout set and a deadline armed, the collectives of c are polled
+ * non-blocking calls; when one has not completed by the deadline, rank 0
+ * names the ranks that had not reached it (or reached it and then fell
+ * silent) and calls on_timeout with that message. If rank 0 itself does not
+ * answer, rank 1 (then the others) calls on_timeout about 12 s later instead,
+ * naming rank 0. on_timeout runs on the calling thread, inside the
+ * collective; it is expected to end the job (MPI_Abort): if it returns, the
+ * collective and every later one on c return FM_ERR_MPI with the message.
+ * Without an armed deadline the blocking calls are used, as without a
+ * timeout. */
+typedef void (*fm_comm_timeout_fn)(void *ctx, const char *message);
+
+/* Enable round deadlines of seconds (> 0; 0 keeps them off) on an MPI
+ * communicator. Call on every rank with the same seconds, outside an armed
+ * deadline; calling again changes seconds and the handler. Not collective.
+ * FM_ERR_INVALID_ARG (not an MPI communicator, bad seconds, a deadline
+ * armed), FM_ERR_NOMEM, FM_ERR_MPI. */
+FM_EXTERN int fm_comm_mpi_set_timeout(fm_comm *c, double seconds, fm_comm_timeout_fn on_timeout, void *ctx);
+/* Arm the deadline, now + seconds; a no-op without a timeout. Every rank must
+ * arm and disarm at the same points of its sequence of collectives (the
+ * non-blocking calls only match each other). Not collective. FM_OK. */
+FM_EXTERN int fm_comm_mpi_arm(fm_comm *c);
+/* Disarm the deadline. Not collective. FM_OK. */
+FM_EXTERN int fm_comm_mpi_disarm(fm_comm *c);
+
 /* Threads for the per-client map: num_threads if > 0, else OMP's default.
  * BLAS is made single-threaded: OpenMP alone provides the parallelism (no
  * oversubscription), and a client's arithmetic never depends on the layout.

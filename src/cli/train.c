@@ -7,7 +7,9 @@
  * on one rank only (files, directories) is followed by an agreement, so all
  * ranks leave together with one message printed by rank 0. Rank 0 alone
  * writes the output directory: config.ini, metrics.jsonl, metrics.csv,
- * weights.h5 (and the generated Synthetic data when --data is not given). */
+ * weights.h5 (and the generated Synthetic data when --data is not given),
+ * holding the directory's lock (.fedmpi.lock) from before the first write to
+ * the end of the run. */
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -30,6 +32,7 @@ typedef struct train_cfg {
   int64_t synth_clients, checkpoint_every, keep_checkpoints, eval_clients;
   int64_t max_examples_per_client, shuffle_buffer, cache_mb;
   double client_lr, client_momentum, server_lr, momentum, synth_alpha, synth_beta, proximal_strength;
+  double round_timeout;
   int synth_iid, quiet, no_shuffle, preload;
 } train_cfg;
 
@@ -45,7 +48,10 @@ typedef struct train_cfg {
 #define RESUME_SAFE_TEXT_NEXT(name) ", " name
 /* "rounds, assignment, ..., out" */
 #define RESUME_SAFE_TEXT RESUME_SAFE(RESUME_SAFE_TEXT_FIRST, RESUME_SAFE_TEXT_NEXT)
-static const char *const resume_safe[] = {RESUME_SAFE(RESUME_SAFE_ITEM, RESUME_SAFE_ITEM) NULL};
+/* --round-timeout may change as well, but it is not part of the run at all:
+ * it guards the job that runs it, so the texts name it apart. */
+#define RESUME_JOB_TEXT "--round-timeout"
+static const char *const resume_safe[] = {RESUME_SAFE(RESUME_SAFE_ITEM, RESUME_SAFE_ITEM) "round-timeout", NULL};
 
 #define OFF(f) offsetof(train_cfg, f)
 #define BIG 9.2e18
@@ -132,7 +138,11 @@ static cli_opt train_opts[] = {
      "checkpoints kept: the first plus the newest K"},
     {"resume", CLI_STR, OFF(resume), "", 0, 0, NULL, "DIR",
      "continue the run whose output directory is DIR from its newest valid checkpoint, with its configuration "
-     "(flags may change only " RESUME_SAFE_TEXT ")"},
+     "(flags may change only " RESUME_SAFE_TEXT "), and " RESUME_JOB_TEXT " may change too"},
+    {"round-timeout", CLI_DOUBLE, OFF(round_timeout), "0", 0, 1e9, NULL, "S",
+     "end the job when a round (training, evaluation, checkpoint) does not complete within S seconds: rank 0 "
+     "names the ranks that did not arrive, every process exits non-zero and the checkpoints written so far stay "
+     "intact (0: off, the default; see docs/cluster.md)"},
     {"quiet", CLI_FLAG, OFF(quiet), "0", 0, 0, NULL, NULL, "no per-round progress lines"},
 };
 /* --preload: every client with examples into the client cache, in index
@@ -180,7 +190,9 @@ static const cli_command train_cmd = {
     "balanced by examples x epochs; for scaffold, the clients of its shard: see --assignment) with --threads\n"
     "OpenMP threads. Writes config.ini, metrics.jsonl, metrics.csv, weights.h5 and checkpoints/ to --out.\n"
     "SIGTERM, SIGINT or SIGUSR1 stop the run at the next round boundary after writing a checkpoint; the exit\n"
-    "status is then 75 and 'fedmpi train --resume OUT' continues it exactly.",
+    "status is then 75 and 'fedmpi train --resume OUT' continues it exactly.\n"
+    "Rank 0 locks --out (flock on OUT/.fedmpi.lock) for the whole run: a second run or a resume on a directory\n"
+    "that a live run holds is refused, naming the holder's host and pid, and changes nothing in it.",
     train_opts, sizeof train_opts / sizeof train_opts[0], 1};
 
 static int generate_synth(const train_cfg *c, const char *train, const char *test) {
@@ -469,6 +481,8 @@ typedef struct train_run {
   char *config_text;                     /* the effective configuration (INI), stored in checkpoints */
   fm_schedule client_sched, server_sched;
   fm_metrics_writer *writer;             /* rank 0 */
+  fm_dir_lock *lock;                     /* rank 0: the lock on --out, held to the end of the run */
+  int64_t round;                         /* the round running, named if it times out */
   uint64_t start;                        /* the round this invocation continues from */
   fm_executor *exec;                     /* the threads' buffers, kept across rounds */
   fm_round_input in;
@@ -493,6 +507,7 @@ static train_run *train_run_create(cli_ctx *ctx) {
 
 static void train_run_free(train_run *run) {
   fm_metrics_writer_close(&run->writer);
+  fm_dir_lock_close(&run->lock); /* after the last write into the directory */
   fm_metrics_free(&run->m);
   fm_metrics_free(&run->em);
   fm_checkpoint_free(&run->ckpt);
@@ -530,7 +545,7 @@ static int train_check_resume(train_run *run, char **argv) {
     char msg[sizeof diff + 512];
     snprintf(msg, sizeof msg,
              "cannot resume %s: the configuration differs from the checkpoint's (%s); only " RESUME_SAFE_TEXT
-             " may change",
+             " may change, and " RESUME_JOB_TEXT,
              run->ckpt.path, diff);
     cli_error(ctx, "train", msg);
     status = CLI_EXIT_USAGE;
@@ -586,6 +601,40 @@ static int train_restore(train_run *run) {
 
 /* ---- setup: output directory, data, model, process, writers ------------------------ */
 
+/* Rank 0: the lock on the output directory, taken before anything is written
+ * into it, so a second run or a resume of a live run is refused (FM_ERR_IO,
+ * naming the holder) with the directory untouched. Where the file system has
+ * no flock, the run goes on unprotected after a warning: refusing would make
+ * fedmpi unusable there, and the lock only guards against a mistake. */
+static int lock_output(const char *out, fm_dir_lock **lock) {
+  int rc = fm_dir_lock_open(out, lock);
+  if (rc != FM_ERR_UNSUPPORTED) return rc;
+  fprintf(stderr,
+          "fedmpi train: warning: %s; continuing without the output-directory lock: nothing stops a second run "
+          "from writing into '%s' (see docs/cluster.md, \"Output-directory lock\")\n",
+          fm_last_error(), out);
+  fflush(stderr);
+  return FM_OK;
+}
+
+/* --round-timeout's handler, called inside a collective by the rank that saw
+ * the deadline pass (rank 0, or rank 1 when rank 0 does not answer): one
+ * message, then MPI_Abort, since the ranks are no longer in step and a
+ * stopped rank cannot take part in an orderly exit. The checkpoints are
+ * whole: each is written to a temporary file and renamed. */
+static void on_round_timeout(void *vrun, const char *msg) {
+  const train_run *run = vrun;
+  const train_cfg *c = run->c;
+  fflush(stdout);
+  fprintf(stderr, "fedmpi train: error: round %lld did not complete within --round-timeout %g s: %s; ending the job",
+          (long long)run->round, c->round_timeout, msg);
+  if (c->checkpoint_every > 0)
+    fprintf(stderr, " (the checkpoints in %s/checkpoints are intact: fedmpi train --resume %s)", c->out, c->out);
+  fprintf(stderr, "\n");
+  fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
+}
+
 /* Threads, the stop handlers, the output directory (rank 0 writes everything)
  * and, without --data, the embedded default: Synthetic(alpha, beta), generated by rank 0. */
 static int train_setup_output(train_run *run) {
@@ -593,9 +642,10 @@ static int train_setup_output(train_run *run) {
   train_cfg *c = run->c;
   if (cli_threads(ctx, "train", c->threads, &run->nt) != FM_OK) return CLI_EXIT_FAILURE;
   cli_install_stop_handlers();
-  int rc = FM_OK;
-  if (ctx->rank == 0 && cli_mkdirs(c->out) != 0)
+  int rc = fm_comm_mpi_set_timeout(ctx->comm, c->round_timeout, on_round_timeout, run);
+  if (ctx->rank == 0 && rc == FM_OK && cli_mkdirs(c->out) != 0)
     rc = fm_set_error(FM_ERR_IO, "cannot create output directory '%s': %s", c->out, strerror(errno));
+  if (ctx->rank == 0 && rc == FM_OK) rc = lock_output(c->out, &run->lock);
   if (cli_agree(ctx, "train", rc) != FM_OK) return CLI_EXIT_FAILURE;
   if (c->data[0]) return TRAIN_NEXT;
   if (snprintf(c->data, sizeof c->data, "%s/synthetic_train.h5", c->out) >= (int)sizeof c->data ||
@@ -803,7 +853,7 @@ static int train_round_record(train_run *run, int64_t r, double secs, double pea
 
 /* Round r: learning rates, the cohort, next(), the evaluation when due, the
  * record, a checkpoint when due, and the stop at a signal. */
-static int train_round(train_run *run, int64_t r) {
+static int train_round_body(train_run *run, int64_t r) {
   cli_ctx *ctx = run->ctx;
   const train_cfg *c = run->c;
   fm_metrics_clear(&run->m);
@@ -850,6 +900,16 @@ static int train_round(train_run *run, int64_t r) {
     return CLI_EXIT_INTERRUPTED;
   }
   return TRAIN_NEXT;
+}
+
+/* One round under --round-timeout's deadline (if set): every rank arms it
+ * before the round's first collective and disarms it after its last. */
+static int train_round(train_run *run, int64_t r) {
+  run->round = r;
+  fm_comm_mpi_arm(run->ctx->comm);
+  int status = train_round_body(run, r);
+  fm_comm_mpi_disarm(run->ctx->comm);
+  return status;
 }
 
 /* ---- finish ------------------------------------------------------------------------- */

@@ -10,6 +10,11 @@
 #   one_rank_error  a client owned by the last rank has a label out of range:
 #                   every rank exits 1 by itself, one error line names the rank,
 #                   the file and the client
+#   hung_rank       a worker rank is stopped (SIGSTOP) after round 2 under
+#                   --round-timeout 3: the job ends within 30 s with a non-zero
+#                   status and one error line naming the stopped rank, no
+#                   process is left, and --resume continues from the newest
+#                   checkpoint
 #   plot            scripts/plot-metrics on two short runs writes a valid PNG
 set -u
 # shellcheck disable=SC2034 # used by common.sh
@@ -124,6 +129,46 @@ PY
     [ "$(cat status.$r)" = 1 ] || fail "rank $r exited with $(cat status.$r), expected 1"
   done
   echo "every rank exited with status 1"
+  ;;
+hung_rank)
+  tag=$PWD/run
+  "$mpiexec" -n 3 "${preflags[@]}" "$fedmpi" train --out "$tag" --rounds 1000000 --model mlp:32 --epochs 2 \
+    --round-timeout 3 --checkpoint-every 1 >out.txt 2>err.txt &
+  mpirun_pid=$!
+  # whatever happens, nothing stays stopped or running
+  trap 'p=$(fedmpi_with "$tag"); kill -CONT $p 2>/dev/null; kill -9 $mpirun_pid $p 2>/dev/null' EXIT
+  for _ in $(seq 1 600); do grep -q '^round *2/' out.txt && break; alive $mpirun_pid || break; sleep 0.1; done
+  grep -q '^round *2/' out.txt || { cat out.txt err.txt; fail "round 2 not reached within 60 s"; }
+  declare -A rank_pid=()
+  for p in $(children $mpirun_pid); do
+    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    [ -n "$r" ] && rank_pid[$r]=$p
+  done
+  [ ${#rank_pid[@]} -eq 3 ] || fail "expected 3 ranks under mpirun (pid $mpirun_pid), found ${!rank_pid[*]}"
+  victim=2
+  t0=$SECONDS
+  kill -STOP "${rank_pid[$victim]}"
+  for _ in $(seq 1 300); do alive $mpirun_pid || break; sleep 0.1; done
+  alive $mpirun_pid && { cat err.txt; fail "the job is still running 30 s after rank $victim was stopped"; }
+  wait $mpirun_pid
+  status=$?
+  echo "mpirun exited with status $status $((SECONDS - t0)) s after rank $victim was stopped"
+  cat err.txt
+  [ $status -ne 0 ] || fail "exit status 0 although rank $victim stopped answering"
+  [ "$(grep -c "^fedmpi.*error:" err.txt)" -eq 1 ] || fail "expected exactly one fedmpi error line"
+  grep -qE "^fedmpi train: error: round [0-9]+ did not complete within --round-timeout 3 s: rank $victim (did not arrive|arrived but stopped answering)" \
+    err.txt || fail "the message does not name rank $victim"
+  sleep 1 # let the launcher's children be reaped
+  for r in "${!rank_pid[@]}"; do alive "${rank_pid[$r]}" && fail "rank $r (pid ${rank_pid[$r]}) still running"; done
+  left=$(fedmpi_with "$tag")
+  [ -z "$left" ] || { ps -o pid,stat,cmd -p "$left"; fail "processes left behind: $left"; }
+  whole_records "$tag"
+  # the newest checkpoint is whole: --resume takes it (no skipped file) and goes on
+  last=$(ls "$tag/checkpoints" | sed -n 's/^ckpt_0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -1)
+  [ -n "$last" ] && [ "$last" -ge 2 ] || fail "no checkpoint after round 2"
+  expect_ok 3 train --resume "$tag" --rounds $((last + 2)) --round-timeout 30
+  grep -q "warning: skipping checkpoint" err.txt && { cat err.txt; fail "a checkpoint was damaged"; }
+  grep -q "resuming from $tag/checkpoints/ckpt_$(printf %08d "$last").h5" out.txt || { cat out.txt; fail "did not resume from round $last"; }
   ;;
 plot)
   expect_ok 1 train --out runs/lr0.05 --rounds 6 --eval-every 2 --client-lr 0.05 --quiet

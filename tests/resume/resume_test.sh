@@ -44,6 +44,31 @@ no_leftovers() {
   done
   fail "processes left behind after the kill"
 }
+# rank_pids LAUNCHER: "rank pid" of each fedmpi rank under that mpiexec, told
+# apart by OMPI_COMM_WORLD_RANK
+rank_pids() {
+  local p r
+  for p in $(pgrep -P "$1"); do
+    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    [ -n "$r" ] && echo "$r $p"
+  done
+}
+# snapshot DIR: every entry (type, path, size, mode, mtime) and every file's SHA-256
+snapshot() {
+  (cd "$1" && find . -printf '%y %p %s %m %T@\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+}
+# newest_round DIR: the round of DIR's newest checkpoint
+newest_round() { ls "$1/checkpoints" | sed -n 's/^ckpt_0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -1; }
+# wait_rounds DIR N SECONDS: until DIR/metrics.csv records N rounds (rounds are
+# far shorter than a poll: checkpoints come and go between two looks)
+wait_rounds() {
+  local i
+  for ((i = 0; i < $3 * 20; i++)); do
+    [ "$(wc -l <"$1/metrics.csv" 2>/dev/null || echo 0)" -gt "$2" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
 wait_for() { # wait_for GLOB SECONDS
   local i
   for ((i = 0; i < $2 * 20; i++)); do compgen -G "$1" >/dev/null && return 0; sleep 0.05; done
@@ -194,6 +219,68 @@ signal)
   expect_ok 2 train --resume run --rounds $((stopped + 3))
   reference $((stopped + 3))
   same_weights ref/weights.h5 run/weights.h5
+  ;;
+lock_live)
+  # A live run holds its directory: a second run and a resume are refused on
+  # every rank, naming the holder's pid, and change nothing in the directory.
+  start_bg 3 train --out run --rounds 1000000 "${common[@]}" --checkpoint-every 1
+  trap 'kill -CONT $(pgrep -P "$bg") 2>/dev/null; kill_all "$bg"' EXIT
+  wait_rounds run 2 60 || { cat bg.err; fail "the run did not start"; }
+  declare -A rank_pid=()
+  while read -r r p; do rank_pid[$r]=$p; done < <(rank_pids "$bg")
+  [ ${#rank_pid[@]} -eq 3 ] || fail "expected 3 ranks under mpiexec (pid $bg), found ${!rank_pid[*]}"
+  holder="host $(hostname) pid ${rank_pid[0]}"
+  [ "$(cat run/.fedmpi.lock)" = "$holder" ] || fail "lock file holds '$(cat run/.fedmpi.lock)', expected '$holder'"
+  # freeze the holder: it keeps its lock but writes nothing while the directory is compared
+  kill -STOP "${rank_pid[@]}"
+  sleep 0.3
+  snapshot run >before.txt
+  t0=$SECONDS
+  second=(train --out run --model softmax --rounds 3 --quiet)
+  expect_error 2 "pid ${rank_pid[0]}" "${second[@]}"
+  [ $status -eq 1 ] || fail "a second run exited $status, expected 1"
+  grep -qF "in use by another fedmpi run ($holder;" err.txt || { cat err.txt; fail "the refusal does not name '$holder'"; }
+  cat err.txt
+  # every rank leaves by itself with status 1 (mpiexec told not to abort the others)
+  rm -f status.*
+  timeout 60 "$mpiexec" -n 2 "${preflags[@]}" --mca orte_abort_on_non_zero_status 0 \
+    sh -c '"$0" "$@"; rc=$?; echo $rc >status.$OMPI_COMM_WORLD_RANK; exit $rc' "$fedmpi" "${second[@]}" \
+    >out2.txt 2>err2.txt
+  [ $? -ne 124 ] || fail "a rank hung after the refusal (timeout)"
+  for r in 0 1; do
+    [ "$(cat status.$r 2>/dev/null)" = 1 ] || { cat err2.txt; fail "rank $r of the refused run did not exit 1"; }
+  done
+  expect_error 2 "pid ${rank_pid[0]}" train --resume run --rounds 1000000
+  [ $status -eq 1 ] || fail "a resume of the live run exited $status, expected 1"
+  [ $((SECONDS - t0)) -lt 30 ] || fail "the refusals took $((SECONDS - t0)) s"
+  snapshot run >after.txt
+  cmp -s before.txt after.txt || { diff before.txt after.txt | head -20; fail "a refused run changed the directory"; }
+  kill -CONT "${rank_pid[@]}"
+  kill_all "$bg"
+  no_leftovers run
+  ;;
+lock_kill9)
+  # kill -9 of a run leaves its lock file but no lock: --resume goes ahead
+  start_bg 2 train --out run --rounds 1000000 "${common[@]}" --checkpoint-every 1
+  trap 'kill_all "$bg"' EXIT
+  wait_rounds run 2 60 || { cat bg.err; fail "the run did not start"; }
+  rank0=$(rank_pids "$bg" | sed -n 's/^0 //p')
+  [ "$(cat run/.fedmpi.lock)" = "host $(hostname) pid $rank0" ] || fail "lock file does not name rank 0 (pid $rank0)"
+  kill_all "$bg"
+  no_leftovers run
+  [ -f run/.fedmpi.lock ] || fail "the lock file is gone"
+  last=$(newest_round run)
+  expect_ok 2 train --resume run --rounds $((last + 2))
+  grep -q "^$((last + 2))," run/metrics.csv || fail "the resumed run did not reach round $((last + 2))"
+  ;;
+lock_unsupported)
+  # flock unsupported (Lustre -o noflock: ENOSYS; simulated by the test seam):
+  # one warning from rank 0, and the run goes on
+  FEDMPI_TEST_FLOCK_ERRNO=38 expect_ok 2 train --out run --rounds 2 "${common[@]}"
+  [ "$(grep -c "warning: .*continuing without the output-directory lock" err.txt)" -eq 1 ] ||
+    { cat err.txt; fail "expected one warning about the missing lock"; }
+  grep -q "does not provide flock" err.txt || fail "the warning does not say why"
+  [ -f run/weights.h5 ] || fail "the run did not finish"
   ;;
 *)
   fail "unknown scenario"
