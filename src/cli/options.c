@@ -12,6 +12,9 @@
 
 #include <ini.h>
 
+#include "fedmpi/error.h"
+#include "fedmpi/hparams.h"
+
 #define FIELD(cfg, o) ((char *)(cfg) + (o)->offset)
 
 int cli_is_transient(const char *name) { return strcmp(name, "resume") == 0; }
@@ -148,6 +151,34 @@ static int load_config(const cli_command *cmd, void *cfg, const char *path, char
   return 0;
 }
 
+int cli_load_config_text(const cli_command *cmd, void *cfg, const char *text, const char *origin, char *err,
+                         size_t errlen) {
+  ini_ctx c = {cmd, cfg, origin, err, errlen, 0};
+  int line = ini_parse_string(text, cli_ini_handler, &c);
+  if (c.failed) return -1;
+  if (line != 0) {
+    snprintf(err, errlen, "%s: syntax error at line %d", origin, line);
+    return -1;
+  }
+  return 0;
+}
+
+int cli_parse_hparams(const char *opt, const char *text, fm_hparams *h) {
+  char buf[CLI_STR_MAX], *save = NULL;
+  snprintf(buf, sizeof buf, "%s", text);
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '='), *end = NULL;
+    if (!eq || eq == tok) return fm_set_error(FM_ERR_CONFIG, "--%s: '%s' is not KEY=VALUE", opt, tok);
+    *eq = '\0';
+    double v = strtod(eq + 1, &end);
+    if (!eq[1] || *end || !isfinite(v))
+      return fm_set_error(FM_ERR_CONFIG, "--%s: value of '%s' is not a finite number: '%s'", opt, tok, eq + 1);
+    int rc = fm_hparams_put(h, tok, v);
+    if (rc != FM_OK) return rc;
+  }
+  return FM_OK;
+}
+
 int cli_parse(const cli_command *cmd, void *cfg, int argc, char **argv, char *err, size_t errlen, char **pos,
               int max_pos, int *num_pos) {
   return cli_parse_base(cmd, cfg, NULL, argc, argv, err, errlen, pos, max_pos, num_pos);
@@ -158,15 +189,7 @@ int cli_parse_base(const cli_command *cmd, void *cfg, const char *base_ini, int 
   *num_pos = 0;
   for (size_t k = 0; k < cmd->num_opts; k++)
     if (cli_set(cmd, cfg, cmd->opts[k].name, cmd->opts[k].def, err, errlen) != 0) return -1;
-  if (base_ini) {
-    ini_ctx c = {cmd, cfg, "checkpoint configuration", err, errlen, 0};
-    int line = ini_parse_string(base_ini, cli_ini_handler, &c);
-    if (c.failed) return -1;
-    if (line != 0) {
-      snprintf(err, errlen, "checkpoint configuration: syntax error at line %d", line);
-      return -1;
-    }
-  }
+  if (base_ini && cli_load_config_text(cmd, cfg, base_ini, "checkpoint configuration", err, errlen) != 0) return -1;
 
   /* getopt_long table: every option takes an argument except flags. */
   size_t n = cmd->num_opts;
