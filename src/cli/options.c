@@ -4,6 +4,7 @@
  * every message. */
 #include "options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -29,6 +30,23 @@ static const cli_opt *find_opt(const cli_command *cmd, const char *name) {
   return NULL;
 }
 
+/* Why "name = value" would not read back as value through inih (NULL if it
+ * would): inih strips surrounding whitespace, takes ';' at the start of a
+ * value or after whitespace as a comment, ends a value at a line break, and
+ * reads lines of at most INI_MAX_LINE - 1 bytes (the rest of a longer line
+ * becomes a line of its own). cli_format_ini writes exactly "name = value". */
+static const char *cli_ini_unsafe(const char *name, const char *value) {
+  size_t n = strlen(value);
+  if (strlen(name) + 3 + n + 1 > INI_MAX_LINE - 1) return "too long for one line of the file";
+  if (n && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1])))
+    return "leading or trailing white space";
+  for (size_t i = 0; i < n; i++) {
+    if (value[i] == '\n' || value[i] == '\r') return "a line break";
+    if (value[i] == ';' && (i == 0 || isspace((unsigned char)value[i - 1]))) return "';' would start a comment";
+  }
+  return NULL;
+}
+
 int cli_set(const cli_command *cmd, void *cfg, const char *name, const char *value, char *err, size_t errlen) {
   const cli_opt *o = find_opt(cmd, name);
   if (!o) {
@@ -37,13 +55,20 @@ int cli_set(const cli_command *cmd, void *cfg, const char *name, const char *val
   }
   char *end = NULL;
   switch (o->type) {
-    case CLI_STR:
+    case CLI_STR: {
       if (strlen(value) >= CLI_STR_MAX) {
         snprintf(err, errlen, "value of --%s is too long", o->name);
         return -1;
       }
+      const char *why = cli_ini_unsafe(o->name, value);
+      if (why) {
+        snprintf(err, errlen, "value of --%s cannot be kept in config.ini (%s), which --resume reads back", o->name,
+                 why);
+        return -1;
+      }
       strcpy(FIELD(cfg, o), value);
       return 0;
+    }
     case CLI_CHOICE: {
       const char *c = o->choices;
       size_t n = strlen(value);

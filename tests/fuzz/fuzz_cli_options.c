@@ -1,12 +1,14 @@
 /* tests/fuzz/fuzz_cli_options.c — CLI option values. The first byte chooses
  * what the rest (a C string) is:
  *   0..N-1 (mod N+2): the value of option N of the table (cli_set: integers,
- *          doubles, choices, flags, strings and their bounds);
+ *          doubles, choices, flags, strings and their bounds); an accepted
+ *          value must read back from the config.ini text cli_ini_text writes;
  *   N:     a K=V,... hyperparameter list (cli_parse_hparams), then given to
  *          each optimizer type as fedmpi train does;
  *   N+1:   a learning-rate schedule (fm_schedule_parse: "exp:gamma=G",
  *          "cosine:rounds=R,alpha=A", "warmup=W", ...). An accepted schedule
- *          must pass fm_schedule_check, give finite non-negative rates, and
+ *          must pass fm_schedule_check, give non-negative rates (an infinite
+ *          one, from a growing schedule, must be refused when applied), and
  *          read back from fm_schedule_format as the same schedule. */
 #include <math.h>
 
@@ -25,9 +27,20 @@ static void check_schedule(const char *text) {
   static const uint64_t rounds[] = {0, 1, 2, 7, 100, 12345, UINT64_C(1) << 40, UINT64_MAX};
   for (size_t i = 0; i < sizeof rounds / sizeof *rounds; i++) {
     double v = fm_schedule_value(&s, rounds[i]);
-    if (!isfinite(v) || v < 0) {
+    if (isnan(v) || v < 0) {
       fprintf(stderr, "schedule '%s' gives %g at round %llu\n", text, v, (unsigned long long)rounds[i]);
       abort();
+    }
+    if (isinf(v)) { /* a growing schedule (gamma > 1) overflows: applying it must be refused, not train on inf */
+      fm_optimizer *o = NULL;
+      if (fm_optimizer_create_sgdm(0.1, 0, &o) != FM_OK) abort();
+      int applied = fm_schedule_apply(&s, rounds[i], o);
+      fm_optimizer_destroy(&o);
+      if (applied == FM_OK) {
+        fprintf(stderr, "schedule '%s' sets an infinite learning rate at round %llu\n", text,
+                (unsigned long long)rounds[i]);
+        abort();
+      }
     }
   }
   char buf[512];
@@ -74,7 +87,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static fuzz_cfg c;
     char err[1024] = "";
     fuzz_cfg_defaults(&c);
-    if (cli_set(&fuzz_cmd, &c, fuzz_opts[mode].name, text, err, sizeof err) != 0 && !err[0]) abort();
+    if (cli_set(&fuzz_cmd, &c, fuzz_opts[mode].name, text, err, sizeof err) != 0) {
+      if (!err[0]) abort(); /* refused without a message */
+    } else if (!cli_is_transient(fuzz_opts[mode].name)) {
+      /* an accepted value goes into config.ini, which --resume must read back as it was */
+      static fuzz_cfg back;
+      char *ini = cli_ini_text(&fuzz_cmd, &c), diff[1024];
+      if (!ini) abort();
+      fuzz_cfg_defaults(&back);
+      if (cli_load_config_text(&fuzz_cmd, &back, ini, "written", err, sizeof err) != 0 ||
+          cli_diff(&fuzz_cmd, &c, &back, NULL, diff, sizeof diff) != 0) {
+        fprintf(stderr, "--%s '%s' is accepted but config.ini does not read it back: %s\n", fuzz_opts[mode].name,
+                text, err);
+        abort();
+      }
+      free(ini);
+    }
   } else if (mode == n) {
     check_hparams(text);
   } else {

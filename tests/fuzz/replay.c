@@ -68,7 +68,7 @@ static int run_dir(const char *dir, int *count) {
     n++;
   }
   closedir(d);
-  qsort(names, n, sizeof *names, cmp_str);
+  if (n) qsort(names, n, sizeof *names, cmp_str);
   int bad = 0;
   for (size_t i = 0; i < n; i++) {
     struct stat st;
