@@ -49,7 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < n && i < 8; i++) read_client(cd, i);
     if (n > 8) read_client(cd, n - 1);
     size_t classes = 0;
-    fuzz_check_rc(fm_client_data_scan_num_classes(cd, &classes));
+    rc = fm_client_data_scan_num_classes(cd, &classes);
+    fuzz_check_rc(rc);
+    if (rc == FM_OK && classes > (size_t)INT32_MAX + 1) abort(); /* labels are int32: at most 2^31 classes */
     fm_client_data_close(&cd);
   }
   unlink(path);
