@@ -35,7 +35,7 @@ typedef struct fm_comm_ops {
   /* Element-wise max of doubles over ranks, result on every rank. Collective. */
   int (*allreduce_max)(fm_comm *c, double *buf, size_t n);
   /* Concatenate every rank's bytes on rank 0, in rank order: *recv is
-   * fm-allocated (free with free()) and *recv_bytes its size on rank 0; other
+   * fm-allocated (free with fm_free) and *recv_bytes its size on rank 0; other
    * ranks get NULL and 0. Collective. */
   int (*gather)(fm_comm *c, const void *send, size_t bytes, void **recv, size_t *recv_bytes);
   void (*destroy)(fm_comm *c);

@@ -3,6 +3,7 @@
 #ifndef FEDMPI_FEDMPI_H
 #define FEDMPI_FEDMPI_H
 
+#include "fedmpi/alloc.h"
 #include "fedmpi/blas.h"
 #include "fedmpi/comm.h"
 #include "fedmpi/data.h"

@@ -50,7 +50,7 @@ FM_EXTERN int fm_metrics_writer_open(const char *dir, fm_metrics_writer **out);
 FM_EXTERN int fm_metrics_writer_resume(const char *dir, long round, fm_metrics_writer **out);
 FM_EXTERN int fm_metrics_writer_write(fm_metrics_writer *w, long round, const fm_metrics *m);
 FM_EXTERN void fm_metrics_writer_close(fm_metrics_writer **w);
-/* Nested JSON text of a report (caller frees with free()). */
+/* Nested JSON text of a report (caller frees with fm_free). */
 FM_EXTERN char *fm_metrics_to_json(const fm_metrics *m, long round);
 
 /* ---- checkpoints -------------------------------------------------------------

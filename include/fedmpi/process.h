@@ -197,7 +197,7 @@ typedef struct fm_state_view {
 /* Borrowed view of s (valid until s changes), without per-client state. */
 FM_EXTERN int fm_state_export(const fm_process *p, const fm_state *s, fm_state_view *out);
 /* Collective: the per-client states of every rank, on rank 0, sorted by
- * client (*ids and *values allocated, free() them; other ranks get NULL, 0).
+ * client (*ids and *values allocated, fm_free them; other ranks get NULL, 0).
  * Put them in a view's client fields to checkpoint the complete state. */
 FM_EXTERN int fm_state_gather_clients(const fm_process *p, const fm_state *s, fm_comm *comm, uint64_t **ids,
                                       float **values, size_t *num_clients);

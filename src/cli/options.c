@@ -4,6 +4,7 @@
  * every message. */
 #include "options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -12,6 +13,9 @@
 #include <unistd.h>
 
 #include <ini.h>
+
+#include "fedmpi/error.h"
+#include "fedmpi/hparams.h"
 
 #define FIELD(cfg, o) ((char *)(cfg) + (o)->offset)
 
@@ -27,6 +31,23 @@ static const cli_opt *find_opt(const cli_command *cmd, const char *name) {
   return NULL;
 }
 
+/* Why "name = value" would not read back as value through inih (NULL if it
+ * would): inih strips surrounding whitespace, takes ';' at the start of a
+ * value or after whitespace as a comment, ends a value at a line break, and
+ * reads lines of at most INI_MAX_LINE - 1 bytes (the rest of a longer line
+ * becomes a line of its own). cli_format_ini writes exactly "name = value". */
+static const char *cli_ini_unsafe(const char *name, const char *value) {
+  size_t n = strlen(value);
+  if (strlen(name) + 3 + n + 1 > INI_MAX_LINE - 1) return "too long for one line of the file";
+  if (n && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1])))
+    return "leading or trailing white space";
+  for (size_t i = 0; i < n; i++) {
+    if (value[i] == '\n' || value[i] == '\r') return "a line break";
+    if (value[i] == ';' && (i == 0 || isspace((unsigned char)value[i - 1]))) return "';' would start a comment";
+  }
+  return NULL;
+}
+
 int cli_set(const cli_command *cmd, void *cfg, const char *name, const char *value, char *err, size_t errlen) {
   const cli_opt *o = find_opt(cmd, name);
   if (!o) {
@@ -35,13 +56,20 @@ int cli_set(const cli_command *cmd, void *cfg, const char *name, const char *val
   }
   char *end = NULL;
   switch (o->type) {
-    case CLI_STR:
+    case CLI_STR: {
       if (strlen(value) >= CLI_STR_MAX) {
         snprintf(err, errlen, "value of --%s is too long", o->name);
         return -1;
       }
+      const char *why = cli_ini_unsafe(o->name, value);
+      if (why) {
+        snprintf(err, errlen, "value of --%s cannot be kept in config.ini (%s), which --resume reads back", o->name,
+                 why);
+        return -1;
+      }
       strcpy(FIELD(cfg, o), value);
       return 0;
+    }
     case CLI_CHOICE: {
       const char *c = o->choices;
       size_t n = strlen(value);
@@ -149,6 +177,34 @@ static int load_config(const cli_command *cmd, void *cfg, const char *path, char
   return 0;
 }
 
+int cli_load_config_text(const cli_command *cmd, void *cfg, const char *text, const char *origin, char *err,
+                         size_t errlen) {
+  ini_ctx c = {cmd, cfg, origin, err, errlen, 0};
+  int line = ini_parse_string(text, cli_ini_handler, &c);
+  if (c.failed) return -1;
+  if (line != 0) {
+    snprintf(err, errlen, "%s: syntax error at line %d", origin, line);
+    return -1;
+  }
+  return 0;
+}
+
+int cli_parse_hparams(const char *opt, const char *text, fm_hparams *h) {
+  char buf[CLI_STR_MAX], *save = NULL;
+  snprintf(buf, sizeof buf, "%s", text);
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '='), *end = NULL;
+    if (!eq || eq == tok) return fm_set_error(FM_ERR_CONFIG, "--%s: '%s' is not KEY=VALUE", opt, tok);
+    *eq = '\0';
+    double v = strtod(eq + 1, &end);
+    if (!eq[1] || *end || !isfinite(v))
+      return fm_set_error(FM_ERR_CONFIG, "--%s: value of '%s' is not a finite number: '%s'", opt, tok, eq + 1);
+    int rc = fm_hparams_put(h, tok, v);
+    if (rc != FM_OK) return rc;
+  }
+  return FM_OK;
+}
+
 int cli_parse(const cli_command *cmd, void *cfg, int argc, char **argv, char *err, size_t errlen, char **pos,
               int max_pos, int *num_pos) {
   return cli_parse_base(cmd, cfg, NULL, argc, argv, err, errlen, pos, max_pos, num_pos);
@@ -159,15 +215,7 @@ int cli_parse_base(const cli_command *cmd, void *cfg, const char *base_ini, int 
   *num_pos = 0;
   for (size_t k = 0; k < cmd->num_opts; k++)
     if (cli_set(cmd, cfg, cmd->opts[k].name, cmd->opts[k].def, err, errlen) != 0) return -1;
-  if (base_ini) {
-    ini_ctx c = {cmd, cfg, "checkpoint configuration", err, errlen, 0};
-    int line = ini_parse_string(base_ini, cli_ini_handler, &c);
-    if (c.failed) return -1;
-    if (line != 0) {
-      snprintf(err, errlen, "checkpoint configuration: syntax error at line %d", line);
-      return -1;
-    }
-  }
+  if (base_ini && cli_load_config_text(cmd, cfg, base_ini, "checkpoint configuration", err, errlen) != 0) return -1;
 
   /* getopt_long table: every option takes an argument except flags. */
   size_t n = cmd->num_opts;

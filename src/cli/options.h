@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fedmpi/hparams.h"
+
 #define CLI_STR_MAX 4096
 
 typedef enum cli_type { CLI_STR, CLI_INT, CLI_DOUBLE, CLI_FLAG, CLI_CHOICE } cli_type;
@@ -48,6 +50,16 @@ int cli_parse(const cli_command *cmd, void *cfg, int argc, char **argv, char *er
  * checkpoint's configuration. */
 int cli_parse_base(const cli_command *cmd, void *cfg, const char *base_ini, int argc, char **argv, char *err,
                    size_t errlen, char **pos, int max_pos, int *num_pos);
+/* Apply a configuration given as INI text (keys of the [<command>] or
+ * [fedmpi] section, other sections ignored) on top of cfg: what --config and
+ * --resume's checkpoint configuration go through. Returns 0, or -1 with
+ * "<origin>: ..." in err. Never prints or exits. */
+int cli_load_config_text(const cli_command *cmd, void *cfg, const char *text, const char *origin, char *err,
+                         size_t errlen);
+/* "k=v,k=v" (an option's K=V list, e.g. --client-opt) into h: FM_OK, or
+ * FM_ERR_CONFIG naming the option and the bad text (fm_last_error), or
+ * fm_hparams_put's error. */
+int cli_parse_hparams(const char *opt, const char *text, fm_hparams *h);
 /* The effective configuration as INI text (malloc'd), as cli_write_ini writes it. */
 char *cli_ini_text(const cli_command *cmd, const void *cfg);
 /* Names and values of the options that differ between a and b, skipping

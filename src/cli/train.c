@@ -253,23 +253,6 @@ static int add_metrics(const char *text, fm_model *model, fm_metric **list, size
   return FM_OK;
 }
 
-/* "k=v,k=v" -> hparams (FM_ERR_CONFIG naming the option and the bad text). */
-static int parse_hparams(const char *opt, const char *text, fm_hparams *h) {
-  char buf[CLI_STR_MAX], *save = NULL;
-  snprintf(buf, sizeof buf, "%s", text);
-  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    char *eq = strchr(tok, '='), *end = NULL;
-    if (!eq || eq == tok)
-      return fm_set_error(FM_ERR_CONFIG, "--%s: '%s' is not KEY=VALUE", opt, tok);
-    *eq = '\0';
-    double v = strtod(eq + 1, &end);
-    if (!eq[1] || *end || !isfinite(v))
-      return fm_set_error(FM_ERR_CONFIG, "--%s: value of '%s' is not a finite number: '%s'", opt, tok, eq + 1);
-    FM_CALL_CLI(fm_hparams_put(h, tok, v));
-  }
-  return FM_OK;
-}
-
 /* An optimizer from its type, the dedicated flags and the K=V list. Keys the
  * type does not have are refused by the optimizer, naming them. */
 static int make_optimizer(const char *who, const char *type, double lr, double momentum, const char *extra,
@@ -282,7 +265,7 @@ static int make_optimizer(const char *who, const char *type, double lr, double m
   else if (momentum != 0)
     return fm_set_error(FM_ERR_CONFIG, "--%s momentum applies to sgdm only, the %s optimizer is '%s'",
                         strcmp(who, "client") == 0 ? "client-momentum" : "momentum", who, type);
-  FM_CALL_CLI(parse_hparams(opt, extra, &h));
+  FM_CALL_CLI(cli_parse_hparams(opt, extra, &h));
   int rc = fm_optimizer_create(type, &h, out);
   if (rc != FM_OK) return fm_set_error(rc, "%s optimizer: %s", who, fm_last_error());
   return FM_OK;

@@ -41,12 +41,17 @@ int fm__error(int code, const char *file, int line, const char *func, const char
     }                                                                                                          \
   } while (0)
 
-/* Allocation through one place (plain malloc alignment). They record
- * FM_ERR_NOMEM as last error when returning NULL. */
+/* Allocation through one place: the allocator set with fm_set_allocator
+ * (malloc's alignment). They record FM_ERR_NOMEM as last error when returning
+ * NULL. fm__free accepts NULL. */
 void *fm__malloc(size_t bytes);
 void *fm__calloc(size_t count, size_t size);
 void *fm__realloc(void *p, size_t bytes);
 void fm__free(void *p);
 char *fm__strdup(const char *s);
+/* The same allocator without recording an error, for best-effort memory
+ * (a cache that cannot allocate does not cache); free with fm__free. */
+void *fm__try_malloc(size_t bytes);
+void *fm__try_calloc(size_t count, size_t size);
 
 #endif

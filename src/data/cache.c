@@ -88,7 +88,7 @@ static void fm__remove(fm__cache *c, fm__centry *e) {
   c->bytes -= e->bytes;
   c->entries--;
   c->evictions++;
-  free(e);
+  fm__free(e);
 }
 
 /* Evict unpinned entries from the least recent end until bytes + extra fits
@@ -107,7 +107,7 @@ static int fm__make_room(fm__cache *c, size_t extra) {
 static void fm__maybe_grow(fm__cache *c) {
   if (c->entries + 1 <= c->nbuckets) return;
   size_t nb = c->nbuckets ? 2 * c->nbuckets : 64;
-  fm__centry **b = calloc(nb, sizeof *b);
+  fm__centry **b = fm__try_calloc(nb, sizeof *b);
   if (!b) return; /* keep the old table: chains get longer, nothing breaks */
   for (size_t k = 0; k < c->nbuckets; k++) {
     fm__centry *e = c->buckets[k];
@@ -119,7 +119,7 @@ static void fm__maybe_grow(fm__cache *c) {
       e = next;
     }
   }
-  free(c->buckets);
+  fm__free(c->buckets);
   c->buckets = b;
   c->nbuckets = nb;
 }
@@ -129,10 +129,10 @@ void fm__cache_destroy(fm__cache *c) {
   fm__centry *e = c->head;
   while (e) {
     fm__centry *next = e->next;
-    free(e);
+    fm__free(e);
     e = next;
   }
-  free(c->buckets);
+  fm__free(c->buckets);
   pthread_mutex_destroy(&c->mu);
   fm__free(c);
 }
@@ -219,7 +219,7 @@ void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex) {
   /* Build the entry unlocked: header, x, y in one block. */
   size_t hdr = (sizeof(fm__centry) + 63) / 64 * 64;
   size_t xs = ex->n * ex->num_features * sizeof(float);
-  fm__centry *e = malloc(hdr + xs + ex->n * sizeof(int32_t));
+  fm__centry *e = fm__try_malloc(hdr + xs + ex->n * sizeof(int32_t));
   if (!e) return; /* a cache that cannot allocate simply does not cache */
   memset(e, 0, sizeof *e);
   e->key = i;
@@ -235,13 +235,13 @@ void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex) {
   pthread_mutex_lock(&c->mu);
   if (need > c->limit || fm__find(c, i) || !fm__make_room(c, need)) {
     pthread_mutex_unlock(&c->mu);
-    free(e);
+    fm__free(e);
     return;
   }
   fm__maybe_grow(c);
   if (!c->nbuckets) {
     pthread_mutex_unlock(&c->mu);
-    free(e);
+    fm__free(e);
     return;
   }
   size_t h = fm__bucket(c, i);

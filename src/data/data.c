@@ -225,7 +225,7 @@ int fm_client_data_scan_num_classes(const fm_client_data *cd, size_t *num_classe
       if (ex.y[r] > mx) mx = ex.y[r];
     fm_examples_free(&ex);
   }
-  *num_classes = (size_t)(mx + 1);
+  *num_classes = (size_t)((int64_t)mx + 1); /* a label INT32_MAX must not overflow int */
   return FM_OK;
 }
 

@@ -355,15 +355,19 @@ static int fm__ckpt_read_header(hid_t f, const char *path, fm_checkpoint *c) {
            FM_CHECKPOINT_FORMAT_VERSION);
   FM_CALL(fm__ckpt_read_u64(f, "round", path, &c->info.round));
   FM_CALL(fm__ckpt_read_u64(f, "seed", path, &c->info.seed));
-  if (fm__h5_read_string_attr(f, "config", path, &c->config) != 1 ||
-      fm__h5_read_string_attr(f, "model", path, &c->model) != 1 ||
-      fm__h5_read_string_attr(f, "fedmpi_version", path, &c->fedmpi_version) != 1)
-    return FM_ERR(FM_ERR_FORMAT, "%s: the config, model or fedmpi_version attribute is missing", path);
+  const char *names[3] = {"config", "model", "fedmpi_version"};
+  char **dst[3] = {&c->config, &c->model, &c->fedmpi_version};
+  for (int k = 0; k < 3; k++) {
+    r = fm__h5_read_string_attr(f, names[k], path, dst[k]);
+    if (r < 0) return r; /* out of memory or unreadable: its own code, not "missing" */
+    FM_CHECK(r == 1, FM_ERR_FORMAT, "%s: the %s attribute is missing", path, names[k]);
+  }
   r = fm__h5_read_string_attr(f, "blas_kernel", path, &c->blas_kernel); /* optional: absent before it existed */
   if (r < 0) return r;
   char hash[17], *saved = NULL;
   fm_config_hash(c->config, hash);
   r = fm__h5_read_string_attr(f, "config_hash", path, &saved);
+  if (r < 0) return r;
   ok = r == 1 && strcmp(saved, hash) == 0;
   fm__free(saved);
   FM_CHECK(ok, FM_ERR_FORMAT, "%s: the stored configuration does not match its hash (corrupted)", path);
@@ -559,9 +563,10 @@ int fm_checkpoint_load_latest(const char *dir, fm_checkpoint *out, fm_warn_fn wa
   char path[4096], msg[6144];
   for (size_t i = n; i-- > 0;) {
     fm__ckpt_name(path, sizeof path, dir, rounds[i]);
-    if (fm_checkpoint_load(path, out) == FM_OK) {
+    int rc = fm_checkpoint_load(path, out);
+    if (rc == FM_OK || rc == FM_ERR_NOMEM) { /* out of memory says nothing about the file: no fallback */
       fm__free(rounds);
-      return FM_OK;
+      return rc;
     }
     if (warn) {
       snprintf(msg, sizeof msg, "skipping checkpoint %s: %s", path, fm_last_error());

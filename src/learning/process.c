@@ -340,8 +340,11 @@ int fm_state_export(const fm_process *p, const fm_state *s, fm_state_view *out) 
   return FM_OK;
 }
 
+/* Records are [u64 | T floats]: with T odd, a record's key is only 4-byte aligned. */
 static int fm__cmp_entry(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  uint64_t x, y;
+  memcpy(&x, a, sizeof x);
+  memcpy(&y, b, sizeof y);
   return (x > y) - (x < y);
 }
 

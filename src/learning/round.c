@@ -109,6 +109,7 @@ static int fm__server_update(const fm_process *p, fm_state *s, const fm_exact *t
     extras[j] = fm__malloc(p->extra_size[j] * sizeof(double));
     if (!extras[j]) rc = FM_ERR_NOMEM;
   }
+  if (rc != FM_OK) goto done; /* the FM_CALL_GOTOs below would overwrite rc */
   if (metrics) FM_CALL_GOTO(rc, fm_metrics_put(metrics, "distributor", 0, FM_METRIC_GROUP), done);
   FM_CALL_GOTO(rc, fm__aggregator_finalize(p->agg, total, t, agg), done);
   for (size_t i = 0; i < t; i++) mean[i] = (float)agg[i];
