@@ -134,8 +134,15 @@ weights_enospc) # 800 KiB holds three 231 KB checkpoints, not the 230 KB weights
   rounds m/run 3
   intact m
   ;;
-config_enospc) # a full disk: config.ini is the first file a run writes
+config_enospc) # a full disk: the lock file is the first file a run writes, config.ini the next
   mount_tmpfs 1m
+  fill_leaving 0
+  run1 "" -- "${train[@]}" --out m/run --model mlp:16 --rounds 2
+  failed "m/run/.fedmpi.lock"
+  no_file m/run/config.ini
+  # a lock file from an earlier run keeps its page: now config.ini is the one that fails
+  rm m/filler
+  printf 'host earlier pid 1\n' >m/run/.fedmpi.lock
   fill_leaving 0
   run1 "" -- "${train[@]}" --out m/run --model mlp:16 --rounds 2
   failed "m/run/config.ini"
