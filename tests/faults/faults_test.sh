@@ -59,6 +59,19 @@ print(len(recs), "whole records")
 PY
 }
 
+# find_ranks N: rank_pid[r] = the pid of rank r, for the N ranks that are
+# mpirun's ($mpirun_pid) children, told apart by OMPI_COMM_WORLD_RANK.
+declare -A rank_pid=()
+find_ranks() {
+  local p r
+  rank_pid=()
+  for p in $(children $mpirun_pid); do
+    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    [ -n "$r" ] && rank_pid[$r]=$p
+  done
+  [ ${#rank_pid[@]} -eq "$1" ] || fail "expected $1 ranks under mpirun (pid $mpirun_pid), found ${!rank_pid[*]}"
+}
+
 case $scenario in
 kill_worker)
   tag=$PWD/run # unique to this test: every rank's command line holds it
@@ -69,13 +82,7 @@ kill_worker)
   trap 'kill -9 $mpirun_pid $(fedmpi_with "$tag") 2>/dev/null' EXIT
   for _ in $(seq 1 600); do grep -q '^round ' out.txt && break; alive $mpirun_pid || break; sleep 0.1; done
   grep -q '^round ' out.txt || { cat out.txt err.txt; fail "no progress line within 60 s"; }
-  # the ranks: mpirun's children that run fedmpi, told apart by OMPI_COMM_WORLD_RANK
-  declare -A rank_pid=()
-  for p in $(children $mpirun_pid); do
-    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
-    [ -n "$r" ] && rank_pid[$r]=$p
-  done
-  [ ${#rank_pid[@]} -eq 3 ] || fail "expected 3 ranks under mpirun (pid $mpirun_pid), found ${!rank_pid[*]}"
+  find_ranks 3
   victim=2
   echo "ranks: 0=${rank_pid[0]} 1=${rank_pid[1]} 2=${rank_pid[2]}; kill -9 rank $victim"
   t0=$SECONDS
@@ -139,12 +146,7 @@ hung_rank)
   trap 'p=$(fedmpi_with "$tag"); kill -CONT $p 2>/dev/null; kill -9 $mpirun_pid $p 2>/dev/null' EXIT
   for _ in $(seq 1 600); do grep -q '^round *2/' out.txt && break; alive $mpirun_pid || break; sleep 0.1; done
   grep -q '^round *2/' out.txt || { cat out.txt err.txt; fail "round 2 not reached within 60 s"; }
-  declare -A rank_pid=()
-  for p in $(children $mpirun_pid); do
-    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
-    [ -n "$r" ] && rank_pid[$r]=$p
-  done
-  [ ${#rank_pid[@]} -eq 3 ] || fail "expected 3 ranks under mpirun (pid $mpirun_pid), found ${!rank_pid[*]}"
+  find_ranks 3
   victim=2
   t0=$SECONDS
   kill -STOP "${rank_pid[$victim]}"
