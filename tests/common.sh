@@ -40,3 +40,12 @@ for r in rows: print(",".join(r[i] for i in keep))' "$@"; }
 same_metrics() { cmp -s <(det_metrics "$1") <(det_metrics "$2") || { diff <(det_metrics "$1") <(det_metrics "$2") | head >&2; fail "metrics $1 and $2 differ"; }; }
 # a run split into several invocations also evaluates at the end of each: compare training only
 same_train_metrics() { cmp -s <(det_metrics "$1" train) <(det_metrics "$2" train) || { diff <(det_metrics "$1" train) <(det_metrics "$2" train) | head >&2; fail "training metrics $1 and $2 differ"; }; }
+# rank_pids LAUNCHER: "rank pid" of each fedmpi rank that is a child of that
+# mpiexec, told apart by OMPI_COMM_WORLD_RANK
+rank_pids() {
+  local p r
+  for p in $(pgrep -P "$1"); do
+    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    [ -n "$r" ] && echo "$r $p"
+  done
+}

@@ -334,10 +334,6 @@ static int build_process(const train_cfg *c, const fm_model *model, fm_process *
     fm_aggregator_destroy(&agg);
     return rc;
   }
-  /* FedAvg keeps TFF's builders: the weighted one's default aggregator is a
-   * weighted mean whatever the weighting (UNIFORM weights are 1). */
-  if (!strcmp(c->algorithm, "fedavg") && wt == FM_WEIGHTING_NUM_EXAMPLES)
-    return fm_process_create_weighted_fed_avg(model, copt, sopt, wt, agg, out);
   return fm_process_create(model, c->algorithm, &hp, copt, sopt, wt, agg, out);
 }
 

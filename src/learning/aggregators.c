@@ -14,7 +14,7 @@
 #include "internal.h"
 #include "learning_impl.h"
 
-/* ---- checked dispatch ---------------------------------------------------------- */
+/* ---- dispatch ---------------------------------------------------------- */
 
 size_t fm__aggregator_num_slots(const fm_aggregator *a, size_t n) { return a->ops->num_slots(a, n); }
 

@@ -31,8 +31,6 @@ alive() {
   st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
   [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
-# children PID: the direct children of PID
-children() { grep -l "^[0-9]* (.*) . $1 " /proc/[0-9]*/stat 2>/dev/null | cut -d/ -f3; }
 # fedmpi_with TEXT: pids of live fedmpi processes whose command line contains TEXT
 fedmpi_with() {
   local p
@@ -65,10 +63,7 @@ declare -A rank_pid=()
 find_ranks() {
   local p r
   rank_pid=()
-  for p in $(children $mpirun_pid); do
-    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
-    [ -n "$r" ] && rank_pid[$r]=$p
-  done
+  while read -r r p; do rank_pid[$r]=$p; done < <(rank_pids "$mpirun_pid")
   [ ${#rank_pid[@]} -eq "$1" ] || fail "expected $1 ranks under mpirun (pid $mpirun_pid), found ${!rank_pid[*]}"
 }
 

@@ -44,15 +44,6 @@ no_leftovers() {
   done
   fail "processes left behind after the kill"
 }
-# rank_pids LAUNCHER: "rank pid" of each fedmpi rank under that mpiexec, told
-# apart by OMPI_COMM_WORLD_RANK
-rank_pids() {
-  local p r
-  for p in $(pgrep -P "$1"); do
-    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
-    [ -n "$r" ] && echo "$r $p"
-  done
-}
 # snapshot DIR: every entry (type, path, size, mode, mtime) and every file's SHA-256
 snapshot() {
   (cd "$1" && find . -printf '%y %p %s %m %T@\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum)
