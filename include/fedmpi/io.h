@@ -98,6 +98,7 @@ typedef struct fm_checkpoint {
   uint64_t *client_ids;  /* per-client state */
   float *client_values;
   fm_exact *eval_sums;   /* federated evaluation's total_rounds accumulators */
+  double *agg_state;     /* the aggregators' state (adaptive norms), or NULL */
   struct {
     uint64_t round, seed;
     size_t numel;
@@ -108,6 +109,7 @@ typedef struct fm_checkpoint {
     int64_t base_step;
     size_t num_clients, client_floats;
     size_t eval_num_values;
+    size_t agg_state_n;
   } info;
 } fm_checkpoint;
 

@@ -74,6 +74,79 @@ FM_EXTERN int fm_aggregator_create_unweighted_mean(fm_aggregator **out);
  * it. Measurements: clipping (inner's), clipping_norm, clipped_count. Takes
  * inner (even on failure). */
 FM_EXTERN int fm_aggregator_create_clipping(double clipping_norm, fm_aggregator *inner, fm_aggregator **out);
+/* A quantile estimate of the clients' norms, as
+ * PrivateQuantileEstimationProcess.no_noise: C starts at initial_estimate and
+ * after each round C <- C * exp(-learning_rate * (b - target_quantile)),
+ * b = the fraction of clients whose norm was <= C. The norm an adaptive
+ * aggregator applies is multiplier * C + increment. */
+typedef struct fm_quantile_estimate {
+  double initial_estimate, target_quantile, learning_rate, multiplier, increment;
+} fm_quantile_estimate;
+/* no_noise(initial_estimate, target_quantile, learning_rate) with multiplier 1, increment 0. */
+FM_EXTERN fm_quantile_estimate fm_quantile_estimate_no_noise(double initial_estimate, double target_quantile,
+                                                             double learning_rate);
+/* clipping_factory with an adaptive clipping_norm (the estimate of q). */
+FM_EXTERN int fm_aggregator_create_clipping_adaptive(const fm_quantile_estimate *q, fm_aggregator *inner,
+                                                     fm_aggregator **out);
+/* zeroing_factory: a client whose value's global norm (norm_order 1, 2 or
+ * INFINITY) exceeds zeroing_norm contributes zeros (its weight stays).
+ * Measurements: zeroing (inner's), zeroing_norm, zeroed_count. Takes inner. */
+FM_EXTERN int fm_aggregator_create_zeroing(double zeroing_norm, double norm_order, fm_aggregator *inner,
+                                           fm_aggregator **out);
+FM_EXTERN int fm_aggregator_create_zeroing_adaptive(const fm_quantile_estimate *q, double norm_order,
+                                                    fm_aggregator *inner, fm_aggregator **out);
+/* SumFactory. */
+FM_EXTERN int fm_aggregator_create_sum(fm_aggregator **out);
+/* tff.learning.robust_aggregator(zeroing, clipping, weighted) with TFF's
+ * defaults: zeroing(no_noise(10, 0.98, ln 10, multiplier 2, increment 1),
+ * norm inf) over clipping(no_noise(1, 0.8, 0.2)) over mean. */
+FM_EXTERN int fm_aggregator_create_robust(int zeroing, int clipping, int weighted, fm_aggregator **out);
+/* DifferentiallyPrivateFactory.gaussian_fixed: each client's value clipped
+ * to L2 norm clip, summed, N(0, (clip z)^2) added per coordinate on rank 0
+ * (Philox keyed by (seed, round)), divided by clients_per_round. Unweighted. */
+FM_EXTERN int fm_aggregator_create_dp_gaussian_fixed(double noise_multiplier, uint64_t clients_per_round, double clip,
+                                                     fm_aggregator **out);
+/* gaussian_adaptive's options; fm_dp_adaptive_defaults gives TFF's:
+ * 0.1, 0.5, 0.2 and 0.05 * clients_per_round. */
+typedef struct fm_dp_adaptive {
+  double initial_l2_norm_clip, target_unclipped_quantile, learning_rate, clipped_count_stddev;
+} fm_dp_adaptive;
+FM_EXTERN fm_dp_adaptive fm_dp_adaptive_defaults(uint64_t clients_per_round);
+/* DifferentiallyPrivateFactory.gaussian_adaptive: the clip follows the
+ * noised unclipped fraction; noise_multiplier is the effective total, split
+ * as z^-2 = z_v^-2 + (2 clipped_count_stddev)^-2 (FM_ERR_HPARAM_VALUE when
+ * z >= 2 clipped_count_stddev). opt NULL: TFF's defaults. */
+FM_EXTERN int fm_aggregator_create_dp_gaussian_adaptive(double noise_multiplier, uint64_t clients_per_round,
+                                                        const fm_dp_adaptive *opt, fm_aggregator **out);
+/* tff.learning.dp_aggregator(noise_multiplier, clients_per_round, zeroing). */
+FM_EXTERN int fm_aggregator_create_dp(double noise_multiplier, uint64_t clients_per_round, int zeroing,
+                                      fm_aggregator **out);
+/* An aggregator chain from its text, e.g. "zeroing(clipping(mean, clipping_norm=0.5))"
+ * or "dp_aggregator(noise_multiplier=1.0, clients_per_round=10)"; the grammar
+ * is in docs/privacy.md. FM_ERR_CONFIG / FM_ERR_HPARAM_VALUE naming the problem. */
+FM_EXTERN int fm_aggregator_create_from_spec(const char *spec, fm_aggregator **out);
+/* The chain's DP aggregator's effective noise multiplier and
+ * clients_per_round: 1 if it has one, else 0. */
+FM_EXTERN int fm_aggregator_dp_params(const fm_aggregator *a, double *noise_multiplier, uint64_t *clients_per_round);
+/* The value noise multiplier a DP aggregator applies (gaussian_adaptive: z_v), 0 without DP. */
+FM_EXTERN double fm_aggregator_value_noise_multiplier(const fm_aggregator *a);
+/* FM_OK if a round of cohort_size clients may run (a DP aggregator's
+ * clients_per_round must match), else FM_ERR_HPARAM_VALUE with the reason. */
+FM_EXTERN int fm_aggregator_check_cohort_size(const fm_aggregator *a, size_t cohort_size);
+/* An aggregator on its own, as tff.templates.AggregationProcess over values
+ * of n floats: create = initialize (state from the aggregator's defaults,
+ * random streams keyed by seed), next = one round over k clients' values
+ * (weights NULL: all 1) into out (n doubles), with the measurements under
+ * "aggregator" when measurements is not NULL. agg is borrowed and must
+ * outlive it. Serial; the learning process runs the same code per round. */
+typedef struct fm_aggregation_process fm_aggregation_process;
+FM_EXTERN int fm_aggregation_process_create(const fm_aggregator *agg, size_t n, uint64_t seed,
+                                            fm_aggregation_process **out);
+FM_EXTERN int fm_aggregation_process_next(fm_aggregation_process *ap, const float *const *values,
+                                          const float *weights, size_t k, double *out, fm_metrics *measurements);
+/* The state's doubles (the chain's adaptive norms, outermost first). */
+FM_EXTERN size_t fm_aggregation_process_state(const fm_aggregation_process *ap, const double **state);
+FM_EXTERN void fm_aggregation_process_destroy(fm_aggregation_process **ap);
 /* Whether the aggregator takes the clients' weights (a wrapper: its inner's). */
 FM_EXTERN int fm_aggregator_is_weighted(const fm_aggregator *a);
 /* The aggregator a wraps, or NULL. */
@@ -192,6 +265,9 @@ typedef struct fm_state_view {
   /* federated evaluation's total_rounds accumulators (fm_eval_process), if any */
   size_t eval_num_values;
   const fm_exact *eval_sums;
+  /* the aggregators' state (adaptive norms, quantile estimates), if any */
+  size_t agg_state_n;
+  const double *agg_state;
 } fm_state_view;
 
 /* Borrowed view of s (valid until s changes), without per-client state. */

@@ -94,8 +94,12 @@ static cli_opt train_opts[] = {
      "FedProx mu: gradient += mu (w - w_initial)"},
     {"weighting", CLI_CHOICE, OFF(weighting), "num_examples", 0, 0, "num_examples|uniform", NULL,
      "client weighting in the mean"},
-    {"aggregator", CLI_CHOICE, OFF(aggregator), "auto", 0, 0, "auto|mean|unweighted_mean", NULL,
-     "model update aggregator (auto: mean, or unweighted_mean with --weighting uniform, as TFF's builders)"},
+    {"aggregator", CLI_STR, OFF(aggregator), "auto", 0, 0, NULL, "SPEC",
+     "model update aggregator chain in TFF's names (auto: mean, or unweighted_mean with --weighting uniform, as "
+     "TFF's builders); e.g. mean, clipping(mean, clipping_norm=0.5), robust_aggregator(), "
+     "dp_aggregator(noise_multiplier=1, clients_per_round=10), gaussian_fixed(noise_multiplier=1, "
+     "clients_per_round=10, clip=0.5), zeroing(mean, zeroing_norm=no_noise(initial_estimate=10, "
+     "target_quantile=0.98, learning_rate=2.3, multiplier=2, increment=1)); see docs/privacy.md"},
     {"seed", CLI_INT, OFF(seed), "0", 0, BIG, NULL, "S", "seed of every random draw (sampling, shuffling, init)"},
     {"out", CLI_STR, OFF(out), "fedmpi-out", 0, 0, NULL, "DIR", "output directory"},
     {"init-weights", CLI_STR, OFF(init_weights), "", 0, 0, NULL, "FILE",
@@ -318,8 +322,8 @@ static int build_process(const train_cfg *c, const fm_model *model, fm_process *
   if (rc == FM_OK && algo.needs_client_optimizer)
     rc = make_optimizer("client", c->client_optimizer, c->client_lr, c->client_momentum, c->client_opt, &copt);
   if (rc == FM_OK) rc = make_optimizer("server", c->server_optimizer, c->server_lr, c->momentum, c->server_opt, &sopt);
-  if (rc == FM_OK && strcmp(c->aggregator, "auto") != 0)
-    rc = strcmp(c->aggregator, "mean") == 0 ? fm_aggregator_create_mean(&agg) : fm_aggregator_create_unweighted_mean(&agg);
+  if (rc == FM_OK && strcmp(c->aggregator, "auto") != 0) rc = fm_aggregator_create_from_spec(c->aggregator, &agg);
+  if (rc == FM_OK && agg) rc = fm_aggregator_check_cohort_size(agg, (size_t)c->clients_per_round);
   if (rc == FM_OK && c->preload && c->cache_mb == 0)
     rc = fm_set_error(FM_ERR_CONFIG, "--preload needs the client cache: set --cache-mb (e.g. the data file's size)");
   if (rc == FM_OK && c->proximal_strength != 0 && !(algo.hparam && !strcmp(algo.hparam, "proximal_strength"))) {

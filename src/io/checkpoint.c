@@ -76,6 +76,18 @@ static int fm__ckpt_read_floats(hid_t loc, const char *name, size_t count, float
   return rc;
 }
 
+static int fm__ckpt_write_agg_state(hid_t agg, const fm_state_view *v, const char *path) {
+  hsize_t dims[1] = {v->agg_state_n};
+  int rc = FM_OK;
+  hid_t sp = H5Screate_simple(1, dims, NULL);
+  hid_t d = sp >= 0 ? H5Dcreate2(agg, "state", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  if (d < 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v->agg_state) < 0)
+    rc = FM_ERR(FM_ERR_IO, "%s: cannot write the aggregator state", path);
+  if (d >= 0) H5Dclose(d);
+  if (sp >= 0) H5Sclose(sp);
+  return rc;
+}
+
 static int fm__ckpt_write_u64(hid_t obj, const char *name, uint64_t v, const char *path) {
   return fm__h5_write_attr(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v, path);
 }
@@ -165,7 +177,8 @@ static int fm__ckpt_write(hid_t f, const fm_state_view *v, const char *model_nam
     hsize_t sd[2] = {v->opt_num_slots, v->opt_n};
     FM_CALL_GOTO(rc, fm__ckpt_write_floats(fin, "slots", 2, sd, v->opt_slots, path), done);
   }
-  FM_CALL_GOTO(rc, fm__h5_write_string_attr(agg, "kind", "stateless", path), done);
+  FM_CALL_GOTO(rc, fm__h5_write_string_attr(agg, "kind", v->agg_state_n ? "stateful" : "stateless", path), done);
+  if (v->agg_state_n) FM_CALL_GOTO(rc, fm__ckpt_write_agg_state(agg, v, path), done);
   if (v->base_num_slots) {
     int64_t bs = v->base_step, bn = (int64_t)v->base_num_slots;
     hsize_t bd[2] = {v->base_num_slots, v->opt_n};
@@ -205,6 +218,28 @@ done:
   if (fin >= 0) H5Gclose(fin);
   if (cw >= 0) H5Gclose(cw);
   if (st >= 0) H5Gclose(st);
+  return rc;
+}
+
+/* /state/aggregator/state: the aggregators' doubles (adaptive norms). */
+static int fm__ckpt_read_agg_state(hid_t st, const char *path, fm_checkpoint *c) {
+  if (H5Lexists(st, "aggregator", H5P_DEFAULT) <= 0) return FM_OK;
+  hid_t agg = H5Gopen2(st, "aggregator", H5P_DEFAULT);
+  if (agg < 0) return FM_ERR(FM_ERR_FORMAT, "%s: /state/aggregator cannot be opened", path);
+  int rc = FM_OK;
+  if (H5Lexists(agg, "state", H5P_DEFAULT) > 0) {
+    hid_t d = H5Dopen2(agg, "state", H5P_DEFAULT);
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (n <= 0 || n > (1 << 20)) rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/aggregator/state is malformed", path);
+    if (rc == FM_OK && !(c->agg_state = fm__malloc((size_t)n * sizeof(double)))) rc = FM_ERR_NOMEM;
+    if (rc == FM_OK && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->agg_state) < 0)
+      rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/aggregator/state cannot be read", path);
+    if (rc == FM_OK) c->info.agg_state_n = (size_t)n;
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+  }
+  H5Gclose(agg);
   return rc;
 }
 
@@ -335,6 +370,7 @@ void fm_checkpoint_free(fm_checkpoint *c) {
   fm__free(c->client_ids);
   fm__free(c->client_values);
   fm__free(c->eval_sums);
+  fm__free(c->agg_state);
   memset(c, 0, sizeof *c);
 }
 
@@ -498,6 +534,7 @@ static int fm__ckpt_read_state(hid_t f, const char *path, fm_checkpoint *c) {
   FM_CALL_GOTO(rc, fm__ckpt_read_control(st, path, c), done);
   FM_CALL_GOTO(rc, fm__ckpt_read_eval(st, path, c), done);
   FM_CALL_GOTO(rc, fm__ckpt_read_clients(st, path, c), done);
+  FM_CALL_GOTO(rc, fm__ckpt_read_agg_state(st, path, c), done);
 done:
   if (fin >= 0) H5Gclose(fin);
   if (cw >= 0) H5Gclose(cw);
@@ -553,6 +590,8 @@ void fm_checkpoint_view(const fm_checkpoint *c, fm_state_view *v) {
   v->client_values = c->client_values;
   v->eval_num_values = c->info.eval_num_values;
   v->eval_sums = c->eval_sums;
+  v->agg_state_n = c->info.agg_state_n;
+  v->agg_state = c->agg_state;
 }
 
 int fm_checkpoint_load_latest(const char *dir, fm_checkpoint *out, fm_warn_fn warn, void *ctx) {

@@ -174,12 +174,12 @@ static void fm__client_contribute(fm__client_ctx *x, int finite, fm_exact *acc) 
     memset(k->msum, 0, mvals * sizeof(double));
   }
   fm__agg_value update = {.f = k->grad, .n = t};
-  size_t rejected = fm__aggregator_prepare(p->agg, &update, weight, acc, limit, k->scratch);
+  size_t rejected = fm__aggregator_prepare(p->agg, x->s->agg_state, &update, weight, acc, limit, k->scratch);
   for (size_t j = 0; j < mvals; j++) rejected += (size_t)fm_exact_add(&acc[p->slot_metrics + j], k->msum[j], limit);
   for (size_t j = 0; j < p->algo->num_extras; j++) {
     fm__agg_value v = {0};
     p->algo->extra_value(x, j, finite, &v);
-    rejected += fm__aggregator_prepare(p->extra_agg[j], &v, weight, &acc[p->slot_extra[j]], limit, k->scratch);
+    rejected += fm__aggregator_prepare(p->extra_agg[j], NULL, &v, weight, &acc[p->slot_extra[j]], limit, k->scratch);
   }
   if (rejected) fm_exact_add(&acc[p->slot_rejected], 1.0, limit);
 }

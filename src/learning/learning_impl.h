@@ -42,41 +42,77 @@ typedef struct fm__agg_value {
   size_t n;
 } fm__agg_value;
 
-/* An aggregator type. A wrapping aggregator (clipping) has an inner one and
- * places the inner's slots after its own. Slots are exact sums in the
- * round's packed buffer; prepare runs per client on a worker thread, the rest
- * on rank 0 after the reduction. */
+/* What the server side of an aggregator knows of the round: the key of its
+ * random streams (DP noise is drawn on rank 0 from Philox keyed by
+ * (seed, round)) and the cohort's size. */
+typedef struct fm__agg_round {
+  uint64_t seed, round;
+  size_t cohort_size;
+} fm__agg_round;
+
+/* An aggregator type. A wrapping aggregator (clipping, zeroing, DP) has an
+ * inner one and places the inner's slots after its own, and the inner's
+ * state after its own. Slots are exact sums in the round's packed buffer;
+ * prepare runs per client on a worker thread, the rest on rank 0 after the
+ * reduction.
+ *
+ * State (TFF's aggregator state: an adaptive norm, a quantile estimate) is a
+ * run of doubles in the process state: made by state_init, broadcast with the
+ * weights, read by prepare, reported by measurements and advanced on rank 0
+ * by next_state, saved in checkpoints. Every st below is the aggregator's own
+ * state followed by its inner's. */
 typedef struct fm__aggregator_ops {
   const char *type;
   /* Exact slots for a value of n elements (its inner's included). */
   size_t (*num_slots)(const fm_aggregator *a, size_t n);
+  /* Doubles of state of its own (NULL: none), and their initial values. */
+  size_t (*state_size)(const fm_aggregator *a);
+  void (*state_init)(const fm_aggregator *a, double *st);
   /* Add one client's value with weight w (the client's weight, 0 when its
    * update was not finite); scratch has n floats. Returns the number of
    * contributions that did not fit the exact range (limit). */
-  size_t (*prepare)(const fm_aggregator *a, const fm__agg_value *v, float w, fm_exact *slots, double limit,
-                    float *scratch);
+  size_t (*prepare)(const fm_aggregator *a, const double *st, const fm__agg_value *v, float w, fm_exact *slots,
+                    double limit, float *scratch);
   /* The aggregate (n doubles) from the summed slots. */
-  int (*finalize)(const fm_aggregator *a, const fm_exact *slots, size_t n, double *out);
-  /* Measurements under prefix ("aggregator"), TFF's names and nesting. */
-  int (*measurements)(const fm_aggregator *a, const fm_exact *slots, size_t n, const char *prefix,
+  int (*finalize)(const fm_aggregator *a, const double *st, const fm_exact *slots, size_t n, const fm__agg_round *r,
+                  double *out);
+  /* Measurements under prefix ("aggregator"), TFF's names and nesting, of
+   * the state this round used. */
+  int (*measurements)(const fm_aggregator *a, const double *st, const fm_exact *slots, size_t n, const char *prefix,
                       fm_metrics *out);
+  /* The state for the next round, on rank 0, from this round's sums (NULL: unchanged). */
+  int (*next_state)(const fm_aggregator *a, double *st, const fm_exact *slots, size_t n, const fm__agg_round *r);
+  /* Whether a round of this cohort size may run (NULL: any). */
+  int (*check_round)(const fm_aggregator *a, size_t cohort_size);
   void (*destroy)(fm_aggregator *a); /* frees what the type added (may be NULL) */
 } fm__aggregator_ops;
 
+#define FM__AGG_MAX_PARAMS 12
+
 struct fm_aggregator {
   const fm__aggregator_ops *ops;
-  char name[64];        /* as fm_aggregator_name reports it */
+  char name[160];       /* as fm_aggregator_name reports it */
   int weighted;         /* takes the client's weight (else every client counts 1) */
   fm_aggregator *inner; /* owned; NULL for a leaf */
   double param;         /* the type's parameter (clipping: the L2 norm) */
+  double params[FM__AGG_MAX_PARAMS]; /* further parameters, as the type defines them */
+  int adaptive;         /* the norm is a quantile estimate kept in the state */
+  unsigned id;          /* position in its chain from the outermost (0): distinct random streams */
 };
 
 size_t fm__aggregator_num_slots(const fm_aggregator *a, size_t n);
-size_t fm__aggregator_prepare(const fm_aggregator *a, const fm__agg_value *v, float w, fm_exact *slots, double limit,
-                              float *scratch);
-int fm__aggregator_finalize(const fm_aggregator *a, const fm_exact *slots, size_t n, double *out);
-int fm__aggregator_measurements(const fm_aggregator *a, const fm_exact *slots, size_t n, const char *prefix,
-                                fm_metrics *out);
+/* The doubles of state of a and every aggregator it wraps. */
+size_t fm__aggregator_state_size(const fm_aggregator *a);
+void fm__aggregator_state_init(const fm_aggregator *a, double *st);
+size_t fm__aggregator_prepare(const fm_aggregator *a, const double *st, const fm__agg_value *v, float w,
+                              fm_exact *slots, double limit, float *scratch);
+int fm__aggregator_finalize(const fm_aggregator *a, const double *st, const fm_exact *slots, size_t n,
+                            const fm__agg_round *r, double *out);
+int fm__aggregator_measurements(const fm_aggregator *a, const double *st, const fm_exact *slots, size_t n,
+                                const char *prefix, fm_metrics *out);
+int fm__aggregator_next_state(const fm_aggregator *a, double *st, const fm_exact *slots, size_t n,
+                              const fm__agg_round *r);
+int fm__aggregator_check_round(const fm_aggregator *a, size_t cohort_size);
 /* A plain mean (weighted or not) / a sum, for values an algorithm adds. */
 int fm__aggregator_create_plain_mean(int weighted, fm_aggregator **out);
 int fm__aggregator_create_sum(fm_aggregator **out);
@@ -235,6 +271,7 @@ struct fm_process {
   size_t slot_rejected, slot_metrics, slot_extra[FM__MAX_EXTRAS];
   size_t extra_size[FM__MAX_EXTRAS];
   size_t num_slots;
+  size_t agg_state_n; /* doubles of the update aggregator's state */
 };
 
 struct fm_state {
@@ -245,6 +282,7 @@ struct fm_state {
   fm_optimizer *client_opt;    /* client_work state: client optimizer hparams */
   fm_optimizer *server_opt;    /* finalizer state: server optimizer hparams ... */
   fm_optimizer_state server_state; /* ... and its buffers */
+  double *agg_state;           /* aggregator state (p->agg_state_n doubles) */
   void *algo;                  /* the algorithm's state (its state_init) ... */
   void (*algo_free)(fm_state *s); /* ... and how to free it */
 };

@@ -32,6 +32,10 @@ static int fm__process_layout(fm_process *p) {
     off += fm__aggregator_num_slots(p->extra_agg[j], p->extra_size[j]);
   }
   p->num_slots = off;
+  /* the chain's aggregators get distinct random streams (DP noise) by depth */
+  unsigned id = 0;
+  for (fm_aggregator *a = p->agg; a; a = a->inner) a->id = id++;
+  p->agg_state_n = fm__aggregator_state_size(p->agg);
   return FM_OK;
 }
 
@@ -195,6 +199,12 @@ int fm_process_initialize(const fm_process *p, uint64_t seed, fm_state **out) {
   if (p->cw->opt) FM_CALL_GOTO(rc, fm_optimizer_clone(p->cw->opt, &s->client_opt), fail);
   FM_CALL_GOTO(rc, fm_optimizer_clone(p->fin->opt, &s->server_opt), fail);
   FM_CALL_GOTO(rc, fm_optimizer_state_init(s->server_opt, p->trainable, &s->server_state), fail);
+  s->agg_state = fm__calloc(p->agg_state_n + 1, sizeof(double));
+  if (!s->agg_state) {
+    rc = FM_ERR_NOMEM;
+    goto fail;
+  }
+  fm__aggregator_state_init(p->agg, s->agg_state);
   s->algo_free = p->algo->state_free;
   if (p->algo->state_init) FM_CALL_GOTO(rc, p->algo->state_init(p, s), fail);
   *out = s;
@@ -207,6 +217,7 @@ fail:
 void fm_state_destroy(fm_state **s) {
   if (!s || !*s) return;
   fm__free((*s)->weights);
+  fm__free((*s)->agg_state);
   fm_optimizer_destroy(&(*s)->client_opt);
   fm_optimizer_destroy(&(*s)->server_opt);
   fm_optimizer_state_free(&(*s)->server_state);
@@ -336,6 +347,8 @@ int fm_state_export(const fm_process *p, const fm_state *s, fm_state_view *out) 
   out->opt_slots = s->server_state.slots;
   out->opt_step = s->server_state.step;
   out->client_floats = p->trainable;
+  out->agg_state_n = p->agg_state_n;
+  out->agg_state = p->agg_state_n ? s->agg_state : NULL;
   if (p->algo->export_state) p->algo->export_state(p, s, out);
   return FM_OK;
 }
@@ -418,6 +431,11 @@ int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
                                    v->client_values),
            FM_ERR_STATE_MISMATCH, "the saved per-client state (%zu clients x %zu) does not fit the %s process",
            v->num_clients, v->client_floats, p->algo->name);
+  FM_CHECK(v->agg_state_n == p->agg_state_n && (!v->agg_state_n || v->agg_state), FM_ERR_STATE_MISMATCH,
+           "the saved aggregator state has %zu values, aggregator '%s' keeps %zu", v->agg_state_n, p->agg->name,
+           p->agg_state_n);
+  for (size_t i = 0; i < v->agg_state_n; i++)
+    FM_CHECK(isfinite(v->agg_state[i]), FM_ERR_NON_FINITE, "saved aggregator state value %zu is not finite", i);
   for (size_t i = 0; i < p->numel; i++)
     FM_CHECK(isfinite(v->weights[i]), FM_ERR_NON_FINITE, "saved model weight %zu is not finite", i);
   FM_CALL(fm_process_set_hparams(p, s, &v->client_hparams, &v->server_hparams));
@@ -425,6 +443,7 @@ int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
   if (v->opt_num_slots)
     memcpy(s->server_state.slots, v->opt_slots, v->opt_num_slots * v->opt_n * sizeof(float));
   s->server_state.step = v->opt_step;
+  if (v->agg_state_n) memcpy(s->agg_state, v->agg_state, v->agg_state_n * sizeof(double));
   if (p->algo->import_state) FM_CALL(p->algo->import_state(p, s, v));
   s->round = v->round;
   s->seed = v->seed;

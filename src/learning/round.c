@@ -44,6 +44,7 @@ static int fm__check_round_input(const fm_process *p, const fm_round_input *in) 
   FM_CHECK(d == spec->num_features, FM_ERR_SPEC_MISMATCH,
            "%s: examples have %zu features, model '%s' expects %zu", fm_client_data_path(in->data), d,
            fm_model_type(p->model), spec->num_features);
+  FM_CALL(fm__aggregator_check_round(p->agg, in->cohort_size));
   FM_CHECK(in->assignment != FM_ASSIGN_BALANCED || !(p->algo->flags & FM__ALGO_SHARD_ONLY), FM_ERR_INVALID_ARG,
            "%s keeps per-client state on the client's owning rank: it needs the shard assignment, not balanced",
            p->algo->name);
@@ -56,6 +57,7 @@ static int fm__distribute(const fm_process *p, fm_state *s, fm_comm *comm) {
   if (s->client_opt) fm_optimizer_get_hparams(s->client_opt, &h.client_hp);
   FM_CALL(fm_comm_bcast(comm, &h, sizeof h));
   FM_CALL(fm_comm_bcast(comm, s->weights, p->numel * sizeof(float)));
+  if (p->agg_state_n) FM_CALL(fm_comm_bcast(comm, s->agg_state, p->agg_state_n * sizeof(double)));
   if (p->algo->broadcast) FM_CALL(p->algo->broadcast(p, s, comm));
   if (fm_comm_rank(comm) != 0) {
     s->round = h.round;
@@ -99,8 +101,10 @@ static int fm__map_clients(const fm_process *p, fm_state *s, const fm_round_inpu
 }
 
 /* 3. on rank 0: aggregator finalize, the algorithm's server step, the finalizer, metrics. */
-static int fm__server_update(const fm_process *p, fm_state *s, const fm_exact *total, uint64_t population,
+static int fm__server_update(const fm_process *p, fm_state *s, const fm_exact *total, const fm_round_input *in,
                              fm_metrics *metrics) {
+  const uint64_t population = fm_client_data_num_clients(in->data);
+  const fm__agg_round ar = {.seed = s->seed, .round = s->round, .cohort_size = in->cohort_size};
   const size_t t = p->trainable;
   double *agg = fm__malloc((t ? t : 1) * sizeof *agg), *extras[FM__MAX_EXTRAS] = {NULL};
   float *mean = fm__malloc((t ? t : 1) * sizeof *mean);
@@ -111,10 +115,10 @@ static int fm__server_update(const fm_process *p, fm_state *s, const fm_exact *t
   }
   if (rc != FM_OK) goto done; /* the FM_CALL_GOTOs below would overwrite rc */
   if (metrics) FM_CALL_GOTO(rc, fm_metrics_put(metrics, "distributor", 0, FM_METRIC_GROUP), done);
-  FM_CALL_GOTO(rc, fm__aggregator_finalize(p->agg, total, t, agg), done);
+  FM_CALL_GOTO(rc, fm__aggregator_finalize(p->agg, s->agg_state, total, t, &ar, agg), done);
   for (size_t i = 0; i < t; i++) mean[i] = (float)agg[i];
   for (size_t j = 0; j < p->algo->num_extras; j++)
-    FM_CALL_GOTO(rc, fm__aggregator_finalize(p->extra_agg[j], &total[p->slot_extra[j]], p->extra_size[j], extras[j]),
+    FM_CALL_GOTO(rc, fm__aggregator_finalize(p->extra_agg[j], NULL, &total[p->slot_extra[j]], p->extra_size[j], &ar, extras[j]),
                  done);
   int non_finite = fm_exact_to_double(&total[p->slot_rejected]) > 0.0;
   for (size_t i = 0; i < t && !non_finite; i++)
@@ -124,9 +128,12 @@ static int fm__server_update(const fm_process *p, fm_state *s, const fm_exact *t
   FM_CALL_GOTO(rc, fm__finalizer_apply(p->fin, s, mean, t, &non_finite), done);
   if (metrics) {
     FM_CALL_GOTO(rc, fm__metrics_finalize(p->model, &total[p->slot_metrics], "client_work/train", metrics), done);
-    FM_CALL_GOTO(rc, fm__aggregator_measurements(p->agg, total, t, "aggregator", metrics), done);
+    FM_CALL_GOTO(rc, fm__aggregator_measurements(p->agg, s->agg_state, total, t, "aggregator", metrics), done);
     FM_CALL_GOTO(rc, fm_metrics_put(metrics, "finalizer/update_non_finite", non_finite, FM_METRIC_INT), done);
   }
+  /* the aggregators' state for the next round (adaptive norms), after the
+   * measurements of the one this round used */
+  FM_CALL_GOTO(rc, fm__aggregator_next_state(p->agg, s->agg_state, total, t, &ar), done);
 done:
   for (size_t j = 0; j < FM__MAX_EXTRAS; j++) fm__free(extras[j]);
   fm__free(agg);
@@ -179,7 +186,7 @@ int fm_process_next(const fm_process *p, fm_state *s, const fm_round_input *in, 
   FM_CALL_GOTO(rc, fm_comm_reduce_exact(comm, total, p->num_slots), done);
   tm[3] = fm__now();
   if (fm_comm_rank(comm) == 0)
-    FM_CALL_GOTO(rc, fm__server_update(p, s, total, fm_client_data_num_clients(in->data), metrics), done);
+    FM_CALL_GOTO(rc, fm__server_update(p, s, total, in, metrics), done);
   s->round++;
   tm[4] = fm__now();
   if (in->stats) FM_CALL_GOTO(rc, fm__round_stats(comm, in->stats, tm, busy, threads_used), done);
