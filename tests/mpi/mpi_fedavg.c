@@ -3,8 +3,8 @@
  * usage: mpi_fedavg OUT.bin MODEL THREADS [ROUNDS [SERVER_OPTIMIZER [ASSIGNMENT [AGGREGATOR]]]]
  * (SERVER_OPTIMIZER sgdm, the default, with momentum 0.5, or adam for FedAdam;
  * ASSIGNMENT shard, the default, or balanced; AGGREGATOR mean, the default,
- * or clip:NORM for clipping_factory(NORM, mean), which then also checks that
- * clients were clipped). The process is built by name through
+ * clip:NORM for clipping_factory(NORM, mean), which then also checks that
+ * clients were clipped, or spec:SPEC for any chain by its text, e.g. a DP one). The process is built by name through
  * fm_process_create and the rounds share one fm_executor.
  * Rank 0 writes the data (deterministic, so every test directory makes the
  * same file), all ranks train ROUNDS rounds with THREADS OpenMP threads each,
@@ -73,9 +73,12 @@ int main(int argc, char **argv) {
     fm_aggregator *mean;
     CHECK(fm_aggregator_create_mean(&mean));
     CHECK(fm_aggregator_create_clipping(clip, mean, &agg));
+  } else if (argc > 7 && strncmp(argv[7], "spec:", 5) == 0) {
+    CHECK(fm_aggregator_create_from_spec(argv[7] + 5, &agg)); /* e.g. DP noise on rank 0 */
   }
+  fm_weighting weighting = !agg || fm_aggregator_is_weighted(agg) ? FM_WEIGHTING_NUM_EXAMPLES : FM_WEIGHTING_UNIFORM;
   fm_process *p;
-  CHECK(fm_process_create(model, "fedavg", NULL, copt, sopt, FM_WEIGHTING_NUM_EXAMPLES, agg, &p));
+  CHECK(fm_process_create(model, "fedavg", NULL, copt, sopt, weighting, agg, &p));
   fm_executor *exec;
   CHECK(fm_executor_create(&exec));
   fm_state *s;
