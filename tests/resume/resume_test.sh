@@ -81,6 +81,28 @@ resume_identical)
   grep -q ckpt_00000000.h5 ckpts.txt || fail "the first checkpoint was pruned"
   [ "$(wc -l <ckpts.txt)" -le 6 ] || { cat ckpts.txt; fail "more than first + 5 checkpoints kept"; }
   ;;
+aggregator_state)
+  # DP-FedAvg's aggregator keeps state (adaptive zeroing and clipping norms)
+  # and draws noise on rank 0: a stopped, resumed and a killed, resumed run
+  # must both end bit-identical to the uninterrupted one
+  dp=(--aggregator "dp_aggregator(noise_multiplier=0.5, clients_per_round=10)" --weighting uniform)
+  expect_ok 2 train --out ref --rounds 8 "${common[@]}" "${dp[@]}"
+  h5dump -d /state/aggregator/state ref/checkpoints/ckpt_00000008.h5 >agg.txt || fail "no aggregator state saved"
+  grep -q "DATASPACE  SIMPLE { ( 2 )" agg.txt || { cat agg.txt; fail "expected 2 aggregator state values"; }
+  expect_ok 1 train --out run --rounds 3 "${common[@]}" "${dp[@]}"
+  expect_ok 3 train --resume run --rounds 8
+  same_weights ref/weights.h5 run/weights.h5
+  same_train_metrics ref/metrics.csv run/metrics.csv # (the stop at round 3 also evaluated)
+  grep -q "aggregator/zeroing/dp_query_metrics/clip" run/metrics.csv || fail "no DP clip in the metrics"
+  rm -rf run
+  FEDMPI_DEBUG_CHECKPOINT_PAUSE_MS=150 start_bg 2 train --out run --rounds 8 "${common[@]}" "${dp[@]}"
+  wait_for "run/checkpoints/ckpt_00000002.h5" 90 || { cat bg.err; fail "no checkpoint of round 2"; }
+  kill_all "$bg"
+  no_leftovers run
+  expect_ok 2 train --resume run --rounds 8
+  same_weights ref/weights.h5 run/weights.h5
+  same_metrics ref/metrics.csv run/metrics.csv
+  ;;
 kill9)
   reference 14
   RANDOM=7 # the moments are random but the same each time the test runs
