@@ -223,6 +223,60 @@ init_weights)
   expect_ok 2 eval --weights a/weights.h5 --data a/synthetic_test.h5 --model mlp:8
   grep -q "^accuracy " out.txt || fail "eval printed no accuracy"
   ;;
+aggregators)
+  # every aggregator factory alone and composed, through mpiexec -n 2, with
+  # its measurements under aggregator/ by TFF's names
+  expect_ok 1 data synth --out-train d.h5 --out-test t.h5 --clients 30 --seed 3
+  check_columns() { # DIR COLUMN...: metrics.csv has each column, with a value in round 3
+    local dir=$1 col; shift
+    for col in "$@"; do
+      /usr/bin/python3 - "$dir/metrics.csv" "$col" <<'PY' || fail "$dir: no value for $col"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 3 and rows[2].get(sys.argv[2], "") != "", (sys.argv[2], rows[2].keys())
+PY
+    done
+  }
+  u=(--weighting uniform --rounds 3 --clients-per-round 10 --data d.h5)
+  expect_ok 2 train --out o1 "${u[@]}" --aggregator "clipping(mean, clipping_norm=0.2)"
+  check_columns o1 aggregator/clipping_norm aggregator/clipped_count
+  expect_ok 2 train --out o2 "${u[@]}" --aggregator "robust_aggregator()"
+  check_columns o2 aggregator/zeroing_norm aggregator/zeroed_count aggregator/zeroing/clipping_norm \
+    aggregator/zeroing/clipped_count
+  # the adaptive norms move: round 1 uses TFF's initial 2 * 10 + 1 and 1.0, later rounds other values
+  /usr/bin/python3 - o2/metrics.csv <<'PY' || fail "robust_aggregator's norms did not adapt"
+import csv, sys
+r = list(csv.DictReader(open(sys.argv[1])))
+assert float(r[0]["aggregator/zeroing_norm"]) == 21.0 and float(r[0]["aggregator/zeroing/clipping_norm"]) == 1.0
+assert float(r[2]["aggregator/zeroing_norm"]) != 21.0 and float(r[2]["aggregator/zeroing/clipping_norm"]) != 1.0
+PY
+  expect_ok 2 train --out o3 "${u[@]}" --aggregator "dp_aggregator(noise_multiplier=0.5, clients_per_round=10)"
+  check_columns o3 aggregator/zeroing/dp_query_metrics/clip aggregator/zeroing/dp_query_metrics/noise_stddev
+  expect_ok 2 train --out o4 "${u[@]}" --aggregator "gaussian_fixed(noise_multiplier=1, clients_per_round=10, clip=0.5)"
+  check_columns o4 aggregator/dp_query_metrics/clip
+  expect_ok 2 train --out o5 "${u[@]}" \
+    --aggregator "zeroing(clipping(unweighted_mean, clipping_norm=no_noise(initial_estimate=1, target_quantile=0.5, learning_rate=0.2)), zeroing_norm=5, norm_order=1)"
+  check_columns o5 aggregator/zeroing_norm aggregator/zeroing/clipping_norm
+  # the config file takes the same text, and the run it records resumes with it
+  printf '[train]\ndata = d.h5\nweighting = uniform\nrounds = 3\naggregator = robust_aggregator(zeroing=false)\nout = o6\n' >agg.ini
+  expect_ok 2 train --config agg.ini
+  check_columns o6 aggregator/clipping_norm
+  grep -q "^aggregator = robust_aggregator(zeroing=false)$" o6/config.ini || fail "config.ini lacks the aggregator"
+  expect_ok 2 train --resume o6 --rounds 4
+  # bad input: one message naming the problem, non-zero exit, nothing written
+  bad() {
+    expect_error 2 "$1" train --out bad "${u[@]}" --aggregator "$2"
+    [ ! -e bad ] || fail "output written for --aggregator $2"
+  }
+  bad "clipping_norm must be a finite number > 0, got -1" "clipping(mean, clipping_norm=-1)"
+  bad "noise_multiplier must be a finite number >= 0" "gaussian_fixed(noise_multiplier=-2, clients_per_round=10, clip=1)"
+  bad "target_quantile must be in [0, 1]" "clipping(mean, clipping_norm=no_noise(initial_estimate=1, target_quantile=1.2, learning_rate=0.2))"
+  bad "clients_per_round is 20 but the round has 10 clients" "gaussian_fixed(noise_multiplier=1, clients_per_round=20, clip=1)"
+  bad "must be < 2 * clipped_count_stddev" "dp_aggregator(noise_multiplier=1, clients_per_round=10)"
+  bad "unknown aggregator 'medain'" "medain"
+  bad "expected ',' or ')'" "clipping(mean, clipping_norm=1"
+  expect_error 2 "is unweighted" train --out bad --data d.h5 --aggregator "dp_aggregator(noise_multiplier=0.1, clients_per_round=10)"
+  ;;
 bad_input)
   expect_ok 1 data synth --out-train d.h5 --out-test t.h5 --clients 12 --seed 3
   expect_error 2 "unknown model type 'foo'" train --data d.h5 --model foo --out o
