@@ -24,6 +24,8 @@ typedef enum fm_rng_purpose {
   FM_RNG_INIT = 3,    /* model initialisation (round = 0, client = tensor index) */
   FM_RNG_SYNTH = 4,   /* synthetic data generation */
   FM_RNG_SPLIT = 5,   /* train/test splitting */
+  FM_RNG_SECAGG_MASK = 7,  /* SecAgg+ pairwise mask (client = pair id of the two clients) */
+  FM_RNG_SECAGG_GRAPH = 8, /* SecAgg+ masking graph: the ring permutation (client = 0) */
   FM_RNG_USER = 100   /* first tag free for user code */
 } fm_rng_purpose;
 
