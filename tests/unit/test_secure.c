@@ -135,6 +135,17 @@ static void test_secure_quantized_sum_matches_float_sum(void **st) {
   for (size_t j = 0; j < LEN; j++) worst = fmax(worst, fabs(out[j] - plain[j]));
   assert_true(worst <= N * step);
   assert_true(worst > 0.0); /* it is a quantisation, not the identity */
+  /* Summed in only the summand width (32 bits), two clients at the upper
+   * bound wrap: 2·(2^32-1) = 2^32 - 2 (mod 2^32), which maps back to
+   * (2^32 - 2 - 2^32)·step = -2·step instead of 2. */
+  const float ones[2] = {1.0f, 1.0f};
+  uint64_t s32 = 0;
+  for (int c = 0; c < 2; c++) {
+    FM_ASSERT_OK(fm__secure_quantize_f32(&ones[c], 1, lower, upper, q, NULL, NULL));
+    FM_ASSERT_OK(fm__secure_modsum_u32(&s32, q, 1, 32));
+  }
+  FM_ASSERT_OK(fm__secure_dequantize_sum(&s32, 1, 2, lower, upper, 32, out));
+  assert_true(fabs(out[0] - (-2.0 * step)) <= 1e-15);
   free(x);
   free(q);
   free(s);
