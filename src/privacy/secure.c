@@ -22,9 +22,9 @@
  *     the self-mask seed b_i), 256 bits each, one share per neighbour.
  * So per neighbour 4·256 = 1024 bits; unmasking-round responses, signatures,
  * encryption overhead and the server's messages are not counted. The
- * simulation does not add the self mask b_i: with no dropouts it cancels
- * exactly like the pairwise masks and changes neither the sum nor the
- * marginal distribution of y_i (already uniform). */
+ * simulation does not add the self mask PRG(b_i): the server subtracts it
+ * again after reconstructing b_i from its shares, so with no dropouts it
+ * changes neither the sum nor the distribution of y_i (already uniform). */
 #include "secure.h"
 
 #include <math.h>

@@ -97,10 +97,21 @@ static void test_secure_quantize_exact_points(void **st) {
  * dequantised modular sum equals the float sum of the clipped values within
  * n·step, step = (upper - lower)/(2^32 - 1) (each client's value is rounded
  * to the nearest multiple of step); clipped counts per side are exact. */
+static void check_quantized_sum(double lower, double upper, uint64_t seed);
+
 static void test_secure_quantized_sum_matches_float_sum(void **st) {
   (void)st;
+  check_quantized_sum(-1.0, 1.0, 11);
+  check_quantized_sum(-0.3, 1.7, 12); /* asymmetric, float32 span rounds down (see below) */
+  check_quantized_sum(-0.3, 1.5, 14); /* asymmetric, not representable in float32 */
+  check_quantized_sum(0.25, 0.75, 13);
+}
+
+static void check_quantized_sum(double lower, double upper, uint64_t seed) {
   enum { N = 10, LEN = 2000 };
-  const double lower = -1.0, upper = 1.0, step = (upper - lower) / FM__SECAGG_MAX;
+  /* TFF's step uses the float32 bounds */
+  const double step = (double)((float)upper - (float)lower) / FM__SECAGG_MAX;
+  const float lo = (float)lower, hi = (float)upper, mid = 0.5f * (lo + hi), half = 0.75f * (hi - lo);
   int bw;
   FM_ASSERT_OK(fm__secure_sum_bitwidth(fm__secure_bitwidth_f32(), N, &bw));
   float *x = malloc(LEN * sizeof *x);
@@ -111,13 +122,13 @@ static void test_secure_quantized_sum_matches_float_sum(void **st) {
   uint64_t clients_up = 0, clients_down = 0;
   for (uint64_t c = 0; c < N; c++) {
     fm_rng r;
-    fm_rng_init(&r, 11, 0, c, FM_RNG_USER);
+    fm_rng_init(&r, seed, 0, c, FM_RNG_USER);
     uint64_t want_up = 0, want_down = 0;
     for (size_t j = 0; j < LEN; j++) {
-      x[j] = (float)(3.0 * fm_rng_uniform(&r) - 1.5);
-      want_up += x[j] > 1.0f;
-      want_down += x[j] < -1.0f;
-      plain[j] += x[j] > 1.0f ? 1.0 : x[j] < -1.0f ? -1.0 : (double)x[j];
+      x[j] = mid + half * (float)(2.0 * fm_rng_uniform(&r) - 1.0); /* 1.5× the range */
+      want_up += x[j] > hi;
+      want_down += x[j] < lo;
+      plain[j] += x[j] > hi ? (double)hi : x[j] < lo ? (double)lo : (double)x[j];
     }
     uint64_t up, down;
     FM_ASSERT_OK(fm__secure_quantize_f32(x, LEN, lower, upper, q, &up, &down));
@@ -133,24 +144,40 @@ static void test_secure_quantized_sum_matches_float_sum(void **st) {
   FM_ASSERT_OK(fm__secure_dequantize_sum(s, LEN, N, lower, upper, bw, out));
   double worst = 0.0;
   for (size_t j = 0; j < LEN; j++) worst = fmax(worst, fabs(out[j] - plain[j]));
-  assert_true(worst <= N * step);
+  /* TFF subtracts the bounds in float32: when hi - lo rounds down
+   * ([-0.3, 1.7]: 1.7f + 0.3f = 2.00000006 -> 2.0f), values near hi land up
+   * to `excess` steps above 2^32 - 1 and are clipped there, as in TFF. */
+  double excess = fmax(0.0, ((double)hi - (double)lo) * (FM__SECAGG_MAX / (double)(hi - lo)) - FM__SECAGG_MAX);
+  print_message("[%g, %g]: worst |dequantised - float sum| = %.3g, n·step = %.3g, excess %.1f steps\n", lower, upper,
+                worst, N * step, excess);
+  assert_true(worst <= N * step * (1.0 + excess));
   assert_true(worst > 0.0); /* it is a quantisation, not the identity */
-  /* Summed in only the summand width (32 bits), two clients at the upper
-   * bound wrap: 2·(2^32-1) = 2^32 - 2 (mod 2^32), which maps back to
-   * (2^32 - 2 - 2^32)·step = -2·step instead of 2. */
-  const float ones[2] = {1.0f, 1.0f};
-  uint64_t s32 = 0;
-  for (int c = 0; c < 2; c++) {
-    FM_ASSERT_OK(fm__secure_quantize_f32(&ones[c], 1, lower, upper, q, NULL, NULL));
-    FM_ASSERT_OK(fm__secure_modsum_u32(&s32, q, 1, 32));
-  }
-  FM_ASSERT_OK(fm__secure_dequantize_sum(&s32, 1, 2, lower, upper, 32, out));
-  assert_true(fabs(out[0] - (-2.0 * step)) <= 1e-15);
   free(x);
   free(q);
   free(s);
   free(plain);
   free(out);
+}
+
+/* Summed in only the summand width (32 bits), two clients at the upper bound
+ * of [-1, 1] wrap: 2·(2^32-1) = 2^32 - 2 (mod 2^32), which maps back to
+ * (2^32 - 2 - 2^32)·step = -2·step instead of 2. */
+static void test_secure_float_wraps_in_32_bits(void **st) {
+  (void)st;
+  const double lower = -1.0, upper = 1.0, step = 2.0 / FM__SECAGG_MAX;
+  const float ones[2] = {1.0f, 1.0f};
+  uint32_t q[1];
+  uint64_t s32 = 0, s33 = 0;
+  double out[1];
+  for (int c = 0; c < 2; c++) {
+    FM_ASSERT_OK(fm__secure_quantize_f32(&ones[c], 1, lower, upper, q, NULL, NULL));
+    FM_ASSERT_OK(fm__secure_modsum_u32(&s32, q, 1, 32));
+    FM_ASSERT_OK(fm__secure_modsum_u32(&s33, q, 1, 33));
+  }
+  FM_ASSERT_OK(fm__secure_dequantize_sum(&s32, 1, 2, lower, upper, 32, out));
+  assert_true(fabs(out[0] - (-2.0 * step)) <= 1e-15);
+  FM_ASSERT_OK(fm__secure_dequantize_sum(&s33, 1, 2, lower, upper, 33, out));
+  assert_true(fabs(out[0] - 2.0) <= 2.0 * step);
 }
 
 /* ---- integer path and wrap-around ------------------------------------------ */
@@ -258,7 +285,8 @@ static double chi_square_uniform(const uint64_t *v, size_t len, int b) {
 
 /* (b) a masked all-zeros vector is uniform on [0, 2^8): 2^16 values in 256
  * bins, df = 255; the p = 0.001 critical value is 330.5 (Wilson-Hilferty:
- * 255·(1 - 2/(9·255) + 3.0902·sqrt(2/(9·255)))^3 = 330.5). The unmasked
+ * 255·(1 - 2/(9·255) + 3.0902·sqrt(2/(9·255)))^3 = 330.5; the regularised
+ * incomplete gamma gives P(chi2_255 > 330.5) = 0.00100). The unmasked
  * input (all zeros) gives chi-square 255·2^16, so the test fails if masking
  * is off. Client 0 of 100 (14 neighbours) and of 2 (a single neighbour). */
 static void test_secagg_masked_vector_is_uniform(void **st) {
@@ -402,6 +430,7 @@ int main(void) {
       cmocka_unit_test(test_secure_bitwidth),
       cmocka_unit_test(test_secure_quantize_exact_points),
       cmocka_unit_test(test_secure_quantized_sum_matches_float_sum),
+      cmocka_unit_test(test_secure_float_wraps_in_32_bits),
       cmocka_unit_test(test_secure_integer_wraps_like_tff),
       cmocka_unit_test(test_secagg_masks_cancel),
       cmocka_unit_test(test_secagg_masked_vector_is_uniform),
