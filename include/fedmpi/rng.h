@@ -25,6 +25,8 @@ typedef enum fm_rng_purpose {
   FM_RNG_SYNTH = 4,   /* synthetic data generation */
   FM_RNG_SPLIT = 5,   /* train/test splitting */
   FM_RNG_DP_NOISE = 6, /* DP noise on rank 0 (round = the round, client = the aggregator in its chain) */
+  FM_RNG_SECAGG_MASK = 7,  /* SecAgg+ pairwise mask (client = pair id of the two clients) */
+  FM_RNG_SECAGG_GRAPH = 8, /* SecAgg+ masking graph: the ring permutation (client = 0) */
   FM_RNG_USER = 100   /* first tag free for user code */
 } fm_rng_purpose;
 
