@@ -1,0 +1,55 @@
+/* fedmpi/privacy.h — Rényi-DP accounting for the subsampled Gaussian
+ * mechanism, as Google's dp_accounting computes it (RdpAccountant with a
+ * PoissonSampledDpEvent of a GaussianDpEvent, composed over the rounds).
+ *
+ *   RDP(α) per round: Mironov, Talwar, Zhang 2019, "Rényi Differential
+ *     Privacy of the Sampled Gaussian Mechanism": integer α by the closed
+ *     binomial sum, fractional α by the two-sided erfc series, in log space.
+ *   T rounds compose by adding RDP.
+ *   (ε, δ): the conversion of Canonne, Kamath, Steinke 2020 that
+ *     dp_accounting uses, minimised over the orders; the classic
+ *     ε = T·RDP(α) − log δ / (α − 1) is there for comparison.
+ *
+ * q is the probability that a client takes part in a round. fedmpi draws a
+ * fixed-size cohort without replacement; docs/privacy.md says why q = K/N
+ * with the Poisson analysis is the accounting TFF's research code uses. */
+#ifndef FEDMPI_PRIVACY_H
+#define FEDMPI_PRIVACY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedmpi/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* dp_accounting's default orders: 1.1, 1.2, ..., 10.9, 11, 12, ..., 63, 128, 256, 512, 1024. */
+FM_EXTERN void fm_rdp_default_orders(const double **orders, size_t *n);
+
+/* RDP of one round at each order (rdp: n values). q in [0, 1], z >= 0
+ * (z = 0 gives +inf unless q = 0), orders > 1. */
+FM_EXTERN int fm_rdp_subsampled_gaussian(double q, double noise_multiplier, const double *orders, size_t n,
+                                         double *rdp);
+
+/* The smallest ε over the orders for total RDP rdp[] (already composed) and
+ * delta in (0, 1); *order gets the order that attains it (may be NULL). */
+FM_EXTERN int fm_rdp_to_epsilon(const double *orders, const double *rdp, size_t n, double delta, double *eps,
+                                double *order);
+FM_EXTERN int fm_rdp_to_epsilon_classic(const double *orders, const double *rdp, size_t n, double delta, double *eps,
+                                        double *order);
+
+/* ε after `rounds` rounds of the subsampled Gaussian with the default orders
+ * and dp_accounting's conversion. FM_ERR_HPARAM_VALUE naming the argument. */
+FM_EXTERN int fm_privacy_epsilon(double q, double noise_multiplier, uint64_t rounds, double delta, double *eps,
+                                 double *order);
+/* The smallest noise multiplier whose ε after `rounds` rounds is <= target
+ * (bisection to a relative 1e-6). */
+FM_EXTERN int fm_privacy_noise_for_epsilon(double q, uint64_t rounds, double delta, double target_epsilon,
+                                           double *noise_multiplier);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

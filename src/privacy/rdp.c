@@ -1,0 +1,176 @@
+/* src/privacy/rdp.c — the RDP accountant of fedmpi/privacy.h. Everything in
+ * log space: A_α reaches exp(hundreds) at the large orders. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "fedmpi/privacy.h"
+#include "internal.h"
+
+static double default_orders[99 + 53 + 4];
+static size_t num_default_orders;
+
+void fm_rdp_default_orders(const double **orders, size_t *n) {
+  if (!num_default_orders) { /* idempotent: every thread writes the same values */
+    size_t k = 0;
+    for (int i = 11; i <= 109; i++) default_orders[k++] = i / 10.0; /* 1.1 ... 10.9 */
+    for (int i = 11; i <= 63; i++) default_orders[k++] = i;
+    default_orders[k++] = 128;
+    default_orders[k++] = 256;
+    default_orders[k++] = 512;
+    default_orders[k++] = 1024;
+    num_default_orders = k;
+  }
+  *orders = default_orders;
+  *n = num_default_orders;
+}
+
+/* log(exp(a) + exp(b)) and log(exp(a) - exp(b)) (a >= b) */
+static double log_add(double a, double b) {
+  if (a == -INFINITY) return b;
+  if (b == -INFINITY) return a;
+  double hi = fmax(a, b), lo = fmin(a, b);
+  return hi + log1p(exp(lo - hi));
+}
+static double log_sub(double a, double b) {
+  if (b == -INFINITY) return a;
+  if (a <= b) return -INFINITY; /* rounding: the series' partial sums stay >= 0 */
+  return a + log1p(-exp(b - a));
+}
+
+/* log(erfc(x)), also where erfc underflows (the asymptotic series). */
+static double log_erfc(double x) {
+  if (x < 25) return log(erfc(x));
+  double r = 1.0 / (x * x);
+  return -x * x - log(x) - 0.5723649429247001 /* log(pi) / 2 */ + log1p(-0.5 * r + 0.75 * r * r - 1.875 * r * r * r);
+}
+
+/* log A_α for integer α: Σ_k C(α,k) (1−q)^(α−k) q^k exp((k² − k) / (2σ²)). */
+static double log_a_int(double q, double sigma, long alpha) {
+  double acc = -INFINITY, log_binom = 0;
+  for (long k = 0; k <= alpha; k++) {
+    if (k > 0) log_binom += log((double)(alpha - k + 1)) - log((double)k);
+    double t = log_binom + (double)k * log(q) + (double)(alpha - k) * log1p(-q) +
+               ((double)k * (double)k - (double)k) / (2 * sigma * sigma);
+    acc = log_add(acc, t);
+  }
+  return acc;
+}
+
+/* log A_α for fractional α: the two-sided series of Mironov et al. Sec. 3.3,
+ * summed until both terms fall below exp(-30). */
+static double log_a_frac(double q, double sigma, double alpha) {
+  double a0 = -INFINITY, a1 = -INFINITY, coef = 1.0;
+  const double z0 = sigma * sigma * log(1 / q - 1) + 0.5;
+  for (long i = 0; i < 100000; i++) {
+    if (i > 0) coef *= (alpha - (double)(i - 1)) / (double)i; /* C(α, i), sign included */
+    double j = alpha - (double)i, lc = log(fabs(coef));
+    double t0 = lc + (double)i * log(q) + j * log1p(-q);
+    double t1 = lc + j * log(q) + (double)i * log1p(-q);
+    double e0 = log(0.5) + log_erfc(((double)i - z0) / (1.4142135623730951 * sigma));
+    double e1 = log(0.5) + log_erfc((z0 - j) / (1.4142135623730951 * sigma));
+    double s0 = t0 + ((double)i * (double)i - (double)i) / (2 * sigma * sigma) + e0;
+    double s1 = t1 + (j * j - j) / (2 * sigma * sigma) + e1;
+    if (coef > 0) {
+      a0 = log_add(a0, s0);
+      a1 = log_add(a1, s1);
+    } else {
+      a0 = log_sub(a0, s0);
+      a1 = log_sub(a1, s1);
+    }
+    if (fmax(s0, s1) < -30) break;
+  }
+  return log_add(a0, a1);
+}
+
+static double rdp_one(double q, double sigma, double alpha) {
+  if (q == 0) return 0;
+  if (sigma == 0) return INFINITY;
+  if (q == 1) return alpha / (2 * sigma * sigma);
+  if (isinf(alpha)) return INFINITY;
+  double la = alpha == floor(alpha) && alpha < 1e6 ? log_a_int(q, sigma, (long)alpha) : log_a_frac(q, sigma, alpha);
+  return la / (alpha - 1);
+}
+
+int fm_rdp_subsampled_gaussian(double q, double noise_multiplier, const double *orders, size_t n, double *rdp) {
+  FM_CHECK(orders && rdp, FM_ERR_INVALID_ARG, "NULL argument");
+  FM_CHECK(q >= 0 && q <= 1, FM_ERR_HPARAM_VALUE, "sampling probability q must be in [0, 1], got %g", q);
+  FM_CHECK(isfinite(noise_multiplier) && noise_multiplier >= 0, FM_ERR_HPARAM_VALUE,
+           "noise multiplier must be a finite number >= 0, got %g", noise_multiplier);
+  for (size_t i = 0; i < n; i++) {
+    FM_CHECK(orders[i] > 1, FM_ERR_HPARAM_VALUE, "RDP orders must be > 1, got %g", orders[i]);
+    rdp[i] = rdp_one(q, noise_multiplier, orders[i]);
+  }
+  return FM_OK;
+}
+
+static int check_conversion(const double *orders, const double *rdp, size_t n, double delta, double *eps) {
+  FM_CHECK(orders && rdp && eps && n > 0, FM_ERR_INVALID_ARG, "NULL argument or no orders");
+  FM_CHECK(delta > 0 && delta < 1, FM_ERR_HPARAM_VALUE, "delta must be in (0, 1), got %g", delta);
+  return FM_OK;
+}
+
+int fm_rdp_to_epsilon(const double *orders, const double *rdp, size_t n, double delta, double *eps, double *order) {
+  FM_CALL(check_conversion(orders, rdp, n, delta, eps));
+  double best = INFINITY, best_order = orders[0];
+  for (size_t i = 0; i < n; i++) {
+    double a = orders[i], r = rdp[i], e;
+    FM_CHECK(a >= 1 && r >= 0, FM_ERR_HPARAM_VALUE, "order %g has RDP %g", a, r);
+    if (delta * delta + expm1(-r) > 0) e = 0; /* Canonne et al.: delta^2 > 1 - exp(-r) */
+    else if (a > 1.01) e = r + log1p(-1 / a) - log(delta * a) / (a - 1);
+    else e = INFINITY;
+    if (e < best) best = e, best_order = a;
+  }
+  *eps = fmax(0, best);
+  if (order) *order = best_order;
+  return FM_OK;
+}
+
+int fm_rdp_to_epsilon_classic(const double *orders, const double *rdp, size_t n, double delta, double *eps,
+                              double *order) {
+  FM_CALL(check_conversion(orders, rdp, n, delta, eps));
+  double best = INFINITY, best_order = orders[0];
+  for (size_t i = 0; i < n; i++) {
+    double e = rdp[i] - log(delta) / (orders[i] - 1);
+    if (e < best) best = e, best_order = orders[i];
+  }
+  *eps = best;
+  if (order) *order = best_order;
+  return FM_OK;
+}
+
+int fm_privacy_epsilon(double q, double noise_multiplier, uint64_t rounds, double delta, double *eps, double *order) {
+  FM_CHECK(eps, FM_ERR_INVALID_ARG, "eps is NULL");
+  FM_CHECK(delta > 0 && delta < 1, FM_ERR_HPARAM_VALUE, "delta must be in (0, 1), got %g", delta);
+  const double *orders;
+  size_t n;
+  fm_rdp_default_orders(&orders, &n);
+  double rdp[sizeof default_orders / sizeof *default_orders];
+  FM_CALL(fm_rdp_subsampled_gaussian(q, noise_multiplier, orders, n, rdp));
+  for (size_t i = 0; i < n; i++) rdp[i] *= (double)rounds;
+  return fm_rdp_to_epsilon(orders, rdp, n, delta, eps, order);
+}
+
+int fm_privacy_noise_for_epsilon(double q, uint64_t rounds, double delta, double target_epsilon,
+                                 double *noise_multiplier) {
+  FM_CHECK(noise_multiplier, FM_ERR_INVALID_ARG, "noise_multiplier is NULL");
+  FM_CHECK(isfinite(target_epsilon) && target_epsilon > 0, FM_ERR_HPARAM_VALUE,
+           "target epsilon must be a finite number > 0, got %g", target_epsilon);
+  FM_CHECK(q > 0 && q <= 1, FM_ERR_HPARAM_VALUE, "sampling probability q must be in (0, 1], got %g", q);
+  FM_CHECK(rounds >= 1, FM_ERR_HPARAM_VALUE, "rounds must be >= 1");
+  double lo = 0, hi = 1, eps;
+  for (;;) { /* ε falls as z grows: find a z that reaches the target */
+    FM_CALL(fm_privacy_epsilon(q, hi, rounds, delta, &eps, NULL));
+    if (eps <= target_epsilon) break;
+    lo = hi;
+    hi *= 2;
+    FM_CHECK(hi < 1e7, FM_ERR_HPARAM_VALUE, "no noise multiplier below 1e7 reaches epsilon %g", target_epsilon);
+  }
+  while (hi - lo > 1e-7 * hi) {
+    double mid = 0.5 * (lo + hi);
+    FM_CALL(fm_privacy_epsilon(q, mid, rounds, delta, &eps, NULL));
+    if (eps <= target_epsilon) hi = mid;
+    else lo = mid;
+  }
+  *noise_multiplier = hi;
+  return FM_OK;
+}
