@@ -277,6 +277,41 @@ PY
   bad "expected ',' or ')'" "clipping(mean, clipping_norm=1"
   expect_error 2 "is unweighted" train --out bad --data d.h5 --aggregator "dp_aggregator(noise_multiplier=0.1, clients_per_round=10)"
   ;;
+privacy_accounting)
+  # epsilon in every round's metrics, against an independent computation
+  # (tests/data/rdp_reference.py: numpy quadrature and exact binomials), and
+  # the clean stop at --dp-target-epsilon
+  expect_ok 1 data synth --out-train d.h5 --out-test t.h5 --clients 100 --seed 3
+  dp=(--data d.h5 --weighting uniform --aggregator "dp_aggregator(noise_multiplier=0.9, clients_per_round=10)")
+  expect_ok 2 train --out p1 --rounds 5 "${dp[@]}"
+  grep -q "epsilon 3.598" out.txt || { cat out.txt; fail "the progress line does not show epsilon"; }
+  ref="$(dirname "$0")/../data/rdp_reference.py"
+  /usr/bin/python3 - p1/metrics.csv "$ref" <<'PY' || fail "privacy/epsilon differs from the independent computation"
+import csv, subprocess, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 5
+for r in rows:
+    t = int(r["round"])
+    assert float(r["privacy/delta"]) == 1e-5  # min(1e-5, 1/100)
+    want = float(subprocess.check_output(["/usr/bin/python3", sys.argv[2], "epsilon", "0.1", "0.9", str(t), "1e-5"]).split()[0])
+    got = float(r["privacy/epsilon"])
+    assert abs(got - want) <= 1e-6 * want, (t, got, want)
+PY
+  # the target allows 3 of 5 rounds: training stops after round 3, checkpointed, status 0
+  expect_ok 2 train --out p2 --rounds 5 "${dp[@]}" --dp-target-epsilon 3.3
+  grep -q "allows 3 of the 5 rounds" out.txt || { cat out.txt; fail "no notice of the stop at the target"; }
+  [ "$(tail -n +2 p2/metrics.csv | wc -l)" -eq 3 ] || fail "expected 3 rounds under the target"
+  ls p2/checkpoints/ckpt_00000003.h5 >/dev/null || fail "no checkpoint at the last round within the target"
+  expect_ok 2 train --out p3 --rounds 5 "${dp[@]}" --dp-delta 1e-6 --dp-q 0.05
+  /usr/bin/python3 -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); assert float(r[0]["privacy/delta"])==1e-6' p3/metrics.csv ||
+    fail "--dp-delta not in the metrics"
+  # bad values: one message naming the option, non-zero exit, nothing written
+  expect_error 2 "--dp-target-epsilon 1 is already exceeded by round 1" train --out bad --rounds 5 "${dp[@]}" --dp-target-epsilon 1
+  expect_error 2 "need a DP aggregator" train --out bad --rounds 5 --data d.h5 --dp-target-epsilon 5
+  expect_error 2 "dp-delta" train --out bad --rounds 5 "${dp[@]}" --dp-delta 2
+  expect_error 2 "dp-delta" train --out bad --rounds 5 "${dp[@]}" --dp-delta nan
+  [ ! -e bad ] || fail "output written for a refused privacy option"
+  ;;
 bad_input)
   expect_ok 1 data synth --out-train d.h5 --out-test t.h5 --clients 12 --seed 3
   expect_error 2 "unknown model type 'foo'" train --data d.h5 --model foo --out o

@@ -1,11 +1,12 @@
 # tests/data/rdp_reference.py — independent reference values for tests/unit/test_privacy.c: the
 # subsampled Gaussian RDP from its definition by numerical integration (fractional orders), and
 # the closed integer-order sum with exact binomials. Run with /usr/bin/python3 (numpy).
+import sys
 import numpy as np
 from math import comb, log, exp
-def rdp_quad(q, s, a):
+def rdp_quad(q, s, a, points=4_000_001):
     # A_a = E_{x~N(0,s^2)} [((1-q) + q exp((2x-1)/(2 s^2)))^a], log-space trapezoid on a wide fine grid
-    x = np.linspace(-40*s - 10, 40*s + a + 10, 4_000_001)
+    x = np.linspace(-40*s - 10, 40*s + a + 10, points)
     logpdf = -x*x/(2*s*s) - 0.5*np.log(2*np.pi*s*s)
     t = (2*x - 1)/(2*s*s)
     logratio = np.logaddexp(np.log1p(-q), np.log(q) + t)
@@ -19,7 +20,31 @@ def rdp_int(q, s, a):
     terms = [log(comb(a,k)) + k*log(q) + (a-k)*log(1-q) + (k*k-k)/(2*s*s) for k in range(a+1)]
     m = max(terms)
     return (m + log(sum(exp(t-m) for t in terms)))/(a-1)
-for (q,s,a) in [(0.01,1.0,2.5),(0.01,1.0,7.8),(0.05,2.0,3.3),(0.1,0.8,1.5),(256/60000,1.1,8.8),(0.3,3.0,20.5)]:
-    print("frac", q, s, a, repr(rdp_quad(q,s,a)))
-for (q,s,a) in [(0.01,1.0,5),(0.2,1.5,12),(0.05,2.0,3)]:
-    print("int", q, s, a, repr(rdp_int(q,s,a)), repr(rdp_quad(q,s,a)))
+if __name__ == "__main__" and len(sys.argv) == 1:
+  for (q,s,a) in [(0.01,1.0,2.5),(0.01,1.0,7.8),(0.05,2.0,3.3),(0.1,0.8,1.5),(256/60000,1.1,8.8),(0.3,3.0,20.5)]:
+      print("frac", q, s, a, repr(rdp_quad(q,s,a)))
+  for (q,s,a) in [(0.01,1.0,5),(0.2,1.5,12),(0.05,2.0,3)]:
+      print("int", q, s, a, repr(rdp_int(q,s,a)), repr(rdp_quad(q,s,a)))
+
+# epsilon q z T delta: dp_accounting's conversion over its default orders, with every order's RDP
+# from the quadrature (a coarser grid: 200,001 points), printed for tests/cli's privacy scenarios.
+def epsilon(q, s, T, delta):
+    orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [128, 256, 512, 1024]
+    best = (float("inf"), None)
+    for a in orders:
+        if a == int(a):
+            r = T * rdp_int(q, s, int(a))
+        else:
+            r = T * rdp_quad(q, s, a, 200_001)
+        if delta ** 2 + np.expm1(-r) > 0:
+            e = 0.0
+        elif a > 1.01:
+            e = r + np.log1p(-1 / a) - np.log(delta * a) / (a - 1)
+        else:
+            e = float("inf")
+        best = min(best, (e, a))
+    return max(0.0, best[0]), best[1]
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "epsilon":
+    e, a = epsilon(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    print(repr(e), a)
