@@ -120,6 +120,13 @@ static double privacy_round_up(double z) {
   return strtod(buf, NULL);
 }
 
+/* An RDP order as JSON: its shortest decimal (6.4, not 6.4000000000000004). */
+static json_object *privacy_json_order(double a) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.15g", a);
+  return json_object_new_double_s(a, buf);
+}
+
 static void privacy_print(const privacy_cfg *c, const privacy_args *a, double z, const privacy_result *r) {
   if (c->json) {
     json_object *o = json_object_new_object();
@@ -135,9 +142,9 @@ static void privacy_print(const privacy_cfg *c, const privacy_args *a, double z,
     json_object_object_add(o, "delta", json_object_new_double(a->delta));
     if (a->have_target) json_object_object_add(o, "target_epsilon", json_object_new_double(a->target));
     json_object_object_add(o, "epsilon", json_object_new_double(r->eps));
-    json_object_object_add(o, "order", json_object_new_double(r->order));
+    json_object_object_add(o, "order", privacy_json_order(r->order));
     json_object_object_add(o, "epsilon_classic", json_object_new_double(r->eps_classic));
-    json_object_object_add(o, "order_classic", json_object_new_double(r->order_classic));
+    json_object_object_add(o, "order_classic", privacy_json_order(r->order_classic));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     return;
