@@ -120,20 +120,21 @@ static double fm__rdp_one(double q, double z, double alpha) {
   return log_a / (alpha - 1.0);
 }
 
+/* dp_accounting's default orders: 1.1 ... 10.9 by 0.1, 11 ... 63, 128 ... 1024. */
+static const double fm__orders[] = {
+    1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0, 3.1, 3.2, 3.3,
+    3.4, 3.5, 3.6, 3.7, 3.8, 3.9, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5, 4.6, 4.7, 4.8, 4.9, 5.0, 5.1, 5.2, 5.3, 5.4, 5.5, 5.6,
+    5.7, 5.8, 5.9, 6.0, 6.1, 6.2, 6.3, 6.4, 6.5, 6.6, 6.7, 6.8, 6.9, 7.0, 7.1, 7.2, 7.3, 7.4, 7.5, 7.6, 7.7, 7.8, 7.9,
+    8.0, 8.1, 8.2, 8.3, 8.4, 8.5, 8.6, 8.7, 8.8, 8.9, 9.0, 9.1, 9.2, 9.3, 9.4, 9.5, 9.6, 9.7, 9.8, 9.9, 10.0, 10.1,
+    10.2, 10.3, 10.4, 10.5, 10.6, 10.7, 10.8, 10.9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+    27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54,
+    55, 56, 57, 58, 59, 60, 61, 62, 63, 128, 256, 512, 1024,
+};
+#define FM__NUM_ORDERS (sizeof fm__orders / sizeof fm__orders[0])
+
 static const double *fm__default_orders(size_t *n) {
-  static double orders[99 + 53 + 4];
-  static size_t count = 0;
-  /* Filled once with the same values whichever thread wins: a benign
-   * publication of identical constants, written before count. */
-  if (count == 0) {
-    size_t k = 0;
-    for (int i = 11; i <= 109; i++) orders[k++] = i / 10.0;
-    for (int i = 11; i <= 63; i++) orders[k++] = (double)i;
-    for (int p = 128; p <= 1024; p *= 2) orders[k++] = (double)p;
-    count = k;
-  }
-  *n = count;
-  return orders;
+  *n = FM__NUM_ORDERS;
+  return fm__orders;
 }
 
 void fm_rdp_default_orders(const double **orders, size_t *n) {
@@ -210,7 +211,7 @@ int fm_privacy_epsilon(double q, double z, uint64_t steps, double delta, double 
   FM_CHECK(delta > 0.0 && delta < 1.0, FM_ERR_INVALID_ARG, "delta must be in (0, 1) (got %g)", delta);
   size_t n;
   const double *orders = fm__default_orders(&n);
-  double rdp[sizeof(double[99 + 53 + 4]) / sizeof(double)];
+  double rdp[FM__NUM_ORDERS];
   FM_CALL(fm_rdp_subsampled_gaussian(q, z, orders, n, rdp));
   for (size_t i = 0; i < n; i++) rdp[i] *= (double)steps; /* composition over rounds adds RDP */
   return fm_rdp_to_epsilon(orders, rdp, n, delta, eps, order);
