@@ -122,6 +122,18 @@ static void test_limits(void **st) {
     assert_true(isfinite(rdp[i]) && rdp[i] >= 0);
     if (i > 0) assert_true(rdp[i] >= rdp[i - 1] * (1 - 1e-12));
   }
+  /* fractional orders up to 1024: finite, ordered, below the unsampled alpha / (2 z^2) */
+  const double big[] = {63.5, 200.5, 500.5, 1023, 1023.5, 1024}, bq[] = {1e-6, 0.01, 0.99}, bz[] = {0.3, 1.0, 5.0};
+  for (int c = 0; c < 3; c++) {
+    double r[6];
+    FM_ASSERT_OK(fm_rdp_subsampled_gaussian(bq[c], bz[c], big, 6, r));
+    for (int i = 0; i < 6; i++) {
+      if (!(isfinite(r[i]) && r[i] >= 0 && r[i] <= big[i] / (2 * bz[c] * bz[c]) * (1 + 1e-12)))
+        fail_msg("q=%g z=%g alpha=%g: rdp %g", bq[c], bz[c], big[i], r[i]);
+      if (i > 0 && !(r[i] >= r[i - 1] * (1 - 1e-12)))
+        fail_msg("q=%g z=%g: rdp(%g)=%g < rdp(%g)=%g", bq[c], bz[c], big[i], r[i], big[i - 1], r[i - 1]);
+    }
+  }
   double eps;
   FM_ASSERT_OK(fm_privacy_epsilon(0.0, 1.0, 1000, 1e-5, &eps, NULL));
   assert_true(eps == 0.0);
