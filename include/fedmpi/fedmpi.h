@@ -15,6 +15,7 @@
 #include "fedmpi/metrics.h"
 #include "fedmpi/model.h"
 #include "fedmpi/optim.h"
+#include "fedmpi/privacy.h"
 #include "fedmpi/process.h"
 #include "fedmpi/rng.h"
 #include "fedmpi/schedule.h"

@@ -30,6 +30,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv);
 int cmd_eval(cli_ctx *ctx, int argc, char **argv);
 int cmd_data(cli_ctx *ctx, int argc, char **argv);
 int cmd_bench(cli_ctx *ctx, int argc, char **argv);
+int cmd_privacy(cli_ctx *ctx, int argc, char **argv);
 
 /* Print "fedmpi <cmd>: error: <msg>" once (rank 0). */
 void cli_error(const cli_ctx *ctx, const char *cmd, const char *msg);

@@ -121,6 +121,7 @@ static void usage(FILE *f) {
           "  data fashion-mnist  import the installed Fashion-MNIST, partitioned (iid, dirichlet, ...)\n"
           "  data info      describe a ClientData file (features, sizes, label skew)\n"
           "  bench          benchmark rounds of each model against this machine's SGEMM speed\n"
+          "  privacy        epsilon of DP training (RDP accountant), or the noise multiplier for a target epsilon\n"
           "  version        print the version\n\n"
           "Run 'fedmpi <command> --help' for a command's options.\n");
 }
@@ -157,9 +158,11 @@ int main(int argc, char **argv) {
     status = cmd_data(&ctx, argc - 1, argv + 1);
   } else if (!strcmp(cmd, "bench")) {
     status = cmd_bench(&ctx, argc - 1, argv + 1);
+  } else if (!strcmp(cmd, "privacy")) {
+    status = cmd_privacy(&ctx, argc - 1, argv + 1);
   } else {
     char msg[512];
-    snprintf(msg, sizeof msg, "unknown command '%s' (commands: train, eval, data, bench, version; see fedmpi --help)", cmd);
+    snprintf(msg, sizeof msg, "unknown command '%s' (commands: train, eval, data, bench, privacy, version; see fedmpi --help)", cmd);
     cli_error(&ctx, NULL, msg);
     status = CLI_EXIT_USAGE;
   }

@@ -155,8 +155,12 @@ int fm_privacy_noise_for_epsilon(double q, uint64_t rounds, double delta, double
   FM_CHECK(noise_multiplier, FM_ERR_INVALID_ARG, "noise_multiplier is NULL");
   FM_CHECK(isfinite(target_epsilon) && target_epsilon > 0, FM_ERR_HPARAM_VALUE,
            "target epsilon must be a finite number > 0, got %g", target_epsilon);
-  FM_CHECK(q > 0 && q <= 1, FM_ERR_HPARAM_VALUE, "sampling probability q must be in (0, 1], got %g", q);
+  FM_CHECK(q >= 0 && q <= 1, FM_ERR_HPARAM_VALUE, "sampling probability q must be in [0, 1], got %g", q);
   FM_CHECK(rounds >= 1, FM_ERR_HPARAM_VALUE, "rounds must be >= 1");
+  if (q == 0) { /* nobody is ever sampled: no noise is needed */
+    *noise_multiplier = 0;
+    return FM_OK;
+  }
   double lo = 0, hi = 1, eps;
   for (;;) { /* ε falls as z grows: find a z that reaches the target */
     FM_CALL(fm_privacy_epsilon(q, hi, rounds, delta, &eps, NULL));

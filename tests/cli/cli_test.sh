@@ -337,6 +337,73 @@ bad_input)
   expect_error 2 "outside [0, 3)" train --data d.h5 --num-classes 3 --out o
   expect_error 2 "nope.h5" eval --weights nope.h5 --data d.h5
   ;;
+privacy_epsilon)
+  # TF Privacy's MNIST DP-SGD tutorial: z = 1.1, q = 256/60000, 60 epochs =
+  # 14062 steps, delta = 1e-5 gives epsilon 3.01 with the classic conversion.
+  A=(privacy --q 0.004266666666666667 --noise-multiplier 1.1 --rounds 14062 --delta 1e-5)
+  expect_ok 1 "${A[@]}"
+  grep -q '^epsilon 3\.0[01][0-9]* at order [0-9.]* with the classic RDP conversion$' out.txt ||
+    fail "classic anchor not ~3.01: $(cat out.txt)"
+  line=$(grep '^epsilon .*RDP accountant, Poisson subsampling)$' out.txt) || fail "no epsilon line: $(cat out.txt)"
+  eps=$(echo "$line" | awk '{print $2}')
+  awk -v e="$eps" 'BEGIN { exit !(e > 2 && e < 3.01) }' || fail "improved epsilon $eps not below the classic one"
+  expect_ok 2 "${A[@]}" --json
+  [ "$(wc -l <out.txt)" -eq 1 ] || fail "--json under 2 ranks printed $(wc -l <out.txt) lines"
+  /usr/bin/python3 -c 'import json, sys
+d = json.load(open("out.txt"))
+assert d["accountant"] == "rdp" and d["sampling"] == "poisson", d
+assert 2.95 < d["epsilon_classic"] < 3.05 and 0 < d["epsilon"] < d["epsilon_classic"], d
+assert d["rounds"] == 14062 and d["noise_multiplier"] == 1.1 and d["delta"] == 1e-5, d' || fail "bad JSON: $(cat out.txt)"
+  # --clients-per-round/--population: q = K/N and delta defaults to min(1e-5, 1/N), as train's
+  expect_ok 1 privacy --clients-per-round 50 --population 5000 --noise-multiplier 1 --rounds 500 --json
+  /usr/bin/python3 -c 'import json
+d = json.load(open("out.txt"))
+assert d["q"] == 0.01 and d["delta"] == 1e-5 and d["epsilon"] > 0, d' || fail "K/N: $(cat out.txt)"
+  expect_ok 1 privacy --clients-per-round 5 --population 50 --noise-multiplier 1 --rounds 5 --json
+  /usr/bin/python3 -c 'import json
+d = json.load(open("out.txt"))
+assert d["delta"] == 1e-5, d' || fail "small N: $(cat out.txt)"
+  ;;
+privacy_target)
+  # the printed noise multiplier, fed back, reaches the target epsilon
+  A=(privacy --clients-per-round 100 --population 10000 --rounds 2000 --delta 1e-6)
+  expect_ok 1 "${A[@]}" --target-epsilon 2.5
+  z=$(awk '/^noise-multiplier/ {print $2}' out.txt)
+  [ -n "$z" ] || fail "no noise multiplier printed: $(cat out.txt)"
+  expect_ok 1 "${A[@]}" --noise-multiplier "$z" --json
+  /usr/bin/python3 -c 'import json
+d = json.load(open("out.txt"))
+assert d["epsilon"] <= 2.5, d' || fail "z=$z does not reach 2.5: $(cat out.txt)"
+  lower=$(awk -v z="$z" 'BEGIN { printf "%.6g", z * 0.995 }')
+  expect_ok 1 "${A[@]}" --noise-multiplier "$lower" --json
+  /usr/bin/python3 -c 'import json
+d = json.load(open("out.txt"))
+assert d["epsilon"] > 2.5, d' || fail "z=$lower (0.995 z) also reaches 2.5: not the smallest"
+  ;;
+privacy_bad_input)
+  # every bad value: exit status 2 and one message naming the option
+  Q=(--q 0.01 --rounds 10 --delta 1e-5)
+  check() { expect_error 1 "$1" "${@:2}"; [ "$status" -eq 2 ] || fail "exit $status (want 2) for: ${*:2}"; }
+  check "--q" privacy --q 1.5 --noise-multiplier 1 --rounds 10 --delta 1e-5
+  check "--q" privacy --q -0.1 --noise-multiplier 1 --rounds 10 --delta 1e-5
+  check "--q" privacy --q abc --noise-multiplier 1 --rounds 10 --delta 1e-5
+  check "--noise-multiplier" privacy "${Q[@]}" --noise-multiplier -1
+  check "--noise-multiplier" privacy "${Q[@]}" --noise-multiplier inf
+  check "--delta" privacy --q 0.01 --rounds 10 --noise-multiplier 1 --delta 0
+  check "--delta" privacy --q 0.01 --rounds 10 --noise-multiplier 1 --delta 1
+  check "--delta" privacy --q 0.01 --rounds 10 --noise-multiplier 1
+  check "--rounds" privacy --q 0.01 --delta 1e-5 --noise-multiplier 1
+  check "--rounds" privacy --q 0.01 --delta 1e-5 --noise-multiplier 1 --rounds -3
+  check "--target-epsilon" privacy "${Q[@]}" --target-epsilon 0
+  check "--target-epsilon" privacy "${Q[@]}" --target-epsilon -2
+  check "--target-epsilon" privacy "${Q[@]}" --target-epsilon nan
+  check "--noise-multiplier and --target-epsilon" privacy "${Q[@]}" --noise-multiplier 1 --target-epsilon 1
+  check "--population" privacy --clients-per-round 10 --population 5 --rounds 10 --noise-multiplier 1
+  check "--population" privacy --clients-per-round 10 --rounds 10 --noise-multiplier 1
+  check "--q and --clients-per-round" privacy --q 0.1 --clients-per-round 10 --population 100 --rounds 10 --noise-multiplier 1
+  check "--q, or --clients-per-round" privacy --rounds 10 --noise-multiplier 1 --delta 1e-5
+  check "unknown option '--epsilon'" privacy "${Q[@]}" --epsilon 3
+  ;;
 help)
   expect_ok 1 train --help
   for o in --data --test-data --model --rounds --clients-per-round --epochs --batch-size --client-lr --server-lr \
@@ -348,9 +415,10 @@ help)
 test-data, threads, quiet, checkpoint-every, keep-checkpoints, out)" out.txt || fail "train --help: --resume's list"
   expect_ok 1 --help
   grep -q "train" out.txt || fail "fedmpi --help lacks train"
+  grep -q "privacy" out.txt || fail "fedmpi --help lacks privacy"
   expect_ok 1 version
   grep -q "^fedmpi [0-9]" out.txt || fail "version"
-  for c in eval "data synth" "data info"; do
+  for c in eval "data synth" "data info" privacy; do
     # shellcheck disable=SC2086
     expect_ok 1 $c --help
     grep -q "usage:" out.txt || fail "$c --help"
