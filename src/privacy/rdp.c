@@ -6,22 +6,21 @@
 #include "fedmpi/privacy.h"
 #include "internal.h"
 
-static double default_orders[99 + 53 + 4];
-static size_t num_default_orders;
+/* dp_accounting's default orders: 1.1 ... 10.9 by 0.1, 11 ... 63, 128 ... 1024. */
+static const double default_orders[] = {
+    1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0, 3.1, 3.2, 3.3,
+    3.4, 3.5, 3.6, 3.7, 3.8, 3.9, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5, 4.6, 4.7, 4.8, 4.9, 5.0, 5.1, 5.2, 5.3, 5.4, 5.5, 5.6,
+    5.7, 5.8, 5.9, 6.0, 6.1, 6.2, 6.3, 6.4, 6.5, 6.6, 6.7, 6.8, 6.9, 7.0, 7.1, 7.2, 7.3, 7.4, 7.5, 7.6, 7.7, 7.8, 7.9,
+    8.0, 8.1, 8.2, 8.3, 8.4, 8.5, 8.6, 8.7, 8.8, 8.9, 9.0, 9.1, 9.2, 9.3, 9.4, 9.5, 9.6, 9.7, 9.8, 9.9, 10.0, 10.1,
+    10.2, 10.3, 10.4, 10.5, 10.6, 10.7, 10.8, 10.9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+    27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54,
+    55, 56, 57, 58, 59, 60, 61, 62, 63, 128, 256, 512, 1024,
+};
+#define NUM_ORDERS (sizeof default_orders / sizeof default_orders[0])
 
 void fm_rdp_default_orders(const double **orders, size_t *n) {
-  if (!num_default_orders) { /* idempotent: every thread writes the same values */
-    size_t k = 0;
-    for (int i = 11; i <= 109; i++) default_orders[k++] = i / 10.0; /* 1.1 ... 10.9 */
-    for (int i = 11; i <= 63; i++) default_orders[k++] = i;
-    default_orders[k++] = 128;
-    default_orders[k++] = 256;
-    default_orders[k++] = 512;
-    default_orders[k++] = 1024;
-    num_default_orders = k;
-  }
-  *orders = default_orders;
-  *n = num_default_orders;
+  if (orders) *orders = default_orders;
+  if (n) *n = NUM_ORDERS;
 }
 
 /* log(exp(a) + exp(b)) and log(exp(a) - exp(b)) (a >= b) */
@@ -144,7 +143,7 @@ int fm_privacy_epsilon(double q, double noise_multiplier, uint64_t rounds, doubl
   const double *orders;
   size_t n;
   fm_rdp_default_orders(&orders, &n);
-  double rdp[sizeof default_orders / sizeof *default_orders];
+  double rdp[NUM_ORDERS];
   FM_CALL(fm_rdp_subsampled_gaussian(q, noise_multiplier, orders, n, rdp));
   for (size_t i = 0; i < n; i++) rdp[i] *= (double)rounds;
   return fm_rdp_to_epsilon(orders, rdp, n, delta, eps, order);
