@@ -298,15 +298,18 @@ static size_t clip_prepare(const fm_aggregator *a, const double *st, const fm__a
   return bad + fm__aggregator_prepare(a->inner, ist, &clipped, weight, islots, limit, scratch);
 }
 
-static int clip_measurements(const fm_aggregator *a, const double *st, const fm_exact *slots, size_t n,
-                             const char *prefix, fm_metrics *out) {
-  /* clipping_factory: OrderedDict(clipping=inner's, clipping_norm, clipped_count). */
-  char path[FM_METRIC_PATH_MAX];
-  snprintf(path, sizeof path, "%s/clipping", prefix);
+/* clipping_factory: OrderedDict(clipping=inner's, clipping_norm, clipped_count);
+ * zeroing_factory: OrderedDict(zeroing=inner's, zeroing_norm, zeroed_count). */
+static int bound_measurements(const fm_aggregator *a, const double *st, const fm_exact *slots, size_t n,
+                              const char *prefix, fm_metrics *out) {
+  const char *type = a->ops->type, *count = strcmp(type, "zeroing") ? "clipped_count" : "zeroed_count";
+  char path[FM_METRIC_PATH_MAX], norm[32];
+  snprintf(path, sizeof path, "%s/%s", prefix, type);
+  snprintf(norm, sizeof norm, "%s_norm", type);
   FM_CALL(fm_metrics_put(out, path, 0, FM_METRIC_GROUP));
   FM_CALL(fm__aggregator_measurements(a->inner, st + fm__own_state(a), slots + bound_own_slots(a), n, path, out));
-  FM_CALL(fm__put(out, prefix, "clipping_norm", fm__estimate_norm(a, st), FM_METRIC_FLOAT));
-  return fm__put(out, prefix, "clipped_count", fm_exact_to_double(&slots[0]), FM_METRIC_INT);
+  FM_CALL(fm__put(out, prefix, norm, fm__estimate_norm(a, st), FM_METRIC_FLOAT));
+  return fm__put(out, prefix, count, fm_exact_to_double(&slots[0]), FM_METRIC_INT);
 }
 
 static const fm__aggregator_ops fm__clip_ops = {.type = "clipping",
@@ -315,7 +318,7 @@ static const fm__aggregator_ops fm__clip_ops = {.type = "clipping",
                                                 .state_init = fm__quantile_init,
                                                 .prepare = clip_prepare,
                                                 .finalize = bound_finalize,
-                                                .measurements = clip_measurements,
+                                                .measurements = bound_measurements,
                                                 .next_state = bound_next_state};
 
 static int fm__wrap(const fm__aggregator_ops *ops, const char *type, fm_aggregator *inner, fm_aggregator **out) {
@@ -364,24 +367,13 @@ static size_t zero_prepare(const fm_aggregator *a, const double *st, const fm__a
   return bad + fm__aggregator_prepare(a->inner, ist, &zero, weight, islots, limit, scratch);
 }
 
-static int zero_measurements(const fm_aggregator *a, const double *st, const fm_exact *slots, size_t n,
-                             const char *prefix, fm_metrics *out) {
-  /* zeroing_factory: OrderedDict(zeroing=inner's, zeroing_norm, zeroed_count). */
-  char path[FM_METRIC_PATH_MAX];
-  snprintf(path, sizeof path, "%s/zeroing", prefix);
-  FM_CALL(fm_metrics_put(out, path, 0, FM_METRIC_GROUP));
-  FM_CALL(fm__aggregator_measurements(a->inner, st + fm__own_state(a), slots + bound_own_slots(a), n, path, out));
-  FM_CALL(fm__put(out, prefix, "zeroing_norm", fm__estimate_norm(a, st), FM_METRIC_FLOAT));
-  return fm__put(out, prefix, "zeroed_count", fm_exact_to_double(&slots[0]), FM_METRIC_INT);
-}
-
 static const fm__aggregator_ops fm__zero_ops = {.type = "zeroing",
                                                 .num_slots = bound_num_slots,
                                                 .state_size = fm__quantile_state_size,
                                                 .state_init = fm__quantile_init,
                                                 .prepare = zero_prepare,
                                                 .finalize = bound_finalize,
-                                                .measurements = zero_measurements,
+                                                .measurements = bound_measurements,
                                                 .next_state = bound_next_state};
 
 static int fm__check_order(double order) {
