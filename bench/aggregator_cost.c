@@ -16,17 +16,7 @@
 #include <time.h>
 
 #include "fedmpi/fedmpi.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
+#include "timing.h"
 
 int main(int argc, char **argv) {
   size_t p = argc > 1 ? (size_t)atol(argv[1]) : 1663370, k = argc > 2 ? (size_t)atol(argv[2]) : 100;
@@ -58,15 +48,14 @@ int main(int argc, char **argv) {
       return 1;
     }
     for (int i = 0; i < reps; i++) {
-      double t0 = now();
+      double t0 = bench_now();
       if (fm_aggregation_process_next(ap, ptrs, NULL, k, out, NULL) != FM_OK) {
         fprintf(stderr, "%s: %s\n", chains[c], fm_last_error());
         return 1;
       }
-      t[i] = now() - t0;
+      t[i] = bench_now() - t0;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp);
-    double med = t[reps / 2];
+    double med = bench_median(t, reps);
     if (c == 0) base = med;
     printf("%-72s %10.1f %12.3f %8.2f\n", chains[c], 1e3 * med, 1e3 * med / (double)k, med / base);
     fm_aggregation_process_destroy(&ap);

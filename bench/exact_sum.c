@@ -16,22 +16,7 @@
 
 #include "fedmpi/exact.h"
 #include "fedmpi/rng.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp);
-  return v[n / 2];
-}
+#include "timing.h"
 
 int main(int argc, char **argv) {
   size_t p = argc > 1 ? (size_t)atol(argv[1]) : 199210;
@@ -48,29 +33,29 @@ int main(int argc, char **argv) {
   double lim = fm_exact_limit(10001), sink = 0;
 
   for (int k = 0; k < reps; k++) {
-    double t0 = now();
+    double t0 = bench_now();
     cblas_saxpy((int)p, w, x, 1, accf, 1);
-    t[k] = now() - t0;
+    t[k] = bench_now() - t0;
   }
-  tf = median(t, reps);
+  tf = bench_median(t, reps);
   for (int k = 0; k < reps; k++) {
-    double t0 = now();
+    double t0 = bench_now();
     for (size_t i = 0; i < p; i++) accd[i] += (double)w * (double)x[i];
-    t[k] = now() - t0;
+    t[k] = bench_now() - t0;
   }
-  td = median(t, reps);
+  td = bench_median(t, reps);
   for (int k = 0; k < reps; k++) {
-    double t0 = now();
+    double t0 = bench_now();
     fm_exact_add_scaled(acce, x, w, p, lim);
-    t[k] = now() - t0;
+    t[k] = bench_now() - t0;
   }
-  te = median(t, reps);
+  te = bench_median(t, reps);
   for (int k = 0; k < reps; k++) {
-    double t0 = now();
+    double t0 = bench_now();
     for (size_t i = 0; i < p; i++) sink += fm_exact_to_double(&acce[i]);
-    t[k] = now() - t0;
+    t[k] = bench_now() - t0;
   }
-  tc = median(t, reps);
+  tc = bench_median(t, reps);
 
   /* one 2NN training step on a batch of 32 is about 32 x 1.2 MFLOP; at the
    * ~50 GFLOP/s this machine's single-core SGEMM gives, about 0.8 ms */
