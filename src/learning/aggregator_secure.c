@@ -68,10 +68,11 @@ static size_t sec_add_masked(const fm__agg_value *v, const uint32_t *q, uint64_t
   return bad;
 }
 
-/* The client's max |w·v| (the quantity TFF's secure estimation tracks for a
- * symmetric bound: the upper-bound estimate is driven by the largest
- * magnitude of the value the sum factory receives, i.e. after MeanFactory's
- * weighting). */
+/* The client's max |w·v|: TFF's SecureSumFactory with a single estimation
+ * process (secure.py, _create_update_state_single_process) feeds the process
+ * max(|_reduce_nest_min(value)|, |_reduce_nest_max(value)|), computed before
+ * clipping, of the value the sum factory receives, i.e. after MeanFactory's
+ * weighting. */
 static double sec_max_abs(const float *x, size_t n) {
   double m = 0;
   for (size_t j = 0; j < n; j++)
