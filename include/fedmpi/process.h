@@ -121,6 +121,23 @@ FM_EXTERN int fm_aggregator_create_dp_gaussian_adaptive(double noise_multiplier,
 /* tff.learning.dp_aggregator(noise_multiplier, clients_per_round, zeroing). */
 FM_EXTERN int fm_aggregator_create_dp(double noise_multiplier, uint64_t clients_per_round, int zeroing,
                                       fm_aggregator **out);
+/* TFF's secure mean: MeanFactory (weighted) / UnweightedMeanFactory with
+ * value_sum_factory=SecureSumFactory(upper, lower) and the weight sum through
+ * SecureSumFactory(2^20 - 1, 0) (the count through SecureSumFactory(1, 0)).
+ * upper_estimate NULL: fixed bounds [lower_bound_threshold,
+ * upper_bound_threshold] (upper > lower, both finite); otherwise adaptive
+ * bounds [-t, t], t = multiplier * C + increment, C tracking the clients'
+ * max |w * v| (TFF's secure estimation). masks: SecAgg+ pairwise masks over
+ * the cohort (the result is bit-identical to unmasked). See
+ * docs/secure-aggregation.md. */
+FM_EXTERN int fm_aggregator_create_secure_mean(double upper_bound_threshold, double lower_bound_threshold,
+                                               const fm_quantile_estimate *upper_estimate, int weighted, int masks,
+                                               fm_aggregator **out);
+/* tff.learning.secure_aggregator(zeroing, clipping, weighted): zeroing and
+ * clipping as robust_aggregator's around a secure mean with the adaptive upper
+ * bound no_noise(initial_estimate=50, target_quantile=0.95, learning_rate=1,
+ * multiplier=2). */
+FM_EXTERN int fm_aggregator_create_secure(int zeroing, int clipping, int weighted, fm_aggregator **out);
 /* An aggregator chain from its text, e.g. "zeroing(clipping(mean, clipping_norm=0.5))"
  * or "dp_aggregator(noise_multiplier=1.0, clients_per_round=10)"; the grammar
  * is in docs/privacy.md. FM_ERR_CONFIG / FM_ERR_HPARAM_VALUE naming the problem. */

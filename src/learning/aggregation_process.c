@@ -61,7 +61,7 @@ int fm_aggregation_process_next(fm_aggregation_process *ap, const float *const *
   const double limit = fm_exact_limit(k + 1);
   size_t bad = 0;
   for (size_t i = 0; i < k; i++) {
-    fm__agg_value v = {.f = values[i], .n = ap->n};
+    fm__agg_value v = {.f = values[i], .n = ap->n, .pos = i, .cohort = k, .seed = ap->seed, .round = ap->round};
     bad += fm__aggregator_prepare(ap->agg, ap->state, &v, weights ? weights[i] : 1.0f, ap->slots, limit, ap->scratch);
   }
   FM_CHECK(bad == 0, FM_ERR_OVERFLOW, "%zu client values do not fit the exact sum's range", bad);

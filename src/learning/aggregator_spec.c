@@ -258,8 +258,35 @@ static int spec_dp(const char *text, spec_node *n, fm_aggregator **out) {
   return fm_aggregator_create_dp(z, k, zeroing != 0, out);
 }
 
+static int spec_secure_mean(const char *text, spec_node *n, fm_aggregator **out) {
+  double upper = 0, lower = 0, weighted, masks;
+  fm_quantile_estimate q = {0};
+  int adaptive = 0;
+  fm_aggregator *none;
+  FM_CALL(spec_norm(text, n, "upper_bound_threshold", &upper, &q, &adaptive));
+  if (adaptive) {
+    FM_CHECK(!spec_get(n, "lower_bound_threshold"), FM_ERR_CONFIG,
+             "aggregator '%s': secure_mean's lower_bound_threshold= needs a fixed upper_bound_threshold", text);
+  }
+  FM_CALL(spec_num(text, n, "lower_bound_threshold", 0, -upper, &lower));
+  FM_CALL(spec_num(text, n, "weighted", 0, 1, &weighted));
+  FM_CALL(spec_num(text, n, "masks", 0, 0, &masks));
+  FM_CALL(spec_inner(text, n, 0, &none));
+  return fm_aggregator_create_secure_mean(upper, lower, adaptive ? &q : NULL, weighted != 0, masks != 0, out);
+}
+
 static int spec_build(const char *text, spec_node *n, fm_aggregator **out) {
   const char *t = n->name;
+  if (!strcmp(t, "secure_mean")) return spec_secure_mean(text, n, out);
+  if (!strcmp(t, "secure_aggregator")) {
+    double z, c, w;
+    fm_aggregator *none0;
+    FM_CALL(spec_num(text, n, "zeroing", 0, 1, &z));
+    FM_CALL(spec_num(text, n, "clipping", 0, 1, &c));
+    FM_CALL(spec_num(text, n, "weighted", 0, 1, &w));
+    FM_CALL(spec_inner(text, n, 0, &none0));
+    return fm_aggregator_create_secure(z != 0, c != 0, w != 0, out);
+  }
   fm_aggregator *none;
   if (!strcmp(t, "mean") || !strcmp(t, "unweighted_mean") || !strcmp(t, "sum")) {
     FM_CALL(spec_inner(text, n, 0, &none));
@@ -281,7 +308,7 @@ static int spec_build(const char *text, spec_node *n, fm_aggregator **out) {
     return spec_dp(text, n, out);
   return FM_ERR(FM_ERR_CONFIG,
                 "aggregator '%s': unknown aggregator '%s' (known: mean, unweighted_mean, sum, clipping, zeroing, "
-                "robust_aggregator, gaussian_fixed, gaussian_adaptive, dp_aggregator)",
+                "robust_aggregator, gaussian_fixed, gaussian_adaptive, dp_aggregator, secure_mean, secure_aggregator)",
                 text, t);
 }
 

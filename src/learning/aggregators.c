@@ -68,7 +68,7 @@ int fm_aggregator_check_cohort_size(const fm_aggregator *a, size_t cohort_size) 
   return fm__aggregator_check_round(a, cohort_size);
 }
 
-static int fm__aggregator_new(const fm__aggregator_ops *ops, const char *name, int weighted, fm_aggregator *inner,
+int fm__aggregator_new(const fm__aggregator_ops *ops, const char *name, int weighted, fm_aggregator *inner,
                               fm_aggregator **out) {
   FM_CHECK(out, FM_ERR_INVALID_ARG, "out is NULL");
   *out = NULL;
@@ -132,7 +132,7 @@ static int mean_finalize(const fm_aggregator *a, const double *st, const fm_exac
   return FM_OK;
 }
 
-static int fm__put(fm_metrics *out, const char *prefix, const char *name, double v, fm_metric_kind kind) {
+int fm__put(fm_metrics *out, const char *prefix, const char *name, double v, fm_metric_kind kind) {
   char path[FM_METRIC_PATH_MAX];
   if (snprintf(path, sizeof path, "%s/%s", prefix, name) >= (int)sizeof path)
     return FM_ERR(FM_ERR_INVALID_ARG, "metric name %s/%s is too long", prefix, name);
@@ -207,21 +207,20 @@ static double fm__norm(const fm__agg_value *v, double order) {
  * clients send (norm <= C) and a count of 1 into two slots; on rank 0
  * C <- C * exp(-learning_rate * (fraction below - target_quantile)), the
  * geometric update of tfp.NoPrivacyQuantileEstimatorQuery. */
-enum { Q_INIT, Q_TARGET, Q_LR, Q_MULT, Q_INCR };
 
-static double fm__estimate_norm(const fm_aggregator *a, const double *st) {
+double fm__estimate_norm(const fm_aggregator *a, const double *st) {
   return a->adaptive ? a->params[Q_MULT] * st[0] + a->params[Q_INCR] : a->param;
 }
 
-static void fm__quantile_init(const fm_aggregator *a, double *st) { st[0] = a->params[Q_INIT]; }
-static size_t fm__quantile_state_size(const fm_aggregator *a) { return a->adaptive ? 1 : 0; }
+void fm__quantile_init(const fm_aggregator *a, double *st) { st[0] = a->params[Q_INIT]; }
+size_t fm__quantile_state_size(const fm_aggregator *a) { return a->adaptive ? 1 : 0; }
 
-static double fm__quantile_step(const fm_aggregator *a, double estimate, double below_fraction) {
+double fm__quantile_step(const fm_aggregator *a, double estimate, double below_fraction) {
   double b = below_fraction < 0 ? 0 : below_fraction > 1 ? 1 : below_fraction;
   return estimate * exp(-a->params[Q_LR] * (b - a->params[Q_TARGET]));
 }
 
-static int fm__check_quantile(const char *who, const fm_quantile_estimate *q) {
+int fm__check_quantile(const char *who, const fm_quantile_estimate *q) {
   FM_CHECK(q, FM_ERR_INVALID_ARG, "%s: NULL quantile estimate", who);
   FM_CHECK(isfinite(q->initial_estimate) && q->initial_estimate > 0, FM_ERR_HPARAM_VALUE,
            "%s: initial_estimate must be a finite number > 0, got %g", who, q->initial_estimate);
@@ -236,7 +235,7 @@ static int fm__check_quantile(const char *who, const fm_quantile_estimate *q) {
   return FM_OK;
 }
 
-static void fm__set_quantile(fm_aggregator *a, const fm_quantile_estimate *q) {
+void fm__set_quantile(fm_aggregator *a, const fm_quantile_estimate *q) {
   a->adaptive = 1;
   a->params[Q_INIT] = q->initial_estimate;
   a->params[Q_TARGET] = q->target_quantile;
@@ -293,7 +292,8 @@ static size_t clip_prepare(const fm_aggregator *a, const double *st, const fm__a
   if (!(norm > clip)) return bad + fm__aggregator_prepare(a->inner, ist, v, weight, islots, limit, scratch);
   float scale = (float)(clip / norm);
   for (size_t i = 0; i < v->n; i++) scratch[i] = v->f[i] * scale;
-  fm__agg_value clipped = {.f = scratch, .n = v->n};
+  fm__agg_value clipped = *v;
+  clipped.f = scratch;
   bad += (size_t)fm_exact_add(&slots[0], 1.0, limit);
   return bad + fm__aggregator_prepare(a->inner, ist, &clipped, weight, islots, limit, scratch);
 }
@@ -363,7 +363,8 @@ static size_t zero_prepare(const fm_aggregator *a, const double *st, const fm__a
   /* Above the threshold the whole value is replaced by zeros; the weight stays. */
   bad += (size_t)fm_exact_add(&slots[0], 1.0, limit);
   memset(scratch, 0, v->n * sizeof *scratch);
-  fm__agg_value zero = {.f = scratch, .n = v->n};
+  fm__agg_value zero = *v;
+  zero.f = scratch;
   return bad + fm__aggregator_prepare(a->inner, ist, &zero, weight, islots, limit, scratch);
 }
 
@@ -431,7 +432,8 @@ static size_t dp_prepare(const fm_aggregator *a, const double *st, const fm__agg
   if (!(norm > clip)) return bad + fm__add_value(v, 1.0f, slots, limit);
   float scale = (float)(clip / norm);
   for (size_t i = 0; i < v->n; i++) scratch[i] = v->f[i] * scale;
-  fm__agg_value clipped = {.f = scratch, .n = v->n};
+  fm__agg_value clipped = *v;
+  clipped.f = scratch;
   return bad + fm__add_value(&clipped, 1.0f, slots, limit);
 }
 
@@ -584,7 +586,7 @@ int fm_aggregator_dp_params(const fm_aggregator *a, double *noise_multiplier, ui
 
 /* ---- robust_aggregator, dp_aggregator (tff.learning's model_update_aggregator) --------- */
 
-static int fm__default_zeroing(fm_aggregator *inner, fm_aggregator **out) {
+int fm__default_zeroing(fm_aggregator *inner, fm_aggregator **out) {
   fm_quantile_estimate q = {10.0, 0.98, log(10.0), 2.0, 1.0};
   return fm_aggregator_create_zeroing_adaptive(&q, INFINITY, inner, out);
 }

@@ -173,7 +173,11 @@ static void fm__client_contribute(fm__client_ctx *x, int finite, fm_exact *acc) 
     memset(k->gacc, 0, t * sizeof(float));
     memset(k->msum, 0, mvals * sizeof(double));
   }
-  fm__agg_value update = {.f = k->grad, .n = t};
+  /* The client's position in the cohort (secure_mean's SecAgg+ masks). */
+  size_t pos = 0;
+  while (pos < x->in->cohort_size && x->in->cohort[pos] != x->client) pos++;
+  fm__agg_value update = {
+      .f = k->grad, .n = t, .pos = pos, .cohort = x->in->cohort_size, .seed = x->s->seed, .round = x->s->round};
   size_t rejected = fm__aggregator_prepare(p->agg, x->s->agg_state, &update, weight, acc, limit, k->scratch);
   for (size_t j = 0; j < mvals; j++) rejected += (size_t)fm_exact_add(&acc[p->slot_metrics + j], k->msum[j], limit);
   for (size_t j = 0; j < p->algo->num_extras; j++) {

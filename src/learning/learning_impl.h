@@ -40,6 +40,10 @@ typedef struct fm__agg_value {
   const float *f;
   const double *d;
   size_t n;
+  /* The client's position in the round's cohort, the cohort's size and the
+   * round's random key (secure_mean's SecAgg+ masks); cohort 0: unknown. */
+  size_t pos, cohort;
+  uint64_t seed, round;
 } fm__agg_value;
 
 /* What the server side of an aggregator knows of the round: the key of its
@@ -113,6 +117,21 @@ int fm__aggregator_measurements(const fm_aggregator *a, const double *st, const 
 int fm__aggregator_next_state(const fm_aggregator *a, double *st, const fm_exact *slots, size_t n,
                               const fm__agg_round *r);
 int fm__aggregator_check_round(const fm_aggregator *a, size_t cohort_size);
+/* Shared by the aggregator types (aggregators.c, aggregator_secure.c). */
+int fm__aggregator_new(const fm__aggregator_ops *ops, const char *name, int weighted, fm_aggregator *inner,
+                       fm_aggregator **out);
+int fm__put(fm_metrics *out, const char *prefix, const char *name, double v, fm_metric_kind kind);
+/* A quantile estimate's parameters in params[Q_INIT..Q_INCR] and its state
+ * (the estimate C) in st[0]; see aggregators.c. */
+enum { Q_INIT, Q_TARGET, Q_LR, Q_MULT, Q_INCR };
+double fm__estimate_norm(const fm_aggregator *a, const double *st); /* multiplier * C + increment */
+void fm__quantile_init(const fm_aggregator *a, double *st);
+size_t fm__quantile_state_size(const fm_aggregator *a);
+double fm__quantile_step(const fm_aggregator *a, double estimate, double below_fraction);
+int fm__check_quantile(const char *who, const fm_quantile_estimate *q);
+void fm__set_quantile(fm_aggregator *a, const fm_quantile_estimate *q);
+/* robust_aggregator's default adaptive zeroing around inner. */
+int fm__default_zeroing(fm_aggregator *inner, fm_aggregator **out);
 /* A plain mean (weighted or not) / a sum, for values an algorithm adds. */
 int fm__aggregator_create_plain_mean(int weighted, fm_aggregator **out);
 int fm__aggregator_create_sum(fm_aggregator **out);

@@ -257,6 +257,14 @@ PY
   expect_ok 2 train --out o5 "${u[@]}" \
     --aggregator "zeroing(clipping(unweighted_mean, clipping_norm=no_noise(initial_estimate=1, target_quantile=0.5, learning_rate=0.2)), zeroing_norm=5, norm_order=1)"
   check_columns o5 aggregator/zeroing_norm aggregator/zeroing/clipping_norm
+  # secure summation: TFF's secure_aggregator() and a masked secure_mean
+  expect_ok 2 train --out o7 "${u[@]}" --aggregator "secure_aggregator()"
+  check_columns o7 aggregator/zeroing/clipping/mean_value/secure_upper_threshold \
+    aggregator/zeroing/clipping/mean_value/secure_upper_clipped_count \
+    aggregator/zeroing/clipping/mean_weight/secure_upper_clipped_count
+  expect_ok 2 train --out o8 "${u[@]}" --aggregator "secure_mean(upper_bound_threshold=1, masks=true)"
+  check_columns o8 aggregator/mean_value/secure_lower_threshold aggregator/mean_value/secure_lower_clipped_count \
+    aggregator/mean_value/secagg_bits_per_client aggregator/mean_weight/secure_upper_threshold
   # the config file takes the same text, and the run it records resumes with it
   printf '[train]\ndata = d.h5\nweighting = uniform\nrounds = 3\naggregator = robust_aggregator(zeroing=false)\nout = o6\n' >agg.ini
   expect_ok 2 train --config agg.ini

@@ -282,6 +282,127 @@ static void test_spec(void **st) {
   spec_bad("zeroing(mean, zeroing_norm=1, norm_order=3)", FM_ERR_HPARAM_VALUE, "norm_order must be 1, 2 or inf");
 }
 
+/* ---- secure_mean / secure_aggregator (SecureSumFactory inside MeanFactory) ---- */
+
+/* Four clients of three values, weights 1..4 (the last one above 2^20 - 1
+ * when big_weight); client 2 has a value above the upper bound (2), client 3
+ * one below the lower bound (-2), after weighting. */
+static void secure_inputs(float *vals, float *w, int big_weight) {
+  const float v[12] = {0.5f, -0.25f, 0.125f, 0.3f, 0.2f, -0.1f, 0.4f, 5.0f, 0.0f, -0.4f, 0.1f, -3.0f};
+  memcpy(vals, v, sizeof v);
+  for (int i = 0; i < 4; i++) w[i] = (float)(i + 1);
+  if (big_weight) w[3] = 2e6f;
+}
+
+static void secure_round(int masks, int big_weight, double *out, fm_metrics *m) {
+  float vals[12], w[4];
+  secure_inputs(vals, w, big_weight);
+  fm_aggregator *agg = NULL;
+  FM_ASSERT_OK(fm_aggregator_create_secure_mean(2.0, -2.0, NULL, 1, masks, &agg));
+  fm_aggregation_process *ap = NULL;
+  FM_ASSERT_OK(fm_aggregation_process_create(agg, 3, 7, &ap));
+  fm_metrics_init(m);
+  run_round(ap, vals, 3, 4, w, out, m);
+  fm_aggregation_process_destroy(&ap);
+  fm_aggregator_destroy(&agg);
+}
+
+static void test_secure_mean_inside_bounds(void **st) {
+  (void)st;
+  /* All w·v inside [-2, 2]: the plain weighted mean to the quantisation step. */
+  const float vals[6] = {0.5f, -0.25f, 0.125f, 0.3f, 0.2f, -0.1f}, w[2] = {1, 3};
+  fm_aggregator *agg = NULL;
+  FM_ASSERT_OK(fm_aggregator_create_secure_mean(2.0, -2.0, NULL, 1, 0, &agg));
+  fm_aggregation_process *ap = NULL;
+  FM_ASSERT_OK(fm_aggregation_process_create(agg, 3, 1, &ap));
+  double out[3];
+  run_round(ap, (float *)vals, 3, 2, w, out, NULL);
+  const double step = 4.0 / 4294967295.0;
+  for (int j = 0; j < 3; j++) assert_true(fabs(out[j] - (vals[j] * 1 + vals[3 + j] * 3) / 4.0) <= 2 * step);
+  fm_aggregation_process_destroy(&ap);
+  fm_aggregator_destroy(&agg);
+}
+
+static void test_secure_mean_clipped_counts(void **st) {
+  (void)st;
+  double out[3];
+  fm_metrics mm, *m = &mm;
+  secure_round(0, 1, out, m);
+  assert_true(metric(m, "aggregator/mean_value/secure_upper_threshold") == 2.0);
+  assert_true(metric(m, "aggregator/mean_value/secure_lower_threshold") == -2.0);
+  /* above: client 2 (5·3 = 15 > 2) and client 3 (0.1·2e6); below: client 3
+   * only (-0.4·2e6, -3·2e6); a client counts once per side */
+  assert_true(metric(m, "aggregator/mean_value/secure_upper_clipped_count") == 2.0);
+  assert_true(metric(m, "aggregator/mean_value/secure_lower_clipped_count") == 1.0);
+  assert_true(metric(m, "aggregator/mean_weight/secure_upper_threshold") == 1048575.0);
+  assert_true(metric(m, "aggregator/mean_weight/secure_upper_clipped_count") == 1.0);
+  assert_true(metric(m, "aggregator/mean_weight/secure_lower_clipped_count") == 0.0);
+  /* value sums of the clipped w·v over the clipped weight sum 1 + 2 + 3 + (2^20 - 1) */
+  const double denom = 6.0 + 1048575.0;
+  const double expect1 = (-0.25 + 0.2 * 2 + 2.0 + 2.0) / denom; /* 5·3 and 0.1·2e6 clipped to 2 */
+  assert_true(fabs(out[1] - expect1) < 1e-8);
+  fm_metrics_free(m);
+}
+
+static void test_secure_mean_masks_bit_identical(void **st) {
+  (void)st;
+  double a[3], b[3];
+  fm_metrics sa, sb, *ma = &sa, *mb = &sb;
+  secure_round(0, 0, a, ma);
+  secure_round(1, 0, b, mb);
+  assert_memory_equal(a, b, sizeof a);
+  assert_true(metric(mb, "aggregator/mean_value/secagg_bits_per_client") > 3 * 32);
+  assert_true(metric(mb, "aggregator/mean_value/secure_upper_clipped_count") ==
+              metric(ma, "aggregator/mean_value/secure_upper_clipped_count"));
+  fm_metrics_free(ma);
+  fm_metrics_free(mb);
+}
+
+static void test_secure_mean_adaptive_bound(void **st) {
+  (void)st;
+  fm_quantile_estimate q = {50.0, 0.95, 1.0, 2.0, 0.0};
+  fm_aggregator *agg = NULL;
+  FM_ASSERT_OK(fm_aggregator_create_secure_mean(0, 0, &q, 0, 0, &agg));
+  fm_aggregation_process *ap = NULL;
+  FM_ASSERT_OK(fm_aggregation_process_create(agg, 2, 1, &ap));
+  /* max |v|: 1, 60, 70, 2 -> half the clients at or below C = 50 */
+  float vals[8] = {1, -0.5f, 60, 0, 0, -70, 2, 1};
+  double out[2];
+  fm_metrics mm, *m = &mm;
+  fm_metrics_init(m);
+  run_round(ap, vals, 2, 4, NULL, out, m);
+  assert_true(metric(m, "aggregator/mean_value/secure_upper_threshold") == 100.0);
+  assert_true(metric(m, "aggregator/mean_value/secure_lower_threshold") == -100.0);
+  assert_true(metric(m, "aggregator/mean_count/secure_upper_threshold") == 1.0);
+  const double *s = NULL;
+  assert_int_equal(fm_aggregation_process_state(ap, &s), 1);
+  assert_true(fabs(s[0] - 50.0 * exp(-1.0 * (0.5 - 0.95))) < 1e-12);
+  fm_metrics_free(m);
+  fm_aggregation_process_destroy(&ap);
+  fm_aggregator_destroy(&agg);
+}
+
+static void test_secure_spec(void **st) {
+  (void)st;
+  spec_ok("secure_mean(upper_bound_threshold=1)", "secure_mean(upper_bound_threshold=1,lower_bound_threshold=-1,weighted=1)");
+  spec_ok("secure_mean(upper_bound_threshold=3, lower_bound_threshold=-1, weighted=false, masks=true)",
+          "secure_mean(upper_bound_threshold=3,lower_bound_threshold=-1,weighted=0,masks=true)");
+  spec_ok("secure_mean(upper_bound_threshold=no_noise(initial_estimate=50, target_quantile=0.95, learning_rate=1, "
+          "multiplier=2))",
+          "secure_mean(upper_bound_threshold=no_noise(...),weighted=1)");
+  spec_ok("secure_aggregator()", "zeroing(clipping(secure_mean(upper_bound_threshold=no_noise(...),weighted=1)))");
+  spec_ok("secure_aggregator(zeroing=false, clipping=false, weighted=false)",
+          "secure_mean(upper_bound_threshold=no_noise(...),weighted=0)");
+  spec_bad("secure_mean(upper_bound_threshold=1, lower_bound_threshold=1)", FM_ERR_HPARAM_VALUE,
+           "upper_bound_threshold");
+  spec_bad("secure_mean(upper_bound_threshold=inf)", FM_ERR_HPARAM_VALUE, "upper_bound_threshold");
+  spec_bad("secure_mean(upper_bound_threshold=1, lower_bound_threshold=-inf)", FM_ERR_HPARAM_VALUE,
+           "lower_bound_threshold");
+  spec_bad("secure_mean(upper_bound_threshold=no_noise(initial_estimate=-1, target_quantile=0.5, learning_rate=1))",
+           FM_ERR_HPARAM_VALUE, "upper_bound_threshold");
+  spec_bad("secure_mean", FM_ERR_CONFIG, "upper_bound_threshold");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_clipping_fixed_bounds_every_client),
@@ -291,6 +412,11 @@ int main(void) {
       cmocka_unit_test(test_dp_fixed_noise_stddev),
       cmocka_unit_test(test_dp_adaptive_split),
       cmocka_unit_test(test_spec),
+      cmocka_unit_test(test_secure_mean_inside_bounds),
+      cmocka_unit_test(test_secure_mean_clipped_counts),
+      cmocka_unit_test(test_secure_mean_masks_bit_identical),
+      cmocka_unit_test(test_secure_mean_adaptive_bound),
+      cmocka_unit_test(test_secure_spec),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
