@@ -49,7 +49,7 @@ static int privacy_number(const char *name, const char *text, double *v, char *e
   errno = 0;
   *v = strtod(text, &end);
   if (*end || errno || !isfinite(*v)) {
-    snprintf(err, errlen, "invalid value '%s' for --%s: not a finite number", text, name);
+    snprintf(err, errlen, "invalid value '%.200s' for --%s: not a finite number", text, name);
     return -1;
   }
   return 1;
@@ -161,7 +161,7 @@ int cmd_privacy(cli_ctx *ctx, int argc, char **argv) {
   int npos;
   int ex = cli_parse_or_exit(ctx, &privacy_cmd, &c, argc, argv, pos, 0, &npos);
   if (ex >= 0) return ex;
-  privacy_args a;
+  privacy_args a = {0};
   if (privacy_check(&c, &a, err, sizeof err) < 0) {
     cli_error(ctx, "privacy", err);
     return CLI_EXIT_USAGE;

@@ -165,7 +165,7 @@ static int spec_num(const char *text, spec_node *n, const char *key, int require
 }
 
 static int spec_count(const char *text, spec_node *n, const char *key, uint64_t *out) {
-  double v;
+  double v = 0;
   FM_CALL(spec_num(text, n, key, 1, 0, &v));
   FM_CHECK(isfinite(v) && v >= 1 && v == floor(v) && v < 1e15, FM_ERR_HPARAM_VALUE,
            "aggregator '%s': %s's %s must be a whole number >= 1, got %g", text, n->name, key, v);
@@ -237,7 +237,7 @@ static int spec_dp(const char *text, spec_node *n, fm_aggregator **out) {
   FM_CALL(spec_num(text, n, "noise_multiplier", 1, 0, &z));
   FM_CALL(spec_count(text, n, "clients_per_round", &k));
   if (!strcmp(n->name, "gaussian_fixed")) {
-    double clip;
+    double clip = 0;
     FM_CALL(spec_num(text, n, "clip", 1, 0, &clip));
     FM_CALL(spec_inner(text, n, 0, &none));
     return fm_aggregator_create_dp_gaussian_fixed(z, k, clip, out);
@@ -252,14 +252,14 @@ static int spec_dp(const char *text, spec_node *n, fm_aggregator **out) {
     FM_CALL(spec_inner(text, n, 0, &none));
     return fm_aggregator_create_dp_gaussian_adaptive(z, k, &d, out);
   }
-  double zeroing;
+  double zeroing = 1;
   FM_CALL(spec_num(text, n, "zeroing", 0, 1, &zeroing));
   FM_CALL(spec_inner(text, n, 0, &none));
   return fm_aggregator_create_dp(z, k, zeroing != 0, out);
 }
 
 static int spec_secure_mean(const char *text, spec_node *n, fm_aggregator **out) {
-  double upper = 0, lower = 0, weighted, masks;
+  double upper = 0, lower = 0, weighted = 1, masks = 0;
   fm_quantile_estimate q = {0};
   int adaptive = 0;
   fm_aggregator *none;
@@ -279,7 +279,7 @@ static int spec_build(const char *text, spec_node *n, fm_aggregator **out) {
   const char *t = n->name;
   if (!strcmp(t, "secure_mean")) return spec_secure_mean(text, n, out);
   if (!strcmp(t, "secure_aggregator")) {
-    double z, c, w;
+    double z = 1, c = 1, w = 1;
     fm_aggregator *none0;
     FM_CALL(spec_num(text, n, "zeroing", 0, 1, &z));
     FM_CALL(spec_num(text, n, "clipping", 0, 1, &c));
@@ -297,7 +297,7 @@ static int spec_build(const char *text, spec_node *n, fm_aggregator **out) {
   if (!strcmp(t, "clipping") || !strcmp(t, "clipping_factory")) return spec_bounded(text, n, 0, out);
   if (!strcmp(t, "zeroing") || !strcmp(t, "zeroing_factory")) return spec_bounded(text, n, 1, out);
   if (!strcmp(t, "robust_aggregator")) {
-    double z, c, w;
+    double z = 1, c = 1, w = 1;
     FM_CALL(spec_num(text, n, "zeroing", 0, 1, &z));
     FM_CALL(spec_num(text, n, "clipping", 0, 1, &c));
     FM_CALL(spec_num(text, n, "weighted", 0, 1, &w));

@@ -111,7 +111,7 @@ static int fm__qbounds_make(double lower, double upper, const char *fn, fm__qbou
 int fm__secure_quantize_f32(const float *x, size_t n, double lower, double upper, uint32_t *q,
                             uint64_t *upper_clipped, uint64_t *lower_clipped) {
   FM_CHECK((x && q) || n == 0, FM_ERR_INVALID_ARG, "fm__secure_quantize_f32: NULL array");
-  fm__qbounds b;
+  fm__qbounds b = {0};
   FM_CALL(fm__qbounds_make(lower, upper, "fm__secure_quantize_f32", &b));
   uint64_t up = 0, down = 0;
   for (size_t j = 0; j < n; j++) {
@@ -180,7 +180,7 @@ int fm__secure_dequantize_sum(const uint64_t *sum_mod, size_t n, uint64_t num_cl
   FM_CHECK((sum_mod && out) || n == 0, FM_ERR_INVALID_ARG, "fm__secure_dequantize_sum: NULL array");
   FM_CHECK(num_clients <= (uint64_t)INT32_MAX, FM_ERR_INVALID_ARG, "fm__secure_dequantize_sum: %llu clients",
            (unsigned long long)num_clients);
-  fm__qbounds b;
+  fm__qbounds b = {0};
   FM_CALL(fm__qbounds_make(lower, upper, "fm__secure_dequantize_sum", &b));
   uint64_t m = fm__mask_bits(bitwidth);
   uint64_t smax = FM__SECAGG_MAX_U64 * num_clients; /* < 2^63: num_clients < 2^31 */

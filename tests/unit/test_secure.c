@@ -112,7 +112,7 @@ static void check_quantized_sum(double lower, double upper, uint64_t seed) {
   /* TFF's step uses the float32 bounds */
   const double step = (double)((float)upper - (float)lower) / FM__SECAGG_MAX;
   const float lo = (float)lower, hi = (float)upper, mid = 0.5f * (lo + hi), half = 0.75f * (hi - lo);
-  int bw;
+  int bw = 0;
   FM_ASSERT_OK(fm__secure_sum_bitwidth(fm__secure_bitwidth_f32(), N, &bw));
   float *x = malloc(LEN * sizeof *x);
   uint32_t *q = malloc(LEN * sizeof *q);
@@ -186,7 +186,7 @@ static void test_secure_integer_wraps_like_tff(void **st) {
   (void)st;
   /* SecureSumFactory(5, -2): bitwidth ceil(log2 8) = 3; shifted values in [0, 7]. */
   const int64_t lower = -2, upper = 5;
-  int b;
+  int b = 0;
   FM_ASSERT_OK(fm__secure_bitwidth_int(lower, upper, &b));
   assert_int_equal(b, 3);
   const int64_t x[3][2] = {{5, 100}, {5, -50}, {5, 0}};
@@ -263,7 +263,7 @@ static void test_secagg_masks_cancel(void **st) {
   const size_t ns[] = {2, 3, 10, 100, 1000};
   for (size_t c = 0; c < 5; c++) {
     size_t len = ns[c] >= 1000 ? 8 : 64;
-    int bw;
+    int bw = 0;
     FM_ASSERT_OK(fm__secure_sum_bitwidth(32, ns[c], &bw));
     check_cancellation(ns[c], len, bw); /* 33..42-bit words: u64 PRG words */
     check_cancellation(ns[c], len, 8);  /* wraps at 2^8: u32 PRG words */
@@ -411,10 +411,10 @@ static void test_secagg_bits_per_client(void **st) {
   for (size_t c = 0; c < 2; c++) {
     fm__secagg_graph *g = NULL;
     FM_ASSERT_OK(fm__secagg_graph_create(1, 1, ns[c], &g));
-    int bw;
+    int bw = 0;
     FM_ASSERT_OK(fm__secure_sum_bitwidth(32, ns[c], &bw));
     for (size_t l = 0; l < 2; l++) {
-      uint64_t bits;
+      uint64_t bits = 0;
       FM_ASSERT_OK(fm__secagg_bits_per_client(g, 0, lens[l], bw, &bits));
       assert_int_equal(bits, (uint64_t)lens[l] * (uint64_t)bw + g->degree * 1024u);
       print_message("n=%zu len=%zu B=%d degree=%zu bits=%llu (vector %llu, overhead %llu) plain32=%llu\n", ns[c],
