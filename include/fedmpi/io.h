@@ -99,6 +99,7 @@ typedef struct fm_checkpoint {
   float *client_values;
   fm_exact *eval_sums;   /* federated evaluation's total_rounds accumulators */
   double *agg_state;     /* the aggregators' state (adaptive norms), or NULL */
+  float *agg_server;     /* their server-only state (tree aggregation's noise), or NULL */
   struct {
     uint64_t round, seed;
     size_t numel;
@@ -110,6 +111,7 @@ typedef struct fm_checkpoint {
     size_t num_clients, client_floats;
     size_t eval_num_values;
     size_t agg_state_n;
+    size_t agg_server_n;
   } info;
 } fm_checkpoint;
 

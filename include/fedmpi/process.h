@@ -118,6 +118,32 @@ FM_EXTERN fm_dp_adaptive fm_dp_adaptive_defaults(uint64_t clients_per_round);
  * z >= 2 clipped_count_stddev). opt NULL: TFF's defaults. */
 FM_EXTERN int fm_aggregator_create_dp_gaussian_adaptive(double noise_multiplier, uint64_t clients_per_round,
                                                         const fm_dp_adaptive *opt, fm_aggregator **out);
+/* DifferentiallyPrivateFactory.tree_aggregation (DP-FTRL): each client's
+ * value clipped to l2_norm_clip and summed; the result adds the residual of a
+ * binary tree's cumulative noise (stddev l2_norm_clip * z per node, Philox on
+ * rank 0), N_t - N_{t-1}, then divides by clients_per_round. use_efficient:
+ * Honaker's estimator (TFF's default). Unweighted. A tree holds 2^20 - 1
+ * rounds. See docs/privacy.md. */
+FM_EXTERN int fm_aggregator_create_dp_tree_aggregation(double noise_multiplier, uint64_t clients_per_round,
+                                                       double l2_norm_clip, int use_efficient, fm_aggregator **out);
+/* tree_adaptive's options; fm_dp_tree_adaptive_defaults gives TFF's: 0.1,
+ * 128, 1024, 0.5, 0.2 and clients_per_round / 20. */
+typedef struct fm_dp_tree_adaptive {
+  double initial_l2_norm_clip;
+  uint64_t restart_warmup, restart_frequency;
+  double target_unclipped_quantile, clip_learning_rate, clipped_count_stddev;
+} fm_dp_tree_adaptive;
+FM_EXTERN fm_dp_tree_adaptive fm_dp_tree_adaptive_defaults(uint64_t clients_per_round);
+/* DifferentiallyPrivateFactory.tree_adaptive: tree aggregation whose clip
+ * follows a quantile estimate (its own noised tree) and is adopted when the
+ * tree restarts, after restart_warmup rounds and then every
+ * restart_frequency. noise_multiplier is the effective total, split as for
+ * gaussian_adaptive. opt NULL: TFF's defaults. */
+FM_EXTERN int fm_aggregator_create_dp_tree_adaptive(double noise_multiplier, uint64_t clients_per_round,
+                                                    const fm_dp_tree_adaptive *opt, fm_aggregator **out);
+/* 1 if the chain's DP aggregator is a tree (its restarts: warmup and
+ * frequency, 0 for none), else 0. */
+FM_EXTERN int fm_aggregator_dp_tree(const fm_aggregator *a, uint64_t *restart_warmup, uint64_t *restart_frequency);
 /* tff.learning.dp_aggregator(noise_multiplier, clients_per_round, zeroing). */
 FM_EXTERN int fm_aggregator_create_dp(double noise_multiplier, uint64_t clients_per_round, int zeroing,
                                       fm_aggregator **out);
@@ -285,6 +311,9 @@ typedef struct fm_state_view {
   /* the aggregators' state (adaptive norms, quantile estimates), if any */
   size_t agg_state_n;
   const double *agg_state;
+  /* their server-only state (tree aggregation's noise buffers), if any */
+  size_t agg_server_n;
+  const float *agg_server;
 } fm_state_view;
 
 /* Borrowed view of s (valid until s changes), without per-client state. */

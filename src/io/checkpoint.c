@@ -179,6 +179,10 @@ static int fm__ckpt_write(hid_t f, const fm_state_view *v, const char *model_nam
   }
   FM_CALL_GOTO(rc, fm__h5_write_string_attr(agg, "kind", v->agg_state_n ? "stateful" : "stateless", path), done);
   if (v->agg_state_n) FM_CALL_GOTO(rc, fm__ckpt_write_agg_state(agg, v, path), done);
+  if (v->agg_server_n) {
+    hsize_t sd[1] = {v->agg_server_n};
+    FM_CALL_GOTO(rc, fm__ckpt_write_floats(agg, "server_state", 1, sd, v->agg_server, path), done);
+  }
   if (v->base_num_slots) {
     int64_t bs = v->base_step, bn = (int64_t)v->base_num_slots;
     hsize_t bd[2] = {v->base_num_slots, v->opt_n};
@@ -238,6 +242,19 @@ static int fm__ckpt_read_agg_state(hid_t st, const char *path, fm_checkpoint *c)
     if (rc == FM_OK) c->info.agg_state_n = (size_t)n;
     if (sp >= 0) H5Sclose(sp);
     if (d >= 0) H5Dclose(d);
+  }
+  /* /state/aggregator/server_state: floats kept on rank 0 only (tree aggregation's noise) */
+  if (rc == FM_OK && H5Lexists(agg, "server_state", H5P_DEFAULT) > 0) {
+    hid_t d = H5Dopen2(agg, "server_state", H5P_DEFAULT);
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    if (n <= 0) rc = FM_ERR(FM_ERR_FORMAT, "%s: /state/aggregator/server_state is malformed", path);
+    if (rc == FM_OK && !(c->agg_server = fm__malloc((size_t)n * sizeof(float))))
+      rc = FM_ERR(FM_ERR_NOMEM, "%s: out of memory for %lld floats of aggregator server state", path, (long long)n);
+    if (rc == FM_OK) rc = fm__ckpt_read_floats(agg, "server_state", (size_t)n, c->agg_server, path);
+    if (rc == FM_OK) c->info.agg_server_n = (size_t)n;
   }
   H5Gclose(agg);
   return rc;
@@ -371,6 +388,7 @@ void fm_checkpoint_free(fm_checkpoint *c) {
   fm__free(c->client_values);
   fm__free(c->eval_sums);
   fm__free(c->agg_state);
+  fm__free(c->agg_server);
   memset(c, 0, sizeof *c);
 }
 
@@ -592,6 +610,8 @@ void fm_checkpoint_view(const fm_checkpoint *c, fm_state_view *v) {
   v->eval_sums = c->eval_sums;
   v->agg_state_n = c->info.agg_state_n;
   v->agg_state = c->agg_state;
+  v->agg_server_n = c->info.agg_server_n;
+  v->agg_server = c->agg_server;
 }
 
 int fm_checkpoint_load_latest(const char *dir, fm_checkpoint *out, fm_warn_fn warn, void *ctx) {

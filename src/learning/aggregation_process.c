@@ -14,6 +14,7 @@ struct fm_aggregation_process {
   size_t n, num_slots;
   uint64_t seed, round;
   double *state;
+  float *server; /* the chain's server-only state, if any */
   fm_exact *slots;
   float *scratch;
   double *out;
@@ -32,7 +33,9 @@ int fm_aggregation_process_create(const fm_aggregator *agg, size_t n, uint64_t s
   ap->state = fm__calloc(ns + 1, sizeof *ap->state);
   ap->slots = fm__malloc(ap->num_slots * sizeof *ap->slots);
   ap->scratch = fm__malloc(n * sizeof *ap->scratch);
-  if (!ap->state || !ap->slots || !ap->scratch) {
+  size_t nsv = fm__aggregator_server_size(agg, n);
+  if (nsv) ap->server = fm__calloc(nsv, sizeof *ap->server);
+  if (!ap->state || !ap->slots || !ap->scratch || (nsv && !ap->server)) {
     fm_aggregation_process_destroy(&ap);
     return FM_ERR_NOMEM;
   }
@@ -40,6 +43,7 @@ int fm_aggregation_process_create(const fm_aggregator *agg, size_t n, uint64_t s
   unsigned id = 0;
   for (fm_aggregator *a = (fm_aggregator *)agg; a; a = a->inner) a->id = id++;
   fm__aggregator_state_init(agg, ap->state);
+  if (nsv) fm__aggregator_server_init(agg, ap->state, ap->server, n, seed);
   *out = ap;
   return FM_OK;
 }
@@ -47,6 +51,7 @@ int fm_aggregation_process_create(const fm_aggregator *agg, size_t n, uint64_t s
 void fm_aggregation_process_destroy(fm_aggregation_process **ap) {
   if (!ap || !*ap) return;
   fm__free((*ap)->state);
+  fm__free((*ap)->server);
   fm__free((*ap)->slots);
   fm__free((*ap)->scratch);
   fm__free(*ap);
@@ -65,7 +70,7 @@ int fm_aggregation_process_next(fm_aggregation_process *ap, const float *const *
     bad += fm__aggregator_prepare(ap->agg, ap->state, &v, weights ? weights[i] : 1.0f, ap->slots, limit, ap->scratch);
   }
   FM_CHECK(bad == 0, FM_ERR_OVERFLOW, "%zu client values do not fit the exact sum's range", bad);
-  const fm__agg_round r = {.seed = ap->seed, .round = ap->round, .cohort_size = k};
+  const fm__agg_round r = {.seed = ap->seed, .round = ap->round, .cohort_size = k, .server = ap->server};
   FM_CALL(fm__aggregator_finalize(ap->agg, ap->state, ap->slots, ap->n, &r, out));
   if (measurements) FM_CALL(fm__aggregator_measurements(ap->agg, ap->state, ap->slots, ap->n, "aggregator", measurements));
   FM_CALL(fm__aggregator_next_state(ap->agg, ap->state, ap->slots, ap->n, &r));

@@ -252,6 +252,32 @@ static int spec_dp(const char *text, spec_node *n, fm_aggregator **out) {
     FM_CALL(spec_inner(text, n, 0, &none));
     return fm_aggregator_create_dp_gaussian_adaptive(z, k, &d, out);
   }
+  if (!strcmp(n->name, "tree_aggregation")) {
+    double clip = 0, eff = 1;
+    FM_CALL(spec_num(text, n, "l2_norm_clip", 1, 0, &clip));
+    FM_CALL(spec_num(text, n, "use_efficient", 0, 1, &eff));
+    FM_CALL(spec_inner(text, n, 0, &none));
+    return fm_aggregator_create_dp_tree_aggregation(z, k, clip, eff != 0, out);
+  }
+  if (!strcmp(n->name, "tree_adaptive")) {
+    fm_dp_tree_adaptive d = fm_dp_tree_adaptive_defaults(k);
+    double warm = (double)d.restart_warmup, freq = (double)d.restart_frequency;
+    FM_CALL(spec_num(text, n, "initial_l2_norm_clip", 0, d.initial_l2_norm_clip, &d.initial_l2_norm_clip));
+    FM_CALL(spec_num(text, n, "restart_warmup", 0, warm, &warm));
+    FM_CALL(spec_num(text, n, "restart_frequency", 0, freq, &freq));
+    FM_CALL(spec_num(text, n, "target_unclipped_quantile", 0, d.target_unclipped_quantile,
+                     &d.target_unclipped_quantile));
+    FM_CALL(spec_num(text, n, "clip_learning_rate", 0, d.clip_learning_rate, &d.clip_learning_rate));
+    FM_CALL(spec_num(text, n, "clipped_count_stddev", 0, d.clipped_count_stddev, &d.clipped_count_stddev));
+    FM_CALL(spec_inner(text, n, 0, &none));
+    FM_CHECK(isfinite(warm) && warm >= 0 && warm == floor(warm) && warm < 1e15 && isfinite(freq) && freq >= 0 &&
+                 freq == floor(freq) && freq < 1e15,
+             FM_ERR_HPARAM_VALUE, "aggregator '%s': tree_adaptive's restart_warmup and restart_frequency must be whole "
+             "numbers, got %g and %g", text, warm, freq);
+    d.restart_warmup = (uint64_t)warm;
+    d.restart_frequency = (uint64_t)freq;
+    return fm_aggregator_create_dp_tree_adaptive(z, k, &d, out);
+  }
   double zeroing = 1;
   FM_CALL(spec_num(text, n, "zeroing", 0, 1, &zeroing));
   FM_CALL(spec_inner(text, n, 0, &none));
@@ -304,11 +330,13 @@ static int spec_build(const char *text, spec_node *n, fm_aggregator **out) {
     FM_CALL(spec_inner(text, n, 0, &none));
     return fm_aggregator_create_robust(z != 0, c != 0, w != 0, out);
   }
-  if (!strcmp(t, "gaussian_fixed") || !strcmp(t, "gaussian_adaptive") || !strcmp(t, "dp_aggregator"))
+  if (!strcmp(t, "gaussian_fixed") || !strcmp(t, "gaussian_adaptive") || !strcmp(t, "dp_aggregator") ||
+      !strcmp(t, "tree_aggregation") || !strcmp(t, "tree_adaptive"))
     return spec_dp(text, n, out);
   return FM_ERR(FM_ERR_CONFIG,
                 "aggregator '%s': unknown aggregator '%s' (known: mean, unweighted_mean, sum, clipping, zeroing, "
-                "robust_aggregator, gaussian_fixed, gaussian_adaptive, dp_aggregator, secure_mean, secure_aggregator)",
+                "robust_aggregator, gaussian_fixed, gaussian_adaptive, tree_aggregation, tree_adaptive, dp_aggregator, "
+                "secure_mean, secure_aggregator)",
                 text, t);
 }
 

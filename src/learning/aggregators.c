@@ -63,6 +63,35 @@ int fm__aggregator_check_round(const fm_aggregator *a, size_t cohort_size) {
   return FM_OK;
 }
 
+/* Only a leaf has server state (fm__aggregator_new refuses a second one),
+ * and the wrappers' own state comes before it. */
+static const fm_aggregator *fm__server_owner(const fm_aggregator *a, size_t *st_off) {
+  size_t off = 0;
+  for (; a; a = a->inner) {
+    if (a->ops->server_size) break;
+    off += fm__own_state(a);
+  }
+  if (st_off) *st_off = off;
+  return a;
+}
+
+size_t fm__aggregator_server_size(const fm_aggregator *a, size_t n) {
+  const fm_aggregator *o = fm__server_owner(a, NULL);
+  return o ? o->ops->server_size(o, n) : 0;
+}
+
+size_t fm__aggregator_server_used(const fm_aggregator *a, const double *st, size_t n) {
+  size_t off;
+  const fm_aggregator *o = fm__server_owner(a, &off);
+  return o ? o->ops->server_used(o, st + off, n) : 0;
+}
+
+void fm__aggregator_server_init(const fm_aggregator *a, double *st, float *sv, size_t n, uint64_t seed) {
+  size_t off;
+  const fm_aggregator *o = fm__server_owner(a, &off);
+  if (o && o->ops->server_init) o->ops->server_init(o, st + off, sv, n, seed);
+}
+
 int fm_aggregator_check_cohort_size(const fm_aggregator *a, size_t cohort_size) {
   FM_CHECK(a, FM_ERR_INVALID_ARG, "aggregator is NULL");
   return fm__aggregator_check_round(a, cohort_size);
@@ -76,6 +105,11 @@ int fm__aggregator_new(const fm__aggregator_ops *ops, const char *name, int weig
   if (!a) {
     fm_aggregator_destroy(&inner);
     return FM_ERR_NOMEM;
+  }
+  if (ops->server_size && inner) {
+    fm__free(a);
+    fm_aggregator_destroy(&inner);
+    return FM_ERR(FM_ERR_INVALID_ARG, "%s keeps server state and so must be the innermost aggregator", name);
   }
   a->ops = ops;
   snprintf(a->name, sizeof a->name, "%s", name);
@@ -98,7 +132,7 @@ const char *fm_aggregator_name(const fm_aggregator *a) { return a->name; }
 const fm_aggregator *fm_aggregator_inner(const fm_aggregator *a) { return a ? a->inner : NULL; }
 
 /* Add w * v into slots[0..n): floats as fm_exact_add_scaled, doubles one by one. */
-static size_t fm__add_value(const fm__agg_value *v, float w, fm_exact *slots, double limit) {
+size_t fm__agg_add_value(const fm__agg_value *v, float w, fm_exact *slots, double limit) {
   if (v->f) return fm_exact_add_scaled(slots, v->f, w, v->n, limit);
   size_t bad = 0;
   for (size_t i = 0; i < v->n; i++) bad += (size_t)fm_exact_add(&slots[i], (double)w * v->d[i], limit);
@@ -118,7 +152,7 @@ static size_t mean_prepare(const fm_aggregator *a, const double *st, const fm__a
   /* MeanFactory: sum(w * v) and sum(w); UnweightedMeanFactory: sum(v) and
    * the number of clients (TFF counts every client, zeroed ones included). */
   float w = a->weighted ? weight : 1.0f;
-  size_t bad = fm__add_value(v, w, slots, limit);
+  size_t bad = fm__agg_add_value(v, w, slots, limit);
   bad += (size_t)fm_exact_add(&slots[v->n], (double)w, limit);
   return bad;
 }
@@ -171,7 +205,7 @@ static size_t sum_num_slots(const fm_aggregator *a, size_t n) {
 static size_t sum_prepare(const fm_aggregator *a, const double *st, const fm__agg_value *v, float weight,
                           fm_exact *slots, double limit, float *scratch) {
   (void)a, (void)st, (void)weight, (void)scratch;
-  return fm__add_value(v, 1.0f, slots, limit);
+  return fm__agg_add_value(v, 1.0f, slots, limit);
 }
 
 static int sum_finalize(const fm_aggregator *a, const double *st, const fm_exact *slots, size_t n,
@@ -190,7 +224,7 @@ int fm_aggregator_create_sum(fm_aggregator **out) { return fm__aggregator_create
 /* ---- norms and the quantile estimate (PrivateQuantileEstimationProcess.no_noise) -- */
 
 /* The global norm of a value: order 1, 2 or inf (any other value means inf). */
-static double fm__norm(const fm__agg_value *v, double order) {
+double fm__agg_norm(const fm__agg_value *v, double order) {
   double acc = 0;
   for (size_t i = 0; i < v->n; i++) {
     double x = v->f ? (double)v->f[i] : v->d[i];
@@ -287,7 +321,7 @@ static size_t clip_prepare(const fm_aggregator *a, const double *st, const fm__a
   if (!v->f) return fm__aggregator_prepare(a->inner, ist, v, weight, islots, limit, scratch);
   /* The client's global L2 norm over the whole value; above the clip it is
    * scaled by clip / norm in float32 (as TFF clips before aggregating). */
-  double norm = fm__norm(v, 2), clip = fm__estimate_norm(a, st);
+  double norm = fm__agg_norm(v, 2), clip = fm__estimate_norm(a, st);
   size_t bad = bound_record(a, st, norm, slots, limit);
   if (!(norm > clip)) return bad + fm__aggregator_prepare(a->inner, ist, v, weight, islots, limit, scratch);
   float scale = (float)(clip / norm);
@@ -357,7 +391,7 @@ static size_t zero_prepare(const fm_aggregator *a, const double *st, const fm__a
   const double *ist = st + fm__own_state(a);
   fm_exact *islots = slots + bound_own_slots(a);
   if (!v->f) return fm__aggregator_prepare(a->inner, ist, v, weight, islots, limit, scratch);
-  double norm = fm__norm(v, a->params[5]), threshold = fm__estimate_norm(a, st);
+  double norm = fm__agg_norm(v, a->params[5]), threshold = fm__estimate_norm(a, st);
   size_t bad = bound_record(a, st, norm, slots, limit);
   if (!(norm > threshold)) return bad + fm__aggregator_prepare(a->inner, ist, v, weight, islots, limit, scratch);
   /* Above the threshold the whole value is replaced by zeros; the weight stays. */
@@ -425,16 +459,16 @@ static double dp_clip(const fm_aggregator *a, const double *st) { return a->adap
 static size_t dp_prepare(const fm_aggregator *a, const double *st, const fm__agg_value *v, float weight,
                          fm_exact *slots, double limit, float *scratch) {
   (void)weight; /* unweighted: every client counts 1 */
-  if (!v->f) return fm__add_value(v, 1.0f, slots, limit);
-  double norm = fm__norm(v, 2), clip = dp_clip(a, st);
+  if (!v->f) return fm__agg_add_value(v, 1.0f, slots, limit);
+  double norm = fm__agg_norm(v, 2), clip = dp_clip(a, st);
   size_t bad = 0;
   if (a->adaptive) bad += (size_t)fm_exact_add(&slots[v->n], norm <= clip ? 0.5 : -0.5, limit);
-  if (!(norm > clip)) return bad + fm__add_value(v, 1.0f, slots, limit);
+  if (!(norm > clip)) return bad + fm__agg_add_value(v, 1.0f, slots, limit);
   float scale = (float)(clip / norm);
   for (size_t i = 0; i < v->n; i++) scratch[i] = v->f[i] * scale;
   fm__agg_value clipped = *v;
   clipped.f = scratch;
-  return bad + fm__add_value(&clipped, 1.0f, slots, limit);
+  return bad + fm__agg_add_value(&clipped, 1.0f, slots, limit);
 }
 
 /* Noise of this aggregator's stream j (0: values, 1: the clipped count). */
@@ -567,6 +601,8 @@ int fm_aggregator_create_dp_gaussian_adaptive(double noise_multiplier, uint64_t 
 }
 
 double fm_aggregator_value_noise_multiplier(const fm_aggregator *a) {
+  double zv;
+  if (fm__aggregator_tree(a, NULL, NULL, &zv)) return zv;
   for (; a; a = a->inner)
     if (a->ops == &fm__dp_fixed_ops || a->ops == &fm__dp_adaptive_ops) return a->params[D_ZV];
   return 0.0;
@@ -575,6 +611,7 @@ double fm_aggregator_value_noise_multiplier(const fm_aggregator *a) {
 /* The effective noise multiplier of the chain's DP aggregator (what the
  * accountant uses), and its clients_per_round; 0 when there is none. */
 int fm_aggregator_dp_params(const fm_aggregator *a, double *noise_multiplier, uint64_t *clients_per_round) {
+  if (fm__aggregator_tree(a, noise_multiplier, clients_per_round, NULL)) return 1;
   for (; a; a = a->inner)
     if (a->ops == &fm__dp_fixed_ops || a->ops == &fm__dp_adaptive_ops) {
       if (noise_multiplier) *noise_multiplier = a->params[D_Z];

@@ -52,6 +52,9 @@ typedef struct fm__agg_value {
 typedef struct fm__agg_round {
   uint64_t seed, round;
   size_t cohort_size;
+  /* The chain's server-only state (floats kept on rank 0, never broadcast,
+   * saved in checkpoints: tree aggregation's noise buffers), or NULL. */
+  float *server;
 } fm__agg_round;
 
 /* An aggregator type. A wrapping aggregator (clipping, zeroing, DP) has an
@@ -88,10 +91,19 @@ typedef struct fm__aggregator_ops {
   int (*next_state)(const fm_aggregator *a, double *st, const fm_exact *slots, size_t n, const fm__agg_round *r);
   /* Whether a round of this cohort size may run (NULL: any). */
   int (*check_round)(const fm_aggregator *a, size_t cohort_size);
+  /* Server-only state (NULL: none; only a leaf of a chain may have it): the
+   * floats it may need for values of n (allocated once, on every rank, used
+   * on rank 0), the prefix of them in use for the state st (what a
+   * checkpoint saves), and its initialisation from the run's seed (which may
+   * also set st). finalize reads it and next_state advances it through
+   * fm__agg_round.server. */
+  size_t (*server_size)(const fm_aggregator *a, size_t n);
+  size_t (*server_used)(const fm_aggregator *a, const double *st, size_t n);
+  void (*server_init)(const fm_aggregator *a, double *st, float *sv, size_t n, uint64_t seed);
   void (*destroy)(fm_aggregator *a); /* frees what the type added (may be NULL) */
 } fm__aggregator_ops;
 
-#define FM__AGG_MAX_PARAMS 12
+#define FM__AGG_MAX_PARAMS 16
 
 struct fm_aggregator {
   const fm__aggregator_ops *ops;
@@ -117,6 +129,18 @@ int fm__aggregator_measurements(const fm_aggregator *a, const double *st, const 
 int fm__aggregator_next_state(const fm_aggregator *a, double *st, const fm_exact *slots, size_t n,
                               const fm__agg_round *r);
 int fm__aggregator_check_round(const fm_aggregator *a, size_t cohort_size);
+/* The chain's server-only state: capacity for values of n, the prefix in use
+ * for state st, and its initialisation (after fm__aggregator_state_init). */
+size_t fm__aggregator_server_size(const fm_aggregator *a, size_t n);
+size_t fm__aggregator_server_used(const fm_aggregator *a, const double *st, size_t n);
+void fm__aggregator_server_init(const fm_aggregator *a, double *st, float *sv, size_t n, uint64_t seed);
+/* The chain's tree aggregator (tree_aggregation / tree_adaptive) and its
+ * effective and value noise multipliers and clients_per_round, or NULL. */
+const fm_aggregator *fm__aggregator_tree(const fm_aggregator *a, double *z, uint64_t *k, double *zv);
+/* Global norm of a value (order 1, 2, or anything else: inf), and adding
+ * w * v into slots[0..n) (returns the contributions out of range). */
+double fm__agg_norm(const fm__agg_value *v, double order);
+size_t fm__agg_add_value(const fm__agg_value *v, float w, fm_exact *slots, double limit);
 /* Shared by the aggregator types (aggregators.c, aggregator_secure.c). */
 int fm__aggregator_new(const fm__aggregator_ops *ops, const char *name, int weighted, fm_aggregator *inner,
                        fm_aggregator **out);
@@ -291,6 +315,7 @@ struct fm_process {
   size_t extra_size[FM__MAX_EXTRAS];
   size_t num_slots;
   size_t agg_state_n; /* doubles of the update aggregator's state */
+  size_t agg_server_n; /* floats of its server-only state (capacity) */
 };
 
 struct fm_state {
@@ -302,6 +327,7 @@ struct fm_state {
   fm_optimizer *server_opt;    /* finalizer state: server optimizer hparams ... */
   fm_optimizer_state server_state; /* ... and its buffers */
   double *agg_state;           /* aggregator state (p->agg_state_n doubles) */
+  float *agg_server;           /* its server-only state (p->agg_server_n floats, used on rank 0) */
   void *algo;                  /* the algorithm's state (its state_init) ... */
   void (*algo_free)(fm_state *s); /* ... and how to free it */
 };

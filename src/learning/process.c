@@ -36,6 +36,7 @@ static int fm__process_layout(fm_process *p) {
   unsigned id = 0;
   for (fm_aggregator *a = p->agg; a; a = a->inner) a->id = id++;
   p->agg_state_n = fm__aggregator_state_size(p->agg);
+  p->agg_server_n = fm__aggregator_server_size(p->agg, p->trainable);
   return FM_OK;
 }
 
@@ -205,6 +206,15 @@ int fm_process_initialize(const fm_process *p, uint64_t seed, fm_state **out) {
     goto fail;
   }
   fm__aggregator_state_init(p->agg, s->agg_state);
+  if (p->agg_server_n) {
+    /* calloc'd: pages the tree never reaches are never touched */
+    s->agg_server = fm__calloc(p->agg_server_n, sizeof(float));
+    if (!s->agg_server) {
+      rc = FM_ERR(FM_ERR_NOMEM, "out of memory for the aggregator's server state (%zu floats)", p->agg_server_n);
+      goto fail;
+    }
+    fm__aggregator_server_init(p->agg, s->agg_state, s->agg_server, p->trainable, seed);
+  }
   s->algo_free = p->algo->state_free;
   if (p->algo->state_init) FM_CALL_GOTO(rc, p->algo->state_init(p, s), fail);
   *out = s;
@@ -218,6 +228,7 @@ void fm_state_destroy(fm_state **s) {
   if (!s || !*s) return;
   fm__free((*s)->weights);
   fm__free((*s)->agg_state);
+  fm__free((*s)->agg_server);
   fm_optimizer_destroy(&(*s)->client_opt);
   fm_optimizer_destroy(&(*s)->server_opt);
   fm_optimizer_state_free(&(*s)->server_state);
@@ -349,6 +360,8 @@ int fm_state_export(const fm_process *p, const fm_state *s, fm_state_view *out) 
   out->client_floats = p->trainable;
   out->agg_state_n = p->agg_state_n;
   out->agg_state = p->agg_state_n ? s->agg_state : NULL;
+  out->agg_server_n = p->agg_server_n ? fm__aggregator_server_used(p->agg, s->agg_state, p->trainable) : 0;
+  out->agg_server = out->agg_server_n ? s->agg_server : NULL;
   if (p->algo->export_state) p->algo->export_state(p, s, out);
   return FM_OK;
 }
@@ -436,6 +449,12 @@ int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
            p->agg_state_n);
   for (size_t i = 0; i < v->agg_state_n; i++)
     FM_CHECK(isfinite(v->agg_state[i]), FM_ERR_NON_FINITE, "saved aggregator state value %zu is not finite", i);
+  const size_t server_n = p->agg_server_n && v->agg_state_n ? fm__aggregator_server_used(p->agg, v->agg_state, p->trainable) : 0;
+  FM_CHECK(v->agg_server_n == server_n && server_n <= p->agg_server_n && (!server_n || v->agg_server),
+           FM_ERR_STATE_MISMATCH, "the saved aggregator server state has %zu values, aggregator '%s' needs %zu here",
+           v->agg_server_n, p->agg->name, server_n);
+  for (size_t i = 0; i < v->agg_server_n; i++)
+    FM_CHECK(isfinite(v->agg_server[i]), FM_ERR_NON_FINITE, "saved aggregator server state value %zu is not finite", i);
   for (size_t i = 0; i < p->numel; i++)
     FM_CHECK(isfinite(v->weights[i]), FM_ERR_NON_FINITE, "saved model weight %zu is not finite", i);
   FM_CALL(fm_process_set_hparams(p, s, &v->client_hparams, &v->server_hparams));
@@ -444,6 +463,7 @@ int fm_state_import(const fm_process *p, fm_state *s, const fm_state_view *v) {
     memcpy(s->server_state.slots, v->opt_slots, v->opt_num_slots * v->opt_n * sizeof(float));
   s->server_state.step = v->opt_step;
   if (v->agg_state_n) memcpy(s->agg_state, v->agg_state, v->agg_state_n * sizeof(double));
+  if (v->agg_server_n) memcpy(s->agg_server, v->agg_server, v->agg_server_n * sizeof(float));
   if (p->algo->import_state) FM_CALL(p->algo->import_state(p, s, v));
   s->round = v->round;
   s->seed = v->seed;

@@ -104,7 +104,8 @@ static int fm__map_clients(const fm_process *p, fm_state *s, const fm_round_inpu
 static int fm__server_update(const fm_process *p, fm_state *s, const fm_exact *total, const fm_round_input *in,
                              fm_metrics *metrics) {
   const uint64_t population = fm_client_data_num_clients(in->data);
-  const fm__agg_round ar = {.seed = s->seed, .round = s->round, .cohort_size = in->cohort_size};
+  const fm__agg_round ar = {
+      .seed = s->seed, .round = s->round, .cohort_size = in->cohort_size, .server = s->agg_server};
   const size_t t = p->trainable;
   double *agg = fm__malloc((t ? t : 1) * sizeof *agg), *extras[FM__MAX_EXTRAS] = {NULL};
   float *mean = fm__malloc((t ? t : 1) * sizeof *mean);
