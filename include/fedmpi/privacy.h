@@ -49,6 +49,24 @@ FM_EXTERN int fm_privacy_epsilon(double q, double noise_multiplier, uint64_t rou
 FM_EXTERN int fm_privacy_noise_for_epsilon(double q, uint64_t rounds, double delta, double target_epsilon,
                                            double *noise_multiplier);
 
+/* DP-FTRL (tree aggregation: tree_aggregation, tree_adaptive), as TF
+ * Privacy's tree_aggregation_accountant: the trees' nodes are Gaussian
+ * mechanisms with noise multiplier z, so RDP(α) = α S / (2 z²), S the sum
+ * over the trees (restarts after restart_warmup rounds, then every
+ * restart_frequency; 0: one tree) of a client's squared sensitivity to the
+ * tree's nodes. No amplification by sampling. Which clients' sensitivity:
+ *   FM_TREE_EVERY_ROUND     a client may take part in every round (the worst
+ *                           case, and what uniform cohort sampling allows):
+ *                           sum over levels l of floor(m / 2^l) 4^l per tree of m leaves;
+ *   FM_TREE_ONCE_PER_TREE   at most once per tree (the DP-FTRL paper's
+ *                           epochs; compute_rdp_tree_restart): floor(log2 m) + 1. */
+typedef enum fm_tree_participation { FM_TREE_EVERY_ROUND = 0, FM_TREE_ONCE_PER_TREE = 1 } fm_tree_participation;
+FM_EXTERN int fm_rdp_tree(double noise_multiplier, uint64_t rounds, uint64_t restart_warmup, uint64_t restart_frequency,
+                          fm_tree_participation participation, const double *orders, size_t n, double *rdp);
+FM_EXTERN int fm_privacy_epsilon_tree(double noise_multiplier, uint64_t rounds, uint64_t restart_warmup,
+                                      uint64_t restart_frequency, fm_tree_participation participation, double delta,
+                                      double *eps, double *order);
+
 #ifdef __cplusplus
 }
 #endif

@@ -29,6 +29,7 @@ typedef struct train_cfg {
   char resume[CLI_STR_MAX], algorithm[CLI_STR_MAX], aggregator[CLI_STR_MAX], metrics[CLI_STR_MAX];
   char assignment[CLI_STR_MAX], client_lr_schedule[CLI_STR_MAX], server_lr_schedule[CLI_STR_MAX];
   char client_optimizer[CLI_STR_MAX], server_optimizer[CLI_STR_MAX], client_opt[CLI_STR_MAX], server_opt[CLI_STR_MAX];
+  char dp_tree_participation[CLI_STR_MAX];
   int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
   int64_t synth_clients, checkpoint_every, keep_checkpoints, eval_clients;
   int64_t max_examples_per_client, shuffle_buffer, cache_mb;
@@ -36,6 +37,14 @@ typedef struct train_cfg {
   double round_timeout, dp_delta, dp_target_epsilon, dp_q;
   int synth_iid, quiet, no_shuffle, preload;
 } train_cfg;
+
+/* The run's DP mechanism as the accountant sees it: the subsampled Gaussian
+ * (gaussian_*, dp_aggregator) or a tree (tree_*) with its restarts; z < 0: none. */
+typedef struct dp_mech {
+  double z;
+  int tree;
+  uint64_t warmup, period;
+} dp_mech;
 
 /* What may change when a run is resumed: nothing that changes the trajectory.
  * The one list of them: it makes resume_safe (what cli_diff skips) and the
@@ -152,6 +161,11 @@ static cli_opt train_opts[] = {
      "(0: no target)"},
     {"dp-q", CLI_DOUBLE, OFF(dp_q), "0", 0, 1, NULL, "Q",
      "with a DP aggregator: the sampling probability the accountant assumes (0: clients-per-round / population)"},
+    {"dp-tree-participation", CLI_CHOICE, OFF(dp_tree_participation), "every-round", 0, 0, "every-round|once-per-tree",
+     NULL,
+     "with tree_aggregation / tree_adaptive: how often the accountant assumes a client takes part, at most "
+     "(every-round: the worst case, all that uniform cohort sampling guarantees; once-per-tree: once between the "
+     "tree's restarts, the DP-FTRL paper's epochs, an assumption fedmpi does not enforce)"},
     {"round-timeout", CLI_DOUBLE, OFF(round_timeout), "0", 0, 1e9, NULL, "S",
      "end the job when a round (training, evaluation, checkpoint) does not complete within S seconds: rank 0 "
      "names the ranks that did not arrive, every process exits non-zero and the checkpoints written so far stay "
@@ -480,7 +494,8 @@ typedef struct train_run {
   int64_t round;                         /* the round running, named if it times out */
   int64_t last_round;                    /* --rounds, or the last within --dp-target-epsilon */
   int dp;                                /* the aggregator is DP: the accountant runs */
-  double dp_z, dp_q, dp_delta;           /* its noise multiplier, sampling probability, delta */
+  dp_mech mech;                          /* its mechanism */
+  double dp_q, dp_delta;                 /* the sampling probability (not for trees), delta */
   uint64_t start;                        /* the round this invocation continues from */
   fm_executor *exec;                     /* the threads' buffers, kept across rounds */
   fm_round_input in;
@@ -657,22 +672,42 @@ static int population_of(const train_cfg *c, uint64_t *n) {
   return FM_OK;
 }
 
+/* epsilon after r rounds of mechanism m (q: the subsampled Gaussian's). */
+static int mech_epsilon(const train_cfg *c, const dp_mech *m, double q, uint64_t r, double delta, double *eps,
+                        double *order) {
+  if (m->tree)
+    return fm_privacy_epsilon_tree(m->z, r, m->warmup, m->period,
+                                   strcmp(c->dp_tree_participation, "once-per-tree") ? FM_TREE_EVERY_ROUND
+                                                                                      : FM_TREE_ONCE_PER_TREE,
+                                   delta, eps, order);
+  return fm_privacy_epsilon(q, m->z, r, delta, eps, order);
+}
+
 /* The privacy options against the aggregator (z < 0: not DP): they need a DP
  * aggregator, and a target already exceeded by round 1 is refused. */
-static int check_privacy(const train_cfg *c, double z) {
-  if (z < 0) {
-    if (c->dp_target_epsilon > 0 || c->dp_delta > 0 || c->dp_q > 0)
-      return fm_set_error(FM_ERR_CONFIG, "--dp-target-epsilon, --dp-delta and --dp-q need a DP aggregator "
-                                         "(--aggregator dp_aggregator(...), gaussian_adaptive(...) or gaussian_fixed(...))");
+static int check_privacy(const train_cfg *c, const dp_mech *m) {
+  const int tree_part = strcmp(c->dp_tree_participation, "every-round") != 0;
+  if (m->z < 0) {
+    if (c->dp_target_epsilon > 0 || c->dp_delta > 0 || c->dp_q > 0 || tree_part)
+      return fm_set_error(FM_ERR_CONFIG, "--dp-target-epsilon, --dp-delta, --dp-q and --dp-tree-participation need a "
+                                         "DP aggregator (--aggregator dp_aggregator(...), gaussian_adaptive(...), "
+                                         "gaussian_fixed(...), tree_aggregation(...) or tree_adaptive(...))");
     return FM_OK;
   }
+  if (m->tree && c->dp_q > 0)
+    return fm_set_error(FM_ERR_CONFIG, "--dp-q is for the subsampled Gaussian: tree aggregation's accounting "
+                                       "(DP-FTRL) takes no amplification by sampling; see --dp-tree-participation");
+  if (!m->tree && tree_part)
+    return fm_set_error(FM_ERR_CONFIG, "--dp-tree-participation is for tree_aggregation / tree_adaptive, not %s",
+                        c->aggregator);
   if (!(c->dp_target_epsilon > 0)) return FM_OK;
   uint64_t n = 0;
   FM_CALL_CLI(population_of(c, &n));
   if (n == 0) return FM_OK; /* the data's own check reports it */
   double q, delta, eps, order;
+  const double z = m->z;
   dp_params(c, n, &q, &delta);
-  FM_CALL_CLI(fm_privacy_epsilon(fmin(q, 1.0), z, 1, delta, &eps, &order));
+  FM_CALL_CLI(mech_epsilon(c, m, fmin(q, 1.0), 1, delta, &eps, &order));
   if (eps > c->dp_target_epsilon)
     return fm_set_error(FM_ERR_HPARAM_VALUE,
                         "--dp-target-epsilon %g is already exceeded by round 1 (epsilon %.4g at delta %g, q %g, "
@@ -683,10 +718,11 @@ static int check_privacy(const train_cfg *c, double z) {
 
 /* --aggregator's text, its values and its fit to --clients-per-round and
  * --weighting, and the privacy options, checked before anything is written.
- * *z gets the DP noise multiplier, or -1. */
-static int check_aggregator(const train_cfg *c, double *z) {
-  *z = -1;
-  if (!strcmp(c->aggregator, "auto")) return check_privacy(c, -1);
+ * *m gets the DP mechanism (z = -1: none). */
+static int check_aggregator(const train_cfg *c, dp_mech *m) {
+  memset(m, 0, sizeof *m);
+  m->z = -1;
+  if (!strcmp(c->aggregator, "auto")) return check_privacy(c, m);
   fm_aggregator *agg = NULL;
   int rc = fm_aggregator_create_from_spec(c->aggregator, &agg);
   if (rc == FM_OK) rc = fm_aggregator_check_cohort_size(agg, (size_t)c->clients_per_round);
@@ -695,16 +731,17 @@ static int check_aggregator(const train_cfg *c, double *z) {
                       "--aggregator %s is unweighted (every client counts 1) but --weighting is %s: "
                       "add --weighting uniform, as TFF's unweighted builders do",
                       fm_aggregator_name(agg), c->weighting);
-  if (rc == FM_OK && !fm_aggregator_dp_params(agg, z, NULL)) *z = -1;
+  if (rc == FM_OK && !fm_aggregator_dp_params(agg, &m->z, NULL)) m->z = -1;
+  if (rc == FM_OK && m->z >= 0) m->tree = fm_aggregator_dp_tree(agg, &m->warmup, &m->period);
   fm_aggregator_destroy(&agg);
-  return rc == FM_OK ? check_privacy(c, *z) : rc;
+  return rc == FM_OK ? check_privacy(c, m) : rc;
 }
 
 static int train_setup_output(train_run *run) {
   cli_ctx *ctx = run->ctx;
   train_cfg *c = run->c;
-  if (cli_agree(ctx, "train", check_aggregator(c, &run->dp_z)) != FM_OK) return CLI_EXIT_USAGE;
-  run->dp = run->dp_z >= 0;
+  if (cli_agree(ctx, "train", check_aggregator(c, &run->mech)) != FM_OK) return CLI_EXIT_USAGE;
+  run->dp = run->mech.z >= 0;
   if (cli_threads(ctx, "train", c->threads, &run->nt) != FM_OK) return CLI_EXIT_FAILURE;
   cli_install_stop_handlers();
   int rc = fm_comm_mpi_set_timeout(ctx->comm, c->round_timeout, on_round_timeout, run);
@@ -728,7 +765,7 @@ static int train_setup_output(train_run *run) {
 
 /* epsilon after r rounds of this run's DP aggregator. */
 static int run_epsilon(const train_run *run, uint64_t r, double *eps, double *order) {
-  return fm_privacy_epsilon(run->dp_q, run->dp_z, r, run->dp_delta, eps, order);
+  return mech_epsilon(run->c, &run->mech, run->dp_q, r, run->dp_delta, eps, order);
 }
 
 /* The accountant's q and delta, and the last round: --rounds, or with

@@ -177,3 +177,60 @@ int fm_privacy_noise_for_epsilon(double q, uint64_t rounds, double delta, double
   *noise_multiplier = hi;
   return FM_OK;
 }
+
+/* ---- DP-FTRL: tree aggregation (TF Privacy's tree_aggregation_accountant) ---------- */
+
+/* The squared sensitivity a client adds to a tree of m leaves: with one
+ * contribution per tree (the DP-FTRL paper's once-per-epoch assumption) the
+ * depth floor(log2 m) + 1 (compute_rdp_tree_restart); with a contribution to
+ * every leaf (the worst case of any sampler) every completed node at level l
+ * sums 2^l of them: sum over l of floor(m / 2^l) * 4^l
+ * (_tree_sensitivity_square_sum with max_participation = m, min_separation 0). */
+static double fm__tree_sensitivity2(uint64_t m, fm_tree_participation part) {
+  if (m == 0) return 0;
+  double s = 0;
+  for (int l = 0; l < 64 && (m >> l); l++) s += part == FM_TREE_ONCE_PER_TREE ? 1.0 : ldexp((double)(m >> l), 2 * l);
+  return s;
+}
+
+int fm_rdp_tree(double noise_multiplier, uint64_t rounds, uint64_t restart_warmup, uint64_t restart_frequency,
+                fm_tree_participation participation, const double *orders, size_t n, double *rdp) {
+  FM_CHECK(orders && rdp, FM_ERR_INVALID_ARG, "NULL argument");
+  FM_CHECK(isfinite(noise_multiplier) && noise_multiplier >= 0, FM_ERR_HPARAM_VALUE,
+           "noise multiplier must be a finite number >= 0, got %g", noise_multiplier);
+  FM_CHECK(participation == FM_TREE_EVERY_ROUND || participation == FM_TREE_ONCE_PER_TREE, FM_ERR_INVALID_ARG,
+           "unknown tree participation %d", (int)participation);
+  FM_CHECK(restart_frequency == 0 || (restart_warmup >= 1 && restart_warmup < restart_frequency), FM_ERR_HPARAM_VALUE,
+           "restart_warmup must be between 1 and restart_frequency - 1, got %llu and %llu",
+           (unsigned long long)restart_warmup, (unsigned long long)restart_frequency);
+  /* the trees' sizes: PeriodicRoundRestartIndicator restarts after call c
+   * with c mod frequency == warmup, so warmup leaves, then frequency each */
+  double s = 0;
+  if (restart_frequency == 0 || rounds <= restart_warmup) {
+    s = fm__tree_sensitivity2(rounds, participation);
+  } else {
+    uint64_t rest = rounds - restart_warmup, full = rest / restart_frequency;
+    s = fm__tree_sensitivity2(restart_warmup, participation) +
+        (double)full * fm__tree_sensitivity2(restart_frequency, participation) +
+        fm__tree_sensitivity2(rest % restart_frequency, participation);
+  }
+  for (size_t i = 0; i < n; i++) {
+    FM_CHECK(orders[i] > 1, FM_ERR_HPARAM_VALUE, "RDP orders must be > 1, got %g", orders[i]);
+    /* the Gaussian mechanism's RDP, alpha * S / (2 z^2) */
+    rdp[i] = s == 0 ? 0.0 : noise_multiplier == 0 ? INFINITY : orders[i] * s / (2 * noise_multiplier * noise_multiplier);
+  }
+  return FM_OK;
+}
+
+int fm_privacy_epsilon_tree(double noise_multiplier, uint64_t rounds, uint64_t restart_warmup,
+                            uint64_t restart_frequency, fm_tree_participation participation, double delta,
+                            double *eps, double *order) {
+  FM_CHECK(eps, FM_ERR_INVALID_ARG, "eps is NULL");
+  FM_CHECK(delta > 0 && delta < 1, FM_ERR_HPARAM_VALUE, "delta must be in (0, 1), got %g", delta);
+  const double *orders;
+  size_t n;
+  fm_rdp_default_orders(&orders, &n);
+  double rdp[NUM_ORDERS];
+  FM_CALL(fm_rdp_tree(noise_multiplier, rounds, restart_warmup, restart_frequency, participation, orders, n, rdp));
+  return fm_rdp_to_epsilon(orders, rdp, n, delta, eps, order);
+}

@@ -257,6 +257,14 @@ PY
   expect_ok 2 train --out o5 "${u[@]}" \
     --aggregator "zeroing(clipping(unweighted_mean, clipping_norm=no_noise(initial_estimate=1, target_quantile=0.5, learning_rate=0.2)), zeroing_norm=5, norm_order=1)"
   check_columns o5 aggregator/zeroing_norm aggregator/zeroing/clipping_norm
+  # DP-FTRL's tree aggregation, fixed and adaptive, alone and inside zeroing
+  expect_ok 2 train --out o9 "${u[@]}" \
+    --aggregator "tree_aggregation(noise_multiplier=1, clients_per_round=10, l2_norm_clip=0.5, use_efficient=false)"
+  check_columns o9 aggregator/dp_query_metrics/tree_agg_dpftrl_clip aggregator/dp_query_metrics/noise_stddev privacy/epsilon
+  expect_ok 2 train --out o10 "${u[@]}" \
+    --aggregator "zeroing(tree_adaptive(noise_multiplier=0.3, clients_per_round=10, restart_warmup=1, restart_frequency=2), zeroing_norm=50)"
+  check_columns o10 aggregator/zeroing_norm aggregator/zeroing/dp_query_metrics/current_clip \
+    aggregator/zeroing/dp_query_metrics/estimate_clip
   # secure summation: TFF's secure_aggregator() and a masked secure_mean
   expect_ok 2 train --out o7 "${u[@]}" --aggregator "secure_aggregator()"
   check_columns o7 aggregator/zeroing/clipping/mean_value/secure_upper_threshold \
@@ -281,6 +289,11 @@ PY
   bad "target_quantile must be in [0, 1]" "clipping(mean, clipping_norm=no_noise(initial_estimate=1, target_quantile=1.2, learning_rate=0.2))"
   bad "clients_per_round is 20 but the round has 10 clients" "gaussian_fixed(noise_multiplier=1, clients_per_round=20, clip=1)"
   bad "must be < 2 * clipped_count_stddev" "dp_aggregator(noise_multiplier=1, clients_per_round=10)"
+  bad "tree_adaptive: noise_multiplier 1 must be < 2 * clipped_count_stddev" "tree_adaptive(noise_multiplier=1, clients_per_round=10)"
+  bad "restart_warmup must be between 1 and restart_frequency - 1" \
+    "tree_adaptive(noise_multiplier=0.1, clients_per_round=10, restart_warmup=4, restart_frequency=4)"
+  bad "l2_norm_clip must be a finite number > 0" "tree_aggregation(noise_multiplier=1, clients_per_round=10, l2_norm_clip=-1)"
+  bad "clients_per_round is 20 but the round has 10 clients" "tree_aggregation(noise_multiplier=1, clients_per_round=20, l2_norm_clip=1)"
   bad "unknown aggregator 'medain'" "medain"
   bad "expected ',' or ')'" "clipping(mean, clipping_norm=1"
   expect_error 2 "is unweighted" train --out bad --data d.h5 --aggregator "dp_aggregator(noise_multiplier=0.1, clients_per_round=10)"
@@ -319,6 +332,31 @@ PY
   expect_error 2 "dp-delta" train --out bad --rounds 5 "${dp[@]}" --dp-delta 2
   expect_error 2 "dp-delta" train --out bad --rounds 5 "${dp[@]}" --dp-delta nan
   [ ! -e bad ] || fail "output written for a refused privacy option"
+  # DP-FTRL: tree aggregation's epsilon (no sampling) against the reference's
+  # call-by-call simulation of the trees, for both participation assumptions
+  tr=(--data d.h5 --weighting uniform --rounds 6 --aggregator
+      "tree_adaptive(noise_multiplier=0.4, clients_per_round=10, restart_warmup=2, restart_frequency=3)")
+  expect_ok 2 train --out p4 "${tr[@]}"
+  expect_ok 2 train --out p5 "${tr[@]}" --dp-tree-participation once-per-tree
+  for pair in "p4 every-round" "p5 once-per-tree"; do
+    set -- $pair
+    /usr/bin/python3 - "$1/metrics.csv" "$ref" "$2" <<'PY' || fail "$2: tree epsilon differs from the reference"
+import csv, subprocess, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 6
+for r in rows:
+    t = int(r["round"])
+    out = subprocess.check_output(["/usr/bin/python3", sys.argv[2], "tree", "0.4", str(t), "2", "3", sys.argv[3], "1e-5"])
+    want, order = float(out.split()[0]), float(out.split()[1])
+    got = float(r["privacy/epsilon"])
+    assert abs(got - want) <= 1e-7 * want and float(r["privacy/order"]) == order, (t, got, want)  # the CSV keeps 9 digits
+PY
+  done
+  expect_error 2 "takes no amplification by sampling" train --out bad "${tr[@]}" --dp-q 0.1
+  expect_error 2 "dp-tree-participation is for tree_aggregation" train --out bad --rounds 5 "${dp[@]}" \
+    --dp-tree-participation once-per-tree
+  expect_error 2 "need a DP aggregator" train --out bad --rounds 5 --data d.h5 --dp-tree-participation once-per-tree
+  [ ! -e bad ] || fail "output written for a refused tree privacy option"
   ;;
 bad_input)
   expect_ok 1 data synth --out-train d.h5 --out-test t.h5 --clients 12 --seed 3

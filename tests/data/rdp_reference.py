@@ -48,3 +48,52 @@ def epsilon(q, s, T, delta):
 if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "epsilon":
     e, a = epsilon(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
     print(repr(e), a)
+
+# tree z T warmup frequency participation delta: DP-FTRL's epsilon with the trees simulated call
+# by call (the restarts of PeriodicRoundRestartIndicator, every node each new leaf completes) and
+# the client's squared sensitivity counted over the completed nodes: a client in every round adds
+# (leaves of the node)^2 per node; once per tree, the most nodes any one leaf lies in.
+def tree_sensitivity2(T, warmup, freq, part):
+    trees, m = [], 0
+    for c in range(1, T + 1):
+        m += 1
+        if freq and c % freq == warmup:
+            trees.append(m)
+            m = 0
+    if m:
+        trees.append(m)
+    total = 0
+    for m in trees:
+        nodes = []  # (first leaf, leaves) of every completed node
+        for leaf in range(m):
+            size = 1
+            while True:
+                nodes.append((leaf + 1 - size, size))
+                if (leaf + 1) % (2 * size):
+                    break
+                size *= 2
+        if part == "every-round":
+            total += sum(s * s for _, s in nodes)
+        else:
+            total += max(sum(1 for f, s in nodes if f <= x < f + s) for x in range(m))
+    return total
+
+def tree_epsilon(z, T, warmup, freq, part, delta):
+    orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [128, 256, 512, 1024]
+    S = tree_sensitivity2(T, warmup, freq, part)
+    best = (float("inf"), None)
+    for a in orders:
+        r = a * S / (2 * z * z)
+        if delta ** 2 + np.expm1(-r) > 0:
+            e = 0.0
+        elif a > 1.01:
+            e = r + np.log1p(-1 / a) - np.log(delta * a) / (a - 1)
+        else:
+            e = float("inf")
+        best = min(best, (e, a))
+    return max(0.0, best[0]), best[1]
+
+if __name__ == "__main__" and len(sys.argv) == 8 and sys.argv[1] == "tree":
+    e, a = tree_epsilon(float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6],
+                        float(sys.argv[7]))
+    print(repr(e), a)

@@ -103,6 +103,30 @@ aggregator_state)
   same_weights ref/weights.h5 run/weights.h5
   same_metrics ref/metrics.csv run/metrics.csv
   ;;
+tree_state)
+  # DP-FTRL's tree_adaptive keeps its noise tree on rank 0 only (the server
+  # state of /state/aggregator/server_state) and restarts it after rounds 2,
+  # 5 and 8: stopping at round 3 (inside a tree) or killing the run, then
+  # resuming, must end bit-identical to the uninterrupted run
+  tr=(--aggregator "tree_adaptive(noise_multiplier=0.3, clients_per_round=10, restart_warmup=2, restart_frequency=3)"
+      --weighting uniform --dp-tree-participation once-per-tree)
+  expect_ok 2 train --out ref --rounds 9 "${common[@]}" "${tr[@]}"
+  h5dump -H -d /state/aggregator/server_state ref/checkpoints/ckpt_00000009.h5 >sv.txt || fail "no tree state saved"
+  grep -q "DATASPACE  SIMPLE" sv.txt || { cat sv.txt; fail "no server state dataset"; }
+  expect_ok 1 train --out run --rounds 3 "${common[@]}" "${tr[@]}"
+  expect_ok 3 train --resume run --rounds 9
+  same_weights ref/weights.h5 run/weights.h5
+  same_train_metrics ref/metrics.csv run/metrics.csv
+  grep -q "aggregator/dp_query_metrics/current_clip" run/metrics.csv || fail "no tree clip in the metrics"
+  rm -rf run
+  FEDMPI_DEBUG_CHECKPOINT_PAUSE_MS=150 start_bg 2 train --out run --rounds 9 "${common[@]}" "${tr[@]}"
+  wait_for "run/checkpoints/ckpt_00000004.h5" 90 || { cat bg.err; fail "no checkpoint of round 4"; }
+  kill_all "$bg"
+  no_leftovers run
+  expect_ok 2 train --resume run --rounds 9
+  same_weights ref/weights.h5 run/weights.h5
+  same_metrics ref/metrics.csv run/metrics.csv
+  ;;
 kill9)
   reference 14
   RANDOM=7 # the moments are random but the same each time the test runs
