@@ -16,9 +16,9 @@
 #include "cli.h"
 
 typedef struct privacy_cfg {
-  char q[CLI_STR_MAX], noise[CLI_STR_MAX], delta[CLI_STR_MAX], target[CLI_STR_MAX];
-  int64_t clients_per_round, population, rounds;
-  int json;
+  char q[CLI_STR_MAX], noise[CLI_STR_MAX], delta[CLI_STR_MAX], target[CLI_STR_MAX], participation[CLI_STR_MAX];
+  int64_t clients_per_round, population, rounds, restart_warmup, restart_frequency;
+  int json, tree;
 } privacy_cfg;
 
 #define OFF(f) offsetof(privacy_cfg, f)
@@ -31,11 +31,20 @@ static const cli_opt privacy_opts[] = {
     {"rounds", CLI_INT, OFF(rounds), "0", 0, 9.2e18, NULL, "T", "number of rounds (required, >= 1)"},
     {"delta", CLI_STR, OFF(delta), "", 0, 0, NULL, "D", "delta in (0, 1) (default: min(1e-5, 1/population), as train's --dp-delta; required with --q)"},
     {"target-epsilon", CLI_STR, OFF(target), "", 0, 0, NULL, "E", "print the smallest noise multiplier reaching epsilon <= E"},
+    {"tree", CLI_FLAG, OFF(tree), "0", 0, 0, NULL, NULL,
+     "DP-FTRL's tree aggregation (tree_aggregation, tree_adaptive) instead: no sampling, so no --q; --delta or "
+     "--population gives delta"},
+    {"restart-warmup", CLI_INT, OFF(restart_warmup), "0", 0, 9.2e18, NULL, "W",
+     "with --tree: the first restart after W rounds (tree_adaptive's restart_warmup; 0: no restarts)"},
+    {"restart-frequency", CLI_INT, OFF(restart_frequency), "0", 0, 9.2e18, NULL, "F",
+     "with --tree: then a restart every F rounds (tree_adaptive's restart_frequency)"},
+    {"participation", CLI_CHOICE, OFF(participation), "every-round", 0, 0, "every-round|once-per-tree", NULL,
+     "with --tree: a client's participation the accounting assumes, at most (as train's --dp-tree-participation)"},
     {"json", CLI_FLAG, OFF(json), "0", 0, 0, NULL, NULL, "print one JSON object instead of text"},
 };
 #undef OFF
 static const cli_command privacy_cmd = {
-    "privacy", "fedmpi privacy (--q Q | --clients-per-round K --population N) --rounds T (--noise-multiplier Z | --target-epsilon E) [--delta D] [--json]",
+    "privacy", "fedmpi privacy (--q Q | --clients-per-round K --population N | --tree [--restart-warmup W --restart-frequency F] [--participation P]) --rounds T (--noise-multiplier Z | --target-epsilon E) [--delta D] [--json]",
     "Differential-privacy accounting of DP federated training: T rounds of the Gaussian mechanism on a cohort\n"
     "sampled with rate q. Renyi-DP accountant (dp_accounting's orders 1.1..1024), Poisson subsampling with\n"
     "q = K/N as the standard approximation of fedmpi's fixed-size cohorts, and the Canonne-Kamath-Steinke\n"
@@ -68,7 +77,23 @@ static int privacy_check(const privacy_cfg *c, privacy_args *a, char *err, size_
   if ((a->have_z = privacy_number("noise-multiplier", c->noise, &a->z, err, errlen)) < 0) return -1;
   if ((a->have_target = privacy_number("target-epsilon", c->target, &a->target, err, errlen)) < 0) return -1;
   int hk = c->clients_per_round > 0 || c->population > 0;
-  if (hq && hk) return snprintf(err, errlen, "--q and --clients-per-round/--population are exclusive"), -1;
+  if (!c->tree && (c->restart_warmup || c->restart_frequency || strcmp(c->participation, "every-round")))
+    return snprintf(err, errlen, "--restart-warmup, --restart-frequency and --participation need --tree"), -1;
+  if (c->tree) {
+    if (hq || c->clients_per_round > 0)
+      return snprintf(err, errlen, "--tree takes no --q or --clients-per-round: tree aggregation's accounting has "
+                                   "no amplification by sampling"), -1;
+    if (!(c->restart_warmup == 0 && c->restart_frequency == 0) &&
+        !(c->restart_warmup >= 1 && c->restart_warmup < c->restart_frequency))
+      return snprintf(err, errlen, "--restart-warmup must be between 1 and --restart-frequency - 1 (got %lld and %lld)",
+                      (long long)c->restart_warmup, (long long)c->restart_frequency), -1;
+    if (!hd && c->population > 0) a->delta = fmin(1e-5, 1.0 / (double)c->population);
+    else if (!hd) return snprintf(err, errlen, "--tree needs --delta, or --population for its default"), -1;
+    hk = 0;
+    hq = 1;
+    a->q = 0;
+    hd = 1;
+  } else if (hq && hk) return snprintf(err, errlen, "--q and --clients-per-round/--population are exclusive"), -1;
   if (!hq && !hk) return snprintf(err, errlen, "give --q, or --clients-per-round with --population"), -1;
   if (hq && !(a->q >= 0 && a->q <= 1)) return snprintf(err, errlen, "--q must be in [0, 1], got %g", a->q), -1;
   if (hk) {
@@ -97,14 +122,24 @@ typedef struct privacy_result {
   double eps, order, eps_classic, order_classic;
 } privacy_result;
 
-static int privacy_account(double q, double z, uint64_t rounds, double delta, privacy_result *r) {
+static fm_tree_participation privacy_part(const privacy_cfg *c) {
+  return strcmp(c->participation, "once-per-tree") ? FM_TREE_EVERY_ROUND : FM_TREE_ONCE_PER_TREE;
+}
+
+static int privacy_account(const privacy_cfg *c, double q, double z, uint64_t rounds, double delta,
+                           privacy_result *r) {
   const double *orders;
   size_t n;
   fm_rdp_default_orders(&orders, &n);
   double rdp[256];
   if (n > sizeof rdp / sizeof rdp[0]) return fm_set_error(FM_ERR_OVERFLOW, "too many default orders");
-  FM_CALL_CLI(fm_rdp_subsampled_gaussian(q, z, orders, n, rdp));
-  for (size_t i = 0; i < n; i++) rdp[i] *= (double)rounds;
+  if (c->tree) {
+    FM_CALL_CLI(fm_rdp_tree(z, rounds, (uint64_t)c->restart_warmup, (uint64_t)c->restart_frequency, privacy_part(c),
+                            orders, n, rdp));
+  } else {
+    FM_CALL_CLI(fm_rdp_subsampled_gaussian(q, z, orders, n, rdp));
+    for (size_t i = 0; i < n; i++) rdp[i] *= (double)rounds;
+  }
   FM_CALL_CLI(fm_rdp_to_epsilon(orders, rdp, n, delta, &r->eps, &r->order));
   return fm_rdp_to_epsilon_classic(orders, rdp, n, delta, &r->eps_classic, &r->order_classic);
 }
@@ -130,9 +165,15 @@ static json_object *privacy_json_order(double a) {
 static void privacy_print(const privacy_cfg *c, const privacy_args *a, double z, const privacy_result *r) {
   if (c->json) {
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "accountant", json_object_new_string("rdp"));
-    json_object_object_add(o, "sampling", json_object_new_string("poisson"));
-    json_object_object_add(o, "q", json_object_new_double(a->q));
+    json_object_object_add(o, "accountant", json_object_new_string(c->tree ? "rdp_tree" : "rdp"));
+    if (c->tree) {
+      json_object_object_add(o, "participation", json_object_new_string(c->participation));
+      json_object_object_add(o, "restart_warmup", json_object_new_int64(c->restart_warmup));
+      json_object_object_add(o, "restart_frequency", json_object_new_int64(c->restart_frequency));
+    } else {
+      json_object_object_add(o, "sampling", json_object_new_string("poisson"));
+      json_object_object_add(o, "q", json_object_new_double(a->q));
+    }
     if (c->population > 0) {
       json_object_object_add(o, "clients_per_round", json_object_new_int64(c->clients_per_round));
       json_object_object_add(o, "population", json_object_new_int64(c->population));
@@ -150,6 +191,14 @@ static void privacy_print(const privacy_cfg *c, const privacy_args *a, double z,
     return;
   }
   if (a->have_target) printf("noise-multiplier %.6g reaches epsilon <= %g\n", z, a->target);
+  if (c->tree) {
+    printf("epsilon %.4f at order %g (z=%.6g rounds=%lld delta=%g, DP-FTRL tree aggregation, restarts %lld/%lld, "
+           "participation %s)\n",
+           r->eps, r->order, z, (long long)c->rounds, a->delta, (long long)c->restart_warmup,
+           (long long)c->restart_frequency, c->participation);
+    printf("epsilon %.4f at order %g with the classic RDP conversion\n", r->eps_classic, r->order_classic);
+    return;
+  }
   printf("epsilon %.4f at order %g (q=%.4g z=%.6g rounds=%lld delta=%g, RDP accountant, Poisson subsampling)\n", r->eps,
          r->order, a->q, z, (long long)c->rounds, a->delta);
   printf("epsilon %.4f at order %g with the classic RDP conversion\n", r->eps_classic, r->order_classic);
@@ -168,12 +217,27 @@ int cmd_privacy(cli_ctx *ctx, int argc, char **argv) {
   }
   double z = a.z;
   int rc = FM_OK;
-  if (a.have_target) {
+  privacy_result r;
+  if (a.have_target && c.tree) { /* epsilon falls as z grows: bisection, as for the sampled Gaussian */
+    double lo = 0, hi = 1;
+    while (rc == FM_OK && (rc = privacy_account(&c, 0, hi, (uint64_t)c.rounds, a.delta, &r)) == FM_OK &&
+           r.eps > a.target) {
+      lo = hi;
+      hi *= 2;
+      if (hi > 1e9) rc = fm_set_error(FM_ERR_HPARAM_VALUE, "no noise multiplier below 1e9 reaches epsilon %g", a.target);
+    }
+    while (rc == FM_OK && hi - lo > 1e-7 * hi) {
+      double mid = 0.5 * (lo + hi);
+      rc = privacy_account(&c, 0, mid, (uint64_t)c.rounds, a.delta, &r);
+      if (r.eps <= a.target) hi = mid;
+      else lo = mid;
+    }
+    z = privacy_round_up(hi);
+  } else if (a.have_target) {
     rc = fm_privacy_noise_for_epsilon(a.q, (uint64_t)c.rounds, a.delta, a.target, &z);
     if (rc == FM_OK) z = privacy_round_up(z);
   }
-  privacy_result r;
-  if (rc == FM_OK) rc = privacy_account(a.q, z, (uint64_t)c.rounds, a.delta, &r);
+  if (rc == FM_OK) rc = privacy_account(&c, a.q, z, (uint64_t)c.rounds, a.delta, &r);
   if (rc != FM_OK) {
     cli_error(ctx, "privacy", fm_last_error());
     return CLI_EXIT_FAILURE;

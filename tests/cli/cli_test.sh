@@ -426,6 +426,37 @@ assert d["epsilon"] <= 2.5, d' || fail "z=$z does not reach 2.5: $(cat out.txt)"
 d = json.load(open("out.txt"))
 assert d["epsilon"] > 2.5, d' || fail "z=$lower (0.995 z) also reaches 2.5: not the smallest"
   ;;
+privacy_tree)
+  # fedmpi privacy --tree against the reference's call-by-call tree simulation,
+  # and the printed noise multiplier for a target fed back
+  ref="$(dirname "$0")/../data/rdp_reference.py"
+  for args in "1.0 100 0 0 every-round" "20 50 3 8 once-per-tree" "300 40 4 16 every-round"; do
+    set -- $args
+    expect_ok 1 privacy --tree --noise-multiplier "$1" --rounds "$2" --restart-warmup "$3" --restart-frequency "$4" \
+      --participation "$5" --delta 1e-5 --json
+    /usr/bin/python3 - out.txt "$ref" $args <<'PY' || fail "fedmpi privacy --tree $args differs from the reference"
+import json, subprocess, sys
+d = json.load(open(sys.argv[1]))
+out = subprocess.check_output(["/usr/bin/python3", sys.argv[2], "tree"] + sys.argv[3:] + ["1e-5"]).split()
+assert d["accountant"] == "rdp_tree" and abs(d["epsilon"] - float(out[0])) <= 1e-9 * float(out[0]), (d, out)
+assert d["order"] == float(out[1]), (d, out)
+PY
+  done
+  A=(privacy --tree --rounds 200 --restart-warmup 8 --restart-frequency 64 --participation once-per-tree --population 5000)
+  expect_ok 1 "${A[@]}" --target-epsilon 3
+  z=$(awk '/^noise-multiplier/ {print $2}' out.txt)
+  [ -n "$z" ] || fail "no noise multiplier printed: $(cat out.txt)"
+  expect_ok 1 "${A[@]}" --noise-multiplier "$z" --json
+  /usr/bin/python3 -c 'import json, sys
+d = json.load(open("out.txt"))
+assert d["epsilon"] <= 3 and d["delta"] == 1e-5, d' || fail "z=$z does not reach 3: $(cat out.txt)"
+  check() { expect_error 1 "$1" "${@:2}"; [ "$status" -eq 2 ] || fail "exit $status (want 2) for: ${*:2}"; }
+  check "no amplification by sampling" privacy --tree --q 0.1 --rounds 5 --noise-multiplier 1 --delta 1e-5
+  check "--restart-warmup must be between 1 and --restart-frequency - 1" privacy --tree --rounds 5 \
+    --noise-multiplier 1 --delta 1e-5 --restart-warmup 4 --restart-frequency 4
+  check "need --tree" privacy --q 0.1 --rounds 5 --noise-multiplier 1 --delta 1e-5 --restart-frequency 8
+  check "--tree needs --delta" privacy --tree --rounds 5 --noise-multiplier 1
+  ;;
 privacy_bad_input)
   # every bad value: exit status 2 and one message naming the option
   Q=(--q 0.01 --rounds 10 --delta 1e-5)
