@@ -2,7 +2,7 @@
  * strings to rows of token ids (x, y) for next-token prediction.
  *
  * Two tokenizers, each reproducing one TFF preprocessing function exactly
- * (docs/data.md section 5 works through both):
+ * (docs/data.md section 13 works through both):
  *
  *   Shakespeare next character (tff.simulation.baselines.shakespeare,
  *   char_prediction_preprocessing.py): the 86-character vocabulary CHAR_VOCAB,
