@@ -150,12 +150,15 @@ static int shakespeare_stats(const fm_client_data *cd, text_stats *st) {
     if (rc != FM_OK) break;
     st->rows += r.n_rows;
     st->rows_per_client[i] = r.n_rows;
-    for (size_t k = 0; k < r.n_rows * r.seq_len; k++) {
-      /* every byte of a snippet is exactly one target that is neither EOS nor padding */
-      st->bytes += r.y[k] != sp.eos && r.y[k] != sp.pad;
-      st->oov += r.y[k] == sp.oov;
-      st->pad_targets += r.y[k] == sp.pad;
-    }
+    /* row k's L + 1 ids are x[k][0] then y[k][...]: each byte of a snippet is one of them that is
+     * neither BOS, EOS nor padding */
+    for (size_t k = 0; k < r.n_rows; k++)
+      for (size_t j = 0; j <= r.seq_len; j++) {
+        int32_t id = j == 0 ? r.x[k * r.seq_len] : r.y[k * r.seq_len + j - 1];
+        st->bytes += id != sp.bos && id != sp.eos && id != sp.pad;
+        st->oov += id == sp.oov;
+        st->pad_targets += j > 0 && id == sp.pad;
+      }
     fm_token_rows_free(&r);
   }
   fm_tokenizer_destroy(&t);
@@ -312,10 +315,7 @@ static const cli_command tokens_cmd = {
     tokens_opts, sizeof tokens_opts / sizeof tokens_opts[0], 0};
 
 static int make_tokenizer(const tokens_cfg *c, const fm_client_data *cd, fm_tokenizer **t) {
-  if (!strcmp(c->task, "shakespeare")) {
-    if (c->vocab[0]) return fm_set_error(FM_ERR_CONFIG, "--vocab is for --task stackoverflow");
-    return fm_tokenizer_create_shakespeare((size_t)c->seq_len, t);
-  }
+  if (!strcmp(c->task, "shakespeare")) return fm_tokenizer_create_shakespeare((size_t)c->seq_len, t);
   if (c->vocab[0]) return fm_tokenizer_create_words_file(c->vocab, (size_t)c->vocab_size, (size_t)c->seq_len, t);
   return fm_tokenizer_create_words_data(cd, c->feature[0] ? c->feature : NULL, (size_t)c->vocab_size,
                                         (size_t)c->seq_len, t);
@@ -363,6 +363,10 @@ static int data_tokens(cli_ctx *ctx, int argc, char **argv) {
   if (ex >= 0) return ex;
   if (npos != 1) {
     cli_error(ctx, "data tokens", "expected one ClientData file");
+    return CLI_EXIT_USAGE;
+  }
+  if (!strcmp(c.task, "shakespeare") && c.vocab[0]) {
+    cli_error(ctx, "data tokens", "--vocab is for --task stackoverflow (Shakespeare's vocabulary is fixed)");
     return CLI_EXIT_USAGE;
   }
   int rc = FM_OK;
