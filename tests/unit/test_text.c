@@ -7,7 +7,9 @@
  * double spaces; sentences of 19, 20 and 25 words; the vocabulary of a
  * training file, counted per client with ties in byte order), and bad input:
  * a missing, empty or malformed vocabulary file, invalid UTF-8, and a
- * missing or non-string feature, each naming the file and line or feature.
+ * missing or non-string feature, each naming the file and line or feature;
+ * every allocation of the three main paths failing in turn (no leak, a
+ * clear error).
  * The ClientData files are written here with libhdf5 (vlen UTF-8 strings, as
  * h5py writes str), so these tests need no python; the h5py-written
  * shakespeare fixture is read too when h5py is there. */
@@ -516,6 +518,98 @@ static void test_bad_features(void **state) {
   fm_client_data_close(&cd);
 }
 
+/* ---- out of memory ------------------------------------------------------------------ */
+
+/* Fails the g_fail_at-th allocation; counts live blocks (a 16-byte header keeps malloc's alignment). */
+static long g_calls, g_fail_at, g_live;
+static void *o_malloc(size_t n) {
+  if (++g_calls == g_fail_at) return NULL;
+  char *h = malloc(n + 16);
+  if (!h) return NULL;
+  g_live++;
+  return h + 16;
+}
+static void *o_calloc(size_t c, size_t n) {
+  if (n && c > SIZE_MAX / n) return NULL;
+  void *p = o_malloc(c * n);
+  if (p) memset(p, 0, c * n);
+  return p;
+}
+static void *o_realloc(void *p, size_t n) {
+  if (!p) return o_malloc(n);
+  if (++g_calls == g_fail_at) return NULL;
+  char *h = realloc((char *)p - 16, n + 16);
+  return h ? h + 16 : NULL;
+}
+static void o_free(void *p) {
+  if (!p) return;
+  g_live--;
+  free((char *)p - 16);
+}
+
+/* The three paths; each frees everything it made, whatever failed. */
+static int oom_words_file(void) {
+  fm_tokenizer *t = NULL;
+  int rc = fm_tokenizer_create_words_file("oom_counts.txt", 6, 0, &t);
+  if (rc == FM_OK) assert_int_equal(fm_tokenizer_num_tokens(t), 6);
+  fm_tokenizer_destroy(&t);
+  return rc;
+}
+static int oom_words_data(void) {
+  fm_client_data *cd = NULL;
+  fm_tokenizer *t = NULL;
+  fm_token_rows rows = {0, 0, NULL, NULL};
+  int rc = fm_client_data_open_kind("oom_so.h5", NULL, FM_DATA_ANY, &cd);
+  if (rc == FM_OK) rc = fm_tokenizer_create_words_data(cd, NULL, 0, 0, &t);
+  if (rc == FM_OK) rc = fm_tokenizer_encode_client(t, cd, 0, NULL, &rows);
+  if (rc == FM_OK) assert_int_equal(rows.n_rows, 2);
+  fm_token_rows_free(&rows);
+  fm_tokenizer_destroy(&t);
+  fm_client_data_close(&cd);
+  return rc;
+}
+static int oom_shakespeare(void) {
+  fm_tokenizer *t = NULL;
+  fm_token_rows rows = {0, 0, NULL, NULL};
+  const char *v[] = {"To be", "", "or not"};
+  int rc = fm_tokenizer_create_shakespeare(0, &t);
+  if (rc == FM_OK) rc = fm_tokenizer_encode(t, v, 3, &rows);
+  if (rc == FM_OK) assert_int_equal(rows.n_rows, 3);
+  fm_token_rows_free(&rows);
+  fm_tokenizer_destroy(&t);
+  return rc;
+}
+
+static void test_out_of_memory(void **state) {
+  (void)state;
+  write_file("oom_counts.txt", k_counts);
+  const char *c0[] = {"z z z b", "a"}, *c1[] = {"b c"};
+  const text_client c[] = {{"u0", 2, c0}, {"u1", 1, c1}};
+  write_text_h5("oom_so.h5", "tokens", c, 2, 0);
+  int (*const paths[])(void) = {oom_words_file, oom_words_data, oom_shakespeare};
+  FM_ASSERT_OK(fm_set_allocator(o_malloc, o_realloc, o_calloc, o_free));
+  for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+    long failures = 0;
+    for (long n = 1;; n++) {
+      g_calls = 0;
+      g_fail_at = n;
+      g_live = 0;
+      int rc = paths[p]();
+      if (g_live != 0) fail_msg("path %zu, allocation %ld failing: %ld blocks left", p, n, g_live);
+      if (g_calls < n) { /* never reached the failing allocation */
+        if (rc != FM_OK) fail_msg("path %zu without a failure: %s", p, fm_last_error());
+        break;
+      }
+      failures++;
+      if (rc != FM_ERR_NOMEM && !strstr(fm_last_error(), "out of memory"))
+        fail_msg("path %zu, allocation %ld failing: %s (%s)", p, n, fm_err_name(rc), fm_last_error());
+    }
+    assert_true(failures > 2);
+  }
+  g_fail_at = 0;
+  FM_ASSERT_OK(fm_set_allocator(malloc, realloc, calloc, free));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shakespeare_vocabulary_and_specials),
@@ -531,6 +625,7 @@ int main(void) {
       cmocka_unit_test(test_stackoverflow_vocab_from_data),
       cmocka_unit_test(test_bad_vocab_files),
       cmocka_unit_test(test_bad_features),
+      cmocka_unit_test(test_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
