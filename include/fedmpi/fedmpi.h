@@ -19,5 +19,6 @@
 #include "fedmpi/process.h"
 #include "fedmpi/rng.h"
 #include "fedmpi/schedule.h"
+#include "fedmpi/text.h"
 
 #endif

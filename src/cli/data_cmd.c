@@ -1,8 +1,10 @@
 /* src/cli/data_cmd.c — `fedmpi data synth` (Synthetic(alpha, beta) in TFF's
  * layout), `fedmpi data import-idx` (MNIST-format IDX files, partitioned),
  * `fedmpi data fashion-mnist` (the installed Fashion-MNIST, train and test)
- * and `fedmpi data info` (what any TFF ClientData file holds: features,
- * sizes, label skew). Rank 0 does the work; the other ranks only agree on the
+ * `fedmpi data info` (what any TFF ClientData file holds: features,
+ * sizes, label skew, Shakespeare's token rows) and `fedmpi data tokens` (a
+ * text feature as TFF's baseline preprocessing turns it into token ids, row
+ * by row). Rank 0 does the work; the other ranks only agree on the
  * outcome. The partitioning and the checks themselves are the library's
  * (fm_idx_import, fm_partition_labels); this file only maps options. */
 #include <math.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fedmpi/text.h"
 
 typedef struct synth_cfg {
   char out_train[CLI_STR_MAX], out_test[CLI_STR_MAX];
@@ -59,7 +62,8 @@ static const cli_command info_cmd = {
     "Describe any TFF HDF5 ClientData file (EMNIST, Shakespeare, CIFAR-100, Stack Overflow, fedmpi's own): every\n"
     "feature of the first non-empty client with its dtype and per-example shape, the number of clients and\n"
     "examples, quantiles of client sizes and, when there is an integer label feature, the number of classes and\n"
-    "the label skew (mean fraction of a client's examples in its majority class; labels per client).",
+    "the label skew (mean fraction of a client's examples in its majority class; labels per client). A string\n"
+    "feature 'snippets' (Shakespeare) is also tokenised as TFF's baseline does: rows, bytes, OOV, padding.",
     info_opts, sizeof info_opts / sizeof info_opts[0], 0};
 
 static int cmp_size(const void *a, const void *b) {
@@ -127,6 +131,58 @@ static int label_stats(const fm_client_data *cd, size_t *num_classes, size_t *di
   return FM_OK;
 }
 
+/* Shakespeare's token rows (fm_tokenizer_create_shakespeare) over every
+ * client's snippets. */
+typedef struct text_stats {
+  uint64_t rows, bytes, oov, pad_targets;
+  size_t *rows_per_client; /* (K) */
+} text_stats;
+
+static int shakespeare_stats(const fm_client_data *cd, text_stats *st) {
+  fm_tokenizer *t = NULL;
+  FM_CALL_CLI(fm_tokenizer_create_shakespeare(0, &t));
+  fm_token_specials sp;
+  fm_tokenizer_specials(t, &sp);
+  int rc = FM_OK;
+  for (size_t i = 0; i < fm_client_data_num_clients(cd) && rc == FM_OK; i++) {
+    fm_token_rows r;
+    rc = fm_tokenizer_encode_client(t, cd, i, "snippets", &r);
+    if (rc != FM_OK) break;
+    st->rows += r.n_rows;
+    st->rows_per_client[i] = r.n_rows;
+    /* row k's L + 1 ids are x[k][0] then y[k][...]: each byte of a snippet is one of them that is
+     * neither BOS, EOS nor padding */
+    for (size_t k = 0; k < r.n_rows; k++)
+      for (size_t j = 0; j <= r.seq_len; j++) {
+        int32_t id = j == 0 ? r.x[k * r.seq_len] : r.y[k * r.seq_len + j - 1];
+        st->bytes += id != sp.bos && id != sp.eos && id != sp.pad;
+        st->oov += id == sp.oov;
+        st->pad_targets += j > 0 && id == sp.pad;
+      }
+    fm_token_rows_free(&r);
+  }
+  fm_tokenizer_destroy(&t);
+  return rc;
+}
+
+static void print_shakespeare_stats(text_stats *st, size_t n) {
+  printf("tokens      snippets as TFF's Shakespeare task: 90 ids (86 characters; pad 0, OOV 87, BOS 88, EOS 89),"
+         " rows of 81 (x, y 80)\n");
+  printf("token rows  %llu (%llu bytes, %.2f%% OOV; %.1f%% of targets are padding)\n", (unsigned long long)st->rows,
+         (unsigned long long)st->bytes, st->bytes ? 100.0 * (double)st->oov / (double)st->bytes : 0.0,
+         st->rows ? 100.0 * (double)st->pad_targets / (double)(st->rows * 80) : 0.0);
+  if (n) print_quantiles("rows per client", st->rows_per_client, n);
+}
+
+/* The reference client has a string feature called name. */
+static int has_string_feature(const fm_client_data *cd, const char *name) {
+  for (size_t j = 0; j < fm_client_data_num_feature_infos(cd); j++) {
+    const fm_feature_info *f = fm_client_data_feature_info(cd, j);
+    if (!strcmp(f->name, name) && f->dtype == FM_DTYPE_STRING && f->ndim == 0) return 1;
+  }
+  return 0;
+}
+
 static int describe(const char *path, const fm_client_data *cd) {
   const size_t n = fm_client_data_num_clients(cd);
   size_t *sizes = malloc((n ? n : 1) * sizeof *sizes), *distinct = malloc((n ? n : 1) * sizeof *distinct);
@@ -146,9 +202,16 @@ static int describe(const char *path, const fm_client_data *cd) {
   size_t ncls = 0, nonempty = 0;
   double majority = 0;
   int rc = y ? label_stats(cd, &ncls, distinct, &nonempty, &majority) : FM_OK;
+  text_stats ts = {0, 0, 0, 0, NULL};
+  const int text = has_string_feature(cd, "snippets");
+  if (rc == FM_OK && text) {
+    ts.rows_per_client = calloc(n ? n : 1, sizeof *ts.rows_per_client);
+    rc = ts.rows_per_client ? shakespeare_stats(cd, &ts) : fm_set_error(FM_ERR_NOMEM, "out of memory");
+  }
   if (rc != FM_OK) {
     free(sizes);
     free(distinct);
+    free(ts.rows_per_client);
     return rc;
   }
   if (y && fm_client_data_num_classes(cd)) ncls = fm_client_data_num_classes(cd);
@@ -194,8 +257,10 @@ static int describe(const char *path, const fm_client_data *cd) {
            majority, nonempty);
     print_quantiles("labels per client", distinct, nonempty);
   }
+  if (text) print_shakespeare_stats(&ts, n);
   free(sizes);
   free(distinct);
+  free(ts.rows_per_client);
   return FM_OK;
 }
 
@@ -218,6 +283,103 @@ static int data_info(cli_ctx *ctx, int argc, char **argv) {
     fflush(stdout);
   }
   int status = cli_agree(ctx, "data info", rc) == FM_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+  fm_client_data_close(&cd);
+  return status;
+}
+
+/* ---- tokens: a text feature as token rows ------------------------------------------ */
+
+typedef struct tokens_cfg {
+  char task[CLI_STR_MAX], feature[CLI_STR_MAX], vocab[CLI_STR_MAX], client[CLI_STR_MAX];
+  int64_t vocab_size, seq_len;
+} tokens_cfg;
+#define OFF(f) offsetof(tokens_cfg, f)
+static const cli_opt tokens_opts[] = {
+    {"task", CLI_CHOICE, OFF(task), "shakespeare", 0, 0, "shakespeare|stackoverflow", NULL,
+     "shakespeare: next character over 'snippets'; stackoverflow: next word over 'tokens'"},
+    {"feature", CLI_STR, OFF(feature), "", 0, 0, NULL, "NAME", "string feature (default: the task's)"},
+    {"vocab", CLI_STR, OFF(vocab), "", 0, 0, NULL, "FILE",
+     "stackoverflow: word count file, 'word count' per line, most frequent first (default: the file's own most "
+     "frequent words, counted per client)"},
+    {"vocab-size", CLI_INT, OFF(vocab_size), "10000", 1, 2.1e9, NULL, "V", "stackoverflow: vocabulary words"},
+    {"seq-len", CLI_INT, OFF(seq_len), "0", 0, 16777216, NULL, "L", "length of x and y (0: the task's, 80 or 20)"},
+    {"client", CLI_STR, OFF(client), "", 0, 0, NULL, "ID", "only this client (default: every client)"},
+};
+#undef OFF
+static const cli_command tokens_cmd = {
+    "tokens", "fedmpi data tokens [options] FILE",
+    "Print a text feature as the token rows TFF's baseline preprocessing makes of it: a header line '# ...' with\n"
+    "the vocabulary size and special ids, then one line per row, 'CLIENT_INDEX ROW: x ids | y ids', rows in the\n"
+    "order of the client's strings (no shuffling). Shakespeare: [BOS] bytes [EOS] cut into rows of L + 1;\n"
+    "Stack Overflow: [BOS] up to L words [EOS if fewer], one row per string.",
+    tokens_opts, sizeof tokens_opts / sizeof tokens_opts[0], 0};
+
+static int make_tokenizer(const tokens_cfg *c, const fm_client_data *cd, fm_tokenizer **t) {
+  if (!strcmp(c->task, "shakespeare")) return fm_tokenizer_create_shakespeare((size_t)c->seq_len, t);
+  if (c->vocab[0]) return fm_tokenizer_create_words_file(c->vocab, (size_t)c->vocab_size, (size_t)c->seq_len, t);
+  return fm_tokenizer_create_words_data(cd, c->feature[0] ? c->feature : NULL, (size_t)c->vocab_size,
+                                        (size_t)c->seq_len, t);
+}
+
+static void print_ids(const int32_t *v, size_t n) {
+  for (size_t j = 0; j < n; j++) printf(" %d", (int)v[j]);
+}
+
+static int print_tokens(const tokens_cfg *c, const fm_client_data *cd, const fm_tokenizer *t) {
+  fm_token_specials sp;
+  fm_tokenizer_specials(t, &sp);
+  const char *feature = c->feature[0] ? c->feature : fm_tokenizer_default_feature(t);
+  size_t first = 0, end = fm_client_data_num_clients(cd);
+  if (c->client[0]) {
+    for (first = 0; first < end && strcmp(fm_client_data_client_id(cd, first), c->client); first++) {
+    }
+    if (first == end)
+      return fm_set_error(FM_ERR_INVALID_ARG, "%s: no client '%s'", fm_client_data_path(cd), c->client);
+    end = first + 1;
+  }
+  printf("# task %s feature %s entries %zu ids %zu pad %d oov %d bos %d eos %d seq_len %zu\n", c->task, feature,
+         fm_tokenizer_num_tokens(t), fm_tokenizer_vocab_size(t), (int)sp.pad, (int)sp.oov, (int)sp.bos,
+         (int)sp.eos, fm_tokenizer_seq_len(t));
+  for (size_t i = first; i < end; i++) {
+    fm_token_rows r;
+    FM_CALL_CLI(fm_tokenizer_encode_client(t, cd, i, feature, &r));
+    for (size_t k = 0; k < r.n_rows; k++) {
+      printf("%zu %zu:", i, k);
+      print_ids(r.x + k * r.seq_len, r.seq_len);
+      printf(" |");
+      print_ids(r.y + k * r.seq_len, r.seq_len);
+      printf("\n");
+    }
+    fm_token_rows_free(&r);
+  }
+  return FM_OK;
+}
+
+static int data_tokens(cli_ctx *ctx, int argc, char **argv) {
+  tokens_cfg c;
+  char *pos[1];
+  int npos = 0;
+  int ex = cli_parse_or_exit(ctx, &tokens_cmd, &c, argc, argv, pos, 1, &npos);
+  if (ex >= 0) return ex;
+  if (npos != 1) {
+    cli_error(ctx, "data tokens", "expected one ClientData file");
+    return CLI_EXIT_USAGE;
+  }
+  if (!strcmp(c.task, "shakespeare") && c.vocab[0]) {
+    cli_error(ctx, "data tokens", "--vocab is for --task stackoverflow (Shakespeare's vocabulary is fixed)");
+    return CLI_EXIT_USAGE;
+  }
+  int rc = FM_OK;
+  fm_client_data *cd = NULL;
+  fm_tokenizer *t = NULL;
+  if (ctx->rank == 0) {
+    rc = fm_client_data_open_kind(pos[0], NULL, FM_DATA_ANY, &cd);
+    if (rc == FM_OK) rc = make_tokenizer(&c, cd, &t);
+    if (rc == FM_OK) rc = print_tokens(&c, cd, t);
+    fflush(stdout);
+  }
+  int status = cli_agree(ctx, "data tokens", rc) == FM_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+  fm_tokenizer_destroy(&t);
   fm_client_data_close(&cd);
   return status;
 }
@@ -423,6 +585,7 @@ int cmd_data(cli_ctx *ctx, int argc, char **argv) {
   const char *sub = argc > 1 ? argv[1] : NULL;
   if (sub && !strcmp(sub, "synth")) return data_synth(ctx, argc - 1, argv + 1);
   if (sub && !strcmp(sub, "info")) return data_info(ctx, argc - 1, argv + 1);
+  if (sub && !strcmp(sub, "tokens")) return data_tokens(ctx, argc - 1, argv + 1);
   if (sub && !strcmp(sub, "import-idx")) return data_import_idx(ctx, argc - 1, argv + 1);
   if (sub && !strcmp(sub, "fashion-mnist")) return data_fashion_mnist(ctx, argc - 1, argv + 1);
   if (sub && (!strcmp(sub, "--help") || !strcmp(sub, "-h"))) {
@@ -431,11 +594,12 @@ int cmd_data(cli_ctx *ctx, int argc, char **argv) {
              "       fedmpi data import-idx --images F --labels F --out F [options]\n"
              "       fedmpi data fashion-mnist [--out-dir D] [options]\n"
              "       fedmpi data info FILE\n"
+             "       fedmpi data tokens [--task shakespeare|stackoverflow] [options] FILE\n"
              "(each takes --help)\n");
     return CLI_EXIT_OK;
   }
   char msg[256];
-  snprintf(msg, sizeof msg, "unknown data command '%s' (expected synth, import-idx, fashion-mnist or info)",
+  snprintf(msg, sizeof msg, "unknown data command '%s' (expected synth, import-idx, fashion-mnist, info or tokens)",
            sub ? sub : "");
   cli_error(ctx, "data", msg);
   return CLI_EXIT_USAGE;

@@ -160,6 +160,34 @@ info)
   head -c 3000 fx/emnist.h5 >trunc.h5
   expect_error 1 "trunc.h5" data info trunc.h5
   ;;
+tokens)
+  # TFF's token rows of the h5py Shakespeare fixture (docs/data.md section 13); the ids
+  # themselves are cross-checked against python in text.crosscheck
+  py=$(h5py_python)
+  [ -n "$py" ] || { echo "note: no python3 with h5py; TFF-shaped fixtures skipped"; echo "PASS [$scenario]"; exit 0; }
+  "$py" "$here/../data/make_h5_fixtures.py" fx >/dev/null || fail "fixture script"
+  # 5268 bytes of which 15 are outside CHAR_VOCAB (each byte of a non-ASCII character, and '+', '~' ...)
+  info_has fx/shakespeare.h5 "^token rows  70 \(5268 bytes, 0.28% OOV; "
+  info_has fx/shakespeare.h5 "^tokens      snippets as TFF's Shakespeare task: 90 ids"
+  expect_ok 2 data tokens --client ROMEO_AND_JULIET_ROMEO fx/shakespeare.h5
+  grep -q "^# task shakespeare feature snippets entries 86 ids 90 pad 0 oov 87 bos 88 eos 89 seq_len 80$" out.txt ||
+    fail "tokens header"
+  # 48 and 38 bytes (a row each), then 'x' * 5000: ceil(5002 / 81) = 62 rows
+  [ "$(grep -c "^4 " out.txt)" -eq 64 ] || { cat out.txt >&2; fail "ROMEO: expected 64 rows"; }
+  grep -q "^4 0: 88 49 69 5 17 14 25 24 43 5 79 " out.txt || fail "ROMEO row 0 is not [BOS] 'But, soft! ...'"
+  grep -q "^4 63: 6 6 6 " out.txt || fail "ROMEO's last row"
+  expect_error 1 "cannot open vocabulary file 'missing.txt'" data tokens --task stackoverflow --vocab missing.txt \
+    fx/shakespeare.h5
+  printf 'the 5\nto\n' >bad_counts.txt
+  expect_error 1 "bad_counts.txt:2: expected 'word count', found one field" data tokens --task stackoverflow \
+    --vocab bad_counts.txt fx/shakespeare.h5
+  expect_error 1 "fx/shakespeare.h5: client 'ALLS_WELL_THAT_ENDS_WELL_HELENA': no feature 'tokens'" \
+    data tokens --task stackoverflow fx/shakespeare.h5
+  expect_error 1 "feature 'label' has int64 dtype, not string" data tokens --feature label fx/fed_cifar100.h5
+  expect_error 1 "no client 'NOBODY'" data tokens --client NOBODY fx/shakespeare.h5
+  expect_error 1 "--vocab is for --task stackoverflow" data tokens --vocab bad_counts.txt fx/shakespeare.h5
+  [ $status -eq 2 ] || fail "--vocab with shakespeare: usage error (2), got $status"
+  ;;
 nan_train)
   py=$(h5py_python)
   [ -n "$py" ] || { echo "note: no python3 with h5py; skipped"; echo "PASS [$scenario]"; exit 0; }
