@@ -16,8 +16,9 @@ algorithm gives, re-implemented here from its source
 baselines/stackoverflow/word_prediction_preprocessing.py,
 datasets/stackoverflow.py:load_word_counts); TensorFlow is not needed.
 
-Exit status 0: identical; 1: a difference (the first is printed); 77: no
-h5py/numpy (the CTest is then skipped).
+Exit status 0: identical; 1: a difference (the first is printed), or no
+h5py/numpy (scripts/install-deps installs them: a missing one is a failure,
+not a skip).
 """
 import collections
 import os
@@ -29,8 +30,8 @@ try:
     import h5py
     import numpy as np
 except ImportError:
-    print("h5py/numpy not available: skipped")
-    sys.exit(77)
+    print("h5py/numpy not available: run scripts/install-deps (python3-h5py, python3-numpy)")
+    sys.exit(1)
 
 # ---- TFF's algorithms, from their source ------------------------------------------------
 
