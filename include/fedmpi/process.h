@@ -259,6 +259,39 @@ FM_EXTERN int fm_process_create_scaffold(const fm_model *model, fm_optimizer *cl
 FM_EXTERN int fm_process_create_fed_nova(const fm_model *model, fm_optimizer *client_opt, fm_optimizer *server_opt,
                                 fm_weighting weighting, fm_aggregator *agg, fm_process **out);
 FM_EXTERN void fm_process_destroy(fm_process **p);
+
+/* ---- the metrics aggregator (TFF's metrics_aggregator argument) ------------
+ * sum_then_finalize (the default): the unfinalized metrics are summed
+ * exactly in the clear. secure_sum_then_finalize: each client's unfinalized
+ * values are clipped to a range and encoded as SecureSumFactory does (float
+ * metrics quantised onto [0, 2^32 - 1], integer metrics (num_examples,
+ * num_batches) shifted by the lower bound), summed as integers mod 2^B and
+ * decoded on rank 0 before the finalizers run; the report adds
+ * client_work/train/secure_sum_measurements/<lower>/<upper>/<dtype>/
+ * secure_{upper,lower}_{clipped_count,threshold} per group of values sharing
+ * a range and dtype, as TFF's secure_sum_then_finalize. The default range is
+ * TFF's [0, 2^20 - 1] (integer metrics use [ceil(lower), floor(upper)]). */
+#define FM_SECURE_METRICS_LOWER 0.0
+#define FM_SECURE_METRICS_UPPER 1048575.0
+typedef struct fm_metric_value_range {
+  const char *metric; /* a metric's name (its every value), or NULL / "" for every metric without its own */
+  double lower, upper;
+} fm_metric_value_range;
+/* Switch p to secure_sum_then_finalize with these ranges (none: the
+ * defaults). Call between rounds, never during one. FM_ERR_HPARAM_VALUE for a
+ * range that is not finite, has lower >= upper, or holds no integer for an
+ * integer metric; FM_ERR_HPARAM_UNKNOWN for a metric the model does not have. */
+FM_EXTERN int fm_process_set_secure_metrics(fm_process *p, const fm_metric_value_range *ranges, size_t num_ranges);
+/* Back to sum_then_finalize. */
+FM_EXTERN int fm_process_set_sum_then_finalize(fm_process *p);
+/* The metrics aggregator by its text: "sum_then_finalize", or
+ * "secure_sum_then_finalize" with optional ranges, e.g.
+ * "secure_sum_then_finalize(lower=0, upper=1e6, loss=range(lower=0, upper=100))"
+ * (lower= / upper= set the default range; <metric>=range(lower=, upper=) one
+ * metric's). FM_ERR_CONFIG for text it does not understand. */
+FM_EXTERN int fm_process_set_metrics_aggregator(fm_process *p, const char *spec);
+/* "sum_then_finalize" or "secure_sum_then_finalize". */
+FM_EXTERN const char *fm_process_metrics_aggregator(const fm_process *p);
 FM_EXTERN const fm_model *fm_process_model(const fm_process *p);
 
 /* initialize: weights from the model's initialiser with seed, server

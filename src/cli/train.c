@@ -29,7 +29,7 @@ typedef struct train_cfg {
   char resume[CLI_STR_MAX], algorithm[CLI_STR_MAX], aggregator[CLI_STR_MAX], metrics[CLI_STR_MAX];
   char assignment[CLI_STR_MAX], client_lr_schedule[CLI_STR_MAX], server_lr_schedule[CLI_STR_MAX];
   char client_optimizer[CLI_STR_MAX], server_optimizer[CLI_STR_MAX], client_opt[CLI_STR_MAX], server_opt[CLI_STR_MAX];
-  char dp_tree_participation[CLI_STR_MAX];
+  char dp_tree_participation[CLI_STR_MAX], metrics_aggregator[CLI_STR_MAX];
   int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
   int64_t synth_clients, checkpoint_every, keep_checkpoints, eval_clients;
   int64_t max_examples_per_client, shuffle_buffer, cache_mb;
@@ -110,6 +110,11 @@ static cli_opt train_opts[] = {
      "dp_aggregator(noise_multiplier=1, clients_per_round=10), gaussian_fixed(noise_multiplier=1, "
      "clients_per_round=10, clip=0.5), zeroing(mean, zeroing_norm=no_noise(initial_estimate=10, "
      "target_quantile=0.98, learning_rate=2.3, multiplier=2, increment=1)); see docs/privacy.md"},
+    {"metrics-aggregator", CLI_STR, OFF(metrics_aggregator), "sum_then_finalize", 0, 0, NULL, "SPEC",
+     "how the round's metrics are summed, in TFF's names: sum_then_finalize (exact, in the clear) or "
+     "secure_sum_then_finalize (SecureSumFactory: every value clipped to [0, 2^20 - 1], quantised and summed as "
+     "integers; lower=, upper= change that range, <metric>=range(lower=L, upper=U) one metric's, e.g. "
+     "secure_sum_then_finalize(loss=range(lower=0, upper=1e4))); see docs/secure-aggregation.md"},
     {"seed", CLI_INT, OFF(seed), "0", 0, BIG, NULL, "S", "seed of every random draw (sampling, shuffling, init)"},
     {"out", CLI_STR, OFF(out), "fedmpi-out", 0, 0, NULL, "DIR", "output directory"},
     {"init-weights", CLI_STR, OFF(init_weights), "", 0, 0, NULL, "FILE",
@@ -364,7 +369,12 @@ static int build_process(const train_cfg *c, const fm_model *model, fm_process *
     fm_aggregator_destroy(&agg);
     return rc;
   }
-  return fm_process_create(model, c->algorithm, &hp, copt, sopt, wt, agg, out);
+  rc = fm_process_create(model, c->algorithm, &hp, copt, sopt, wt, agg, out);
+  if (rc == FM_OK && strcmp(c->metrics_aggregator, "sum_then_finalize") != 0) {
+    rc = fm_process_set_metrics_aggregator(*out, c->metrics_aggregator);
+    if (rc != FM_OK) fm_process_destroy(out);
+  }
+  return rc;
 }
 
 /* The learning rates of round r from the schedules, into the state's hparams
@@ -716,12 +726,37 @@ static int check_privacy(const train_cfg *c, const dp_mech *m) {
   return FM_OK;
 }
 
+/* --metrics-aggregator on a stand-in model with the built-in metrics, before
+ * anything is written: its text and ranges (a range for one of --metrics'
+ * extras is checked when the real model is built). */
+static int check_metrics_aggregator(const train_cfg *c) {
+  if (!strcmp(c->metrics_aggregator, "sum_then_finalize")) return FM_OK;
+  fm_input_spec spec;
+  size_t shape[1] = {1};
+  fm_model *model = NULL;
+  fm_process *p = NULL;
+  int rc = fm_input_spec_set(&spec, 1, shape, 2);
+  if (rc == FM_OK) rc = fm_model_create_softmax(&spec, &model);
+  fm_optimizer *co = NULL, *so = NULL;
+  if (rc == FM_OK) rc = fm_optimizer_create_sgdm(0.1, 0.0, &co);
+  if (rc == FM_OK) rc = fm_optimizer_create_sgdm(1.0, 0.0, &so);
+  if (rc == FM_OK) rc = fm_process_create(model, "fedavg", NULL, co, so, FM_WEIGHTING_NUM_EXAMPLES, NULL, &p);
+  else fm_optimizer_destroy(&co);
+  if (rc == FM_OK) rc = fm_process_set_metrics_aggregator(p, c->metrics_aggregator);
+  if (rc == FM_ERR_HPARAM_UNKNOWN && c->metrics[0]) rc = FM_OK;
+  fm_process_destroy(&p);
+  fm_model_destroy(&model);
+  return rc == FM_OK ? FM_OK : fm_set_error(rc, "--metrics-aggregator: %s", fm_last_error());
+}
+
 /* --aggregator's text, its values and its fit to --clients-per-round and
  * --weighting, and the privacy options, checked before anything is written.
  * *m gets the DP mechanism (z = -1: none). */
 static int check_aggregator(const train_cfg *c, dp_mech *m) {
   memset(m, 0, sizeof *m);
   m->z = -1;
+  int mrc = check_metrics_aggregator(c);
+  if (mrc != FM_OK) return mrc;
   if (!strcmp(c->aggregator, "auto")) return check_privacy(c, m);
   fm_aggregator *agg = NULL;
   int rc = fm_aggregator_create_from_spec(c->aggregator, &agg);

@@ -356,3 +356,58 @@ int fm_aggregator_create_from_spec(const char *spec, fm_aggregator **out) {
   spec_free(root);
   return rc;
 }
+
+/* ---- the metrics aggregator ------------------------------------------------ */
+
+/* secure_sum_then_finalize's arguments into ranges r (the default first). */
+static int spec_metric_ranges(const char *text, spec_node *n, fm_metric_value_range *r, size_t *nr) {
+  r[0].metric = NULL;
+  FM_CALL(spec_num(text, n, "lower", 0, FM_SECURE_METRICS_LOWER, &r[0].lower));
+  FM_CALL(spec_num(text, n, "upper", 0, FM_SECURE_METRICS_UPPER, &r[0].upper));
+  *nr = 1;
+  for (size_t i = 0; i < n->nargs; i++) {
+    spec_arg *a = &n->args[i];
+    if (a->used) continue;
+    FM_CHECK(a->key[0], FM_ERR_CONFIG, "metrics aggregator '%s': %s takes no positional argument", text, n->name);
+    FM_CHECK(a->node && !strcmp(a->node->name, "range"), FM_ERR_CONFIG,
+             "metrics aggregator '%s': %s= must be range(lower=L, upper=U), the range of metric '%s'", text, a->key,
+             a->key);
+    a->used = 1;
+    fm_metric_value_range *m = &r[(*nr)++];
+    m->metric = a->key;
+    FM_CALL(spec_num(text, a->node, "lower", 1, 0, &m->lower));
+    FM_CALL(spec_num(text, a->node, "upper", 1, 0, &m->upper));
+    for (size_t j = 0; j < a->node->nargs; j++)
+      FM_CHECK(a->node->args[j].used, FM_ERR_CONFIG, "metrics aggregator '%s': range has no argument '%s'", text,
+               a->node->args[j].key);
+  }
+  return FM_OK;
+}
+
+int fm_process_set_metrics_aggregator(fm_process *p, const char *spec) {
+  FM_CHECK(p && spec, FM_ERR_INVALID_ARG, "NULL argument");
+  spec_parser s = {spec, spec};
+  spec_node *root = NULL;
+  int rc = spec_parse(&s, &root, 0);
+  if (rc == FM_OK) {
+    spec_ws(&s);
+    if (*s.p)
+      rc = FM_ERR(FM_ERR_CONFIG, "metrics aggregator '%s': unexpected '%.10s' at offset %zu", spec, s.p,
+                  (size_t)(s.p - spec));
+  }
+  fm_metric_value_range r[SPEC_MAX_ARGS + 1];
+  size_t nr = 0;
+  if (rc == FM_OK && !strcmp(root->name, "sum_then_finalize")) {
+    if (root->nargs) rc = FM_ERR(FM_ERR_CONFIG, "metrics aggregator '%s': sum_then_finalize takes no arguments", spec);
+    if (rc == FM_OK) rc = fm_process_set_sum_then_finalize(p);
+  } else if (rc == FM_OK && !strcmp(root->name, "secure_sum_then_finalize")) {
+    rc = spec_metric_ranges(spec, root, r, &nr);
+    if (rc == FM_OK) rc = fm_process_set_secure_metrics(p, r, nr);
+  } else if (rc == FM_OK) {
+    rc = FM_ERR(FM_ERR_CONFIG,
+                "metrics aggregator '%s': unknown '%s' (known: sum_then_finalize, secure_sum_then_finalize)", spec,
+                root->name);
+  }
+  spec_free(root);
+  return rc;
+}

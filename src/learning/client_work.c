@@ -116,18 +116,28 @@ void fm__metrics_update(const fm_model *model, fm__worker *k, size_t nb, float l
   }
 }
 
-int fm__metrics_finalize(const fm_model *m, const fm_exact *sums, const char *prefix, fm_metrics *out) {
+/* Finalized metrics from the summed values, exact (sums) or already doubles (dvals). */
+static int fm__metrics_finalize_any(const fm_model *m, const fm_exact *sums, const double *dvals, const char *prefix,
+                                    fm_metrics *out) {
   double vals[FM_METRIC_MAX_VALUES];
   char path[FM_METRIC_PATH_MAX];
   size_t off = 0;
   for (size_t i = 0; i < fm_model_num_metrics(m); i++) {
     const fm_metric *mt = fm_model_metric(m, i);
-    for (size_t j = 0; j < mt->num_values; j++) vals[j] = fm_exact_to_double(&sums[off + j]);
+    for (size_t j = 0; j < mt->num_values; j++) vals[j] = sums ? fm_exact_to_double(&sums[off + j]) : dvals[off + j];
     off += mt->num_values;
     snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", mt->name);
     FM_CALL(fm_metrics_put(out, path, mt->finalize(mt, vals), mt->is_integer ? FM_METRIC_INT : FM_METRIC_FLOAT));
   }
   return FM_OK;
+}
+
+int fm__metrics_finalize(const fm_model *m, const fm_exact *sums, const char *prefix, fm_metrics *out) {
+  return fm__metrics_finalize_any(m, sums, NULL, prefix, out);
+}
+
+int fm__metrics_finalize_values(const fm_model *m, const double *vals, const char *prefix, fm_metrics *out) {
+  return fm__metrics_finalize_any(m, NULL, vals, prefix, out);
 }
 
 /* ---- one client's work ------------------------------------------------------------ */
@@ -179,7 +189,10 @@ static void fm__client_contribute(fm__client_ctx *x, int finite, fm_exact *acc) 
   fm__agg_value update = {
       .f = k->grad, .n = t, .pos = pos, .cohort = x->in->cohort_size, .seed = x->s->seed, .round = x->s->round};
   size_t rejected = fm__aggregator_prepare(p->agg, x->s->agg_state, &update, weight, acc, limit, k->scratch);
-  for (size_t j = 0; j < mvals; j++) rejected += (size_t)fm_exact_add(&acc[p->slot_metrics + j], k->msum[j], limit);
+  if (p->secure_metrics)
+    rejected += fm__secure_metrics_prepare(p->secure_metrics, k->msum, &acc[p->slot_metrics], limit);
+  else
+    for (size_t j = 0; j < mvals; j++) rejected += (size_t)fm_exact_add(&acc[p->slot_metrics + j], k->msum[j], limit);
   for (size_t j = 0; j < p->algo->num_extras; j++) {
     fm__agg_value v = {0};
     p->algo->extra_value(x, j, finite, &v);

@@ -194,6 +194,22 @@ int fm__load_client(const fm_model *model, const fm_client_data *data, uint64_t 
 void fm__metrics_update(const fm_model *model, fm__worker *k, size_t nb, float loss);
 /* Finalized metrics from summed unfinalized values, as "<prefix>/<name>". */
 int fm__metrics_finalize(const fm_model *m, const fm_exact *sums, const char *prefix, fm_metrics *out);
+/* The same from the summed values as doubles. */
+int fm__metrics_finalize_values(const fm_model *m, const double *vals, const char *prefix, fm_metrics *out);
+
+/* ---- secure_sum_then_finalize (metrics_secure.c) ---- */
+typedef struct fm__secure_metrics fm__secure_metrics;
+int fm__secure_metrics_create(const fm_model *model, const fm_metric_value_range *ranges, size_t num_ranges,
+                              fm__secure_metrics **out);
+void fm__secure_metrics_destroy(fm__secure_metrics **s);
+size_t fm__secure_metrics_num_slots(const fm__secure_metrics *s);
+/* One client's unfinalized values msum (M) into the section's slots; returns
+ * the number of values that could not be added (NaN, exact-sum overflow). */
+size_t fm__secure_metrics_prepare(const fm__secure_metrics *s, const double *msum, fm_exact *slots, double limit);
+/* On rank 0: the secure sums decoded, the group measurements under
+ * <prefix>/secure_sum_measurements/<key>/, and the finalized metrics. */
+int fm__secure_metrics_report(const fm__secure_metrics *s, const fm_model *model, const fm_exact *slots,
+                              const char *prefix, fm_metrics *out);
 
 /* ---- algorithms ---------------------------------------------------------------- */
 
@@ -316,6 +332,11 @@ struct fm_process {
   size_t num_slots;
   size_t agg_state_n; /* doubles of the update aggregator's state */
   size_t agg_server_n; /* floats of its server-only state (capacity) */
+  /* The metrics aggregator: NULL = sum_then_finalize (the metrics section
+   * holds the M values), else secure_sum_then_finalize with
+   * secure_metrics_slots slots (metrics_secure.c). */
+  struct fm__secure_metrics *secure_metrics;
+  size_t secure_metrics_slots;
 };
 
 struct fm_state {

@@ -175,6 +175,7 @@ void fm_process_destroy(fm_process **p) {
   fm_aggregator_destroy(&(*p)->agg);
   for (size_t j = 0; j < FM__MAX_EXTRAS; j++) fm_aggregator_destroy(&(*p)->extra_agg[j]);
   fm_finalizer_destroy(&(*p)->fin);
+  fm__secure_metrics_destroy(&(*p)->secure_metrics);
   fm__free(*p);
   *p = NULL;
 }

@@ -128,7 +128,11 @@ static int fm__server_update(const fm_process *p, fm_state *s, const fm_exact *t
     FM_CALL_GOTO(rc, p->algo->server_step(p, s, extras, population, mean, &non_finite), done);
   FM_CALL_GOTO(rc, fm__finalizer_apply(p->fin, s, mean, t, &non_finite), done);
   if (metrics) {
-    FM_CALL_GOTO(rc, fm__metrics_finalize(p->model, &total[p->slot_metrics], "client_work/train", metrics), done);
+    FM_CALL_GOTO(rc,
+                 p->secure_metrics ? fm__secure_metrics_report(p->secure_metrics, p->model, &total[p->slot_metrics],
+                                                               "client_work/train", metrics)
+                                   : fm__metrics_finalize(p->model, &total[p->slot_metrics], "client_work/train", metrics),
+                 done);
     FM_CALL_GOTO(rc, fm__aggregator_measurements(p->agg, s->agg_state, total, t, "aggregator", metrics), done);
     FM_CALL_GOTO(rc, fm_metrics_put(metrics, "finalizer/update_non_finite", non_finite, FM_METRIC_INT), done);
   }

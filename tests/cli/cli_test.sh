@@ -273,6 +273,42 @@ PY
   expect_ok 2 train --out o8 "${u[@]}" --aggregator "secure_mean(upper_bound_threshold=1, masks=true)"
   check_columns o8 aggregator/mean_value/secure_lower_threshold aggregator/mean_value/secure_lower_clipped_count \
     aggregator/mean_value/secagg_bits_per_client aggregator/mean_weight/secure_upper_threshold
+  # the metrics through secure_sum_then_finalize: TFF's measurements per
+  # (range, dtype) group, the training itself unchanged, the metrics equal to
+  # the plain sum's to the quantisation step
+  expect_ok 2 train --out o11 "${u[@]}" --aggregator "secure_aggregator()" --metrics-aggregator "secure_sum_then_finalize"
+  check_columns o11 client_work/train/secure_sum_measurements/0.0/1048575.0/float32/secure_upper_clipped_count \
+    client_work/train/secure_sum_measurements/0/1048575/int64/secure_lower_threshold
+  same_weights o7/weights.h5 o11/weights.h5
+  /usr/bin/python3 - o7/metrics.csv o11/metrics.csv <<'PY' || fail "secure_sum_then_finalize's metrics differ from the plain sum"
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:])
+for ra, rb in zip(a, b):
+    assert ra["client_work/train/num_examples"] == rb["client_work/train/num_examples"]
+    n = float(ra["client_work/train/num_examples"])
+    for k in ("client_work/train/loss", "client_work/train/accuracy"):
+        assert abs(float(ra[k]) - float(rb[k])) <= 10 * 2.5e-4 / n + 1e-6, (k, ra[k], rb[k])
+PY
+  # a range that clips: the loss's [total, count] of every client clipped to 5
+  expect_ok 2 train --out o12 "${u[@]}" --metrics-aggregator "secure_sum_then_finalize(loss=range(lower=0, upper=5))"
+  /usr/bin/python3 - o12/metrics.csv <<'PY' || fail "the loss range did not clip"
+import csv, sys
+r = list(csv.DictReader(open(sys.argv[1])))[0]
+assert int(r["client_work/train/secure_sum_measurements/0.0/5.0/float32/secure_upper_clipped_count"]) == 10, r
+PY
+  printf '[train]\ndata = d.h5\nweighting = uniform\nrounds = 2\nmetrics_aggregator = secure_sum_then_finalize(upper=1e6)\nout = o13\n' >sm.ini
+  expect_ok 2 train --config sm.ini
+  check_columns_n() { /usr/bin/python3 -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); assert r[-1][sys.argv[2]] != ""' "$1" "$2" || fail "$1: no $2"; }
+  check_columns_n o13/metrics.csv client_work/train/secure_sum_measurements/0.0/1000000.0/float32/secure_upper_threshold
+  grep -q "^metrics-aggregator = secure_sum_then_finalize(upper=1e6)$" o13/config.ini || fail "config.ini lacks the metrics aggregator"
+  badm() {
+    expect_error 2 "$1" train --out bad "${u[@]}" --metrics-aggregator "$2"
+    [ ! -e bad ] || fail "output written for --metrics-aggregator $2"
+  }
+  badm "the range of metric 'loss' must be finite numbers with lower < upper" "secure_sum_then_finalize(loss=range(lower=3, upper=1))"
+  badm "no metric 'lss'" "secure_sum_then_finalize(lss=range(lower=0, upper=1))"
+  badm "not wide enough to quantize any integers" "secure_sum_then_finalize(lower=0.1, upper=0.9)"
+  badm "unknown 'secure_sum'" "secure_sum"
   # the config file takes the same text, and the run it records resumes with it
   printf '[train]\ndata = d.h5\nweighting = uniform\nrounds = 3\naggregator = robust_aggregator(zeroing=false)\nout = o6\n' >agg.ini
   expect_ok 2 train --config agg.ini

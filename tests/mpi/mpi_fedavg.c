@@ -79,6 +79,8 @@ int main(int argc, char **argv) {
   fm_weighting weighting = !agg || fm_aggregator_is_weighted(agg) ? FM_WEIGHTING_NUM_EXAMPLES : FM_WEIGHTING_UNIFORM;
   fm_process *p;
   CHECK(fm_process_create(model, "fedavg", NULL, copt, sopt, weighting, agg, &p));
+  /* argv[8] "metrics:SPEC": the metrics aggregator, e.g. secure_sum_then_finalize(...) */
+  if (argc > 8 && strncmp(argv[8], "metrics:", 8) == 0) CHECK(fm_process_set_metrics_aggregator(p, argv[8] + 8));
   fm_executor *exec;
   CHECK(fm_executor_create(&exec));
   fm_state *s;
@@ -103,6 +105,12 @@ int main(int argc, char **argv) {
       CHECK(fm_metrics_get(&m, "client_work/train/loss", &l));
       CHECK(fm_metrics_get(&m, "client_work/train/num_examples", &n));
       printf("round %d train loss %.6f examples %.0f\n", r + 1, l, n);
+      if (strcmp(fm_process_metrics_aggregator(p), "secure_sum_then_finalize") == 0) {
+        double up; /* the secure sum's measurements, by TFF's names */
+        CHECK(fm_metrics_get(&m,
+                             "client_work/train/secure_sum_measurements/0/1048575/int64/secure_upper_clipped_count",
+                             &up));
+      }
       train_loss = l;
       if (clip > 0) {
         double c, norm;
