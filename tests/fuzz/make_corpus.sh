@@ -17,7 +17,7 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-for t in client_data idx checkpoint config cli_options model_spec data_spec; do
+for t in client_data idx checkpoint config cli_options model_spec data_spec aggregator_spec; do
   rm -rf "${out:?}/$t"
   mkdir -p "$out/$t"
 done
@@ -87,4 +87,14 @@ txt "$c/test_split" "synthetic:clients=2,alpha=0.5,beta=0.5,max-examples=6,split
 txt "$c/iid" "synthetic:iid,clients=1e2,max-examples=3"
 txt "$c/big" "synthetic:clients=1e6,alpha=1,beta=1,max-examples=20,seed=0"
 txt "$c/dup" "synthetic:clients=3,clients=4"
+c=$out/aggregator_spec
+txt "$c/mean" "mean"
+txt "$c/robust" "robust_aggregator(zeroing=true, clipping=true)"
+txt "$c/dp" "dp_aggregator(noise_multiplier=1, clients_per_round=10)"
+txt "$c/nested" "zeroing(clipping(mean, clipping_norm=no_noise(initial_estimate=1, target_quantile=0.8, learning_rate=0.2)), zeroing_norm=5, norm_order=1)"
+txt "$c/tree" "tree_adaptive(noise_multiplier=0.3, clients_per_round=10, restart_warmup=2, restart_frequency=3)"
+txt "$c/secure" "secure_mean(upper_bound_threshold=0.5, masks=true)"
+txt "$c/metrics" "secure_sum_then_finalize"
+txt "$c/metrics_ranges" "secure_sum_then_finalize(lower=-1, upper=1e6, loss=range(lower=0, upper=3), num_examples=range(lower=0, upper=2))"
+txt "$c/metrics_bad" "secure_sum_then_finalize(num_examples=range(lower=0.1, upper=0.9))"
 echo "make_corpus.sh: $(find "$out" -type f | wc -l) files, $(du -sh "$out" | cut -f1) in $out"
