@@ -116,7 +116,8 @@ void fm__token_mask(uint8_t *mask, const int32_t *tokens, size_t M);
  * h_{t-1} and c_{t-1} entering each step (N, T, U) each, tanh(c_t) (N, T, U),
  * and the last h and c (N, U) each: N * T * 7U + 2 N U. */
 size_t fm__lstm_cache_floats(size_t N, size_t T, size_t U);
-/* Floats of backward scratch (dz (N, T, 4U), dh and dc (N, U)): N * T * 4U + 2 N U. */
+/* Floats of backward scratch (dz (N, T, 4U), dh and dc (N, U), Wh^T (4U, U)):
+ * N * T * 4U + 2 N U + 4 U^2. Only needed during backward: layers may share it. */
 size_t fm__lstm_scratch_floats(size_t N, size_t T, size_t U);
 
 /* out = the LSTM over x (N, T, IN): (N, T, U), h_t for every step, when
