@@ -40,7 +40,13 @@ typedef struct net {
   uint8_t *mask;
 } net;
 
-static float *fl(size_t n) { return calloc(n, sizeof(float)); }
+static int alloc_failed; /* set by fl on a failed allocation */
+
+static float *fl(size_t n) {
+  float *p = calloc(n, sizeof(float));
+  alloc_failed |= !p;
+  return p;
+}
 
 static int net_init(net *m, size_t V) {
   size_t G = 4 * U, NT = (size_t)N * T;
@@ -55,8 +61,10 @@ static int net_init(net *m, size_t V) {
   m->dh2 = fl(NT * U), m->dh1 = fl(NT * U), m->demb = fl(NT * D);
   m->tok = calloc(NT, sizeof *m->tok), m->y = calloc(NT, sizeof *m->y), m->mask = calloc(NT, 1);
   double *work = calloc(fm__orthogonal_work_doubles(U, G), sizeof *work);
-  if (!m->E || !m->bd || !m->dbd || !m->demb || !m->scratch || !m->c2 || !m->tok || !m->y || !m->mask || !work)
+  if (alloc_failed || !m->tok || !m->y || !m->mask || !work) {
+    free(work);
     return 1;
+  }
   fm__embedding_init(m->E, V, D, 1, 0);
   fm__glorot_uniform(m->W1x, D, G, 1, 1);
   int rc = fm__orthogonal_init(m->W1h, work, U, G, 1, 2);
@@ -75,6 +83,14 @@ static int net_init(net *m, size_t V) {
   for (size_t i = 0; i < NT; i++) m->y[i] = i + 1 < NT ? m->tok[i + 1] : 0;
   fm__token_mask(m->mask, m->tok, NT);
   return rc;
+}
+
+static void net_free(net *m) {
+  float *f[] = {m->E,    m->W1x,  m->W1h, m->b1,     m->W2x, m->W2h, m->b2,      m->Wd,  m->bd,  m->dE,
+                m->dW1x, m->dW1h, m->db1, m->dW2x,   m->dW2h, m->db2, m->dWd,     m->dbd, m->emb, m->h1,
+                m->h2,   m->logits, m->c1, m->c2,    m->scratch, m->dh2, m->dh1, m->demb};
+  for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(f[i]);
+  free(m->tok), free(m->y), free(m->mask);
 }
 
 static float net_forward(net *m) {
@@ -109,6 +125,7 @@ int main(int argc, char **argv) {
   net m;
   if (net_init(&m, V)) {
     fprintf(stderr, "fm_bench_lstm: out of memory or QR failure\n");
+    net_free(&m);
     return 1;
   }
   double *tf = malloc((size_t)reps * sizeof *tf), *tb = malloc((size_t)reps * sizeof *tb);
@@ -134,5 +151,7 @@ int main(int argc, char **argv) {
   printf("%-10s %10.2f %10.2f\n", "forward", 1e3 * f, 1e-9 * fwd / f);
   printf("%-10s %10.2f %10.2f\n", "backward", 1e3 * b, 1e-9 * 2 * fwd / b);
   printf("%-10s %10.2f %10.2f\n", "step", 1e3 * s, 1e-9 * 3 * fwd / s);
+  net_free(&m);
+  free(tf), free(tb), free(tt);
   return 0;
 }
