@@ -447,6 +447,16 @@ static void lstm_case(size_t N, size_t T, size_t IN, size_t U, int seq, const ui
   if (mask) /* a masked step's input has no effect, so no gradient */
     for (size_t r = 0; r < N * T; r++)
       for (size_t i = 0; i < IN && !mask[r]; i++) assert_true(dx[r * IN + i] == 0.0f);
+  /* a second backward ADDS to the parameter gradients and OVERWRITES dx */
+  float *g1 = alloc_f(IN * G + U * G + G), *dx1 = alloc_f(nx);
+  memcpy(g1, dWx, IN * G * sizeof *g1), memcpy(g1 + IN * G, dWh, U * G * sizeof *g1);
+  memcpy(g1 + IN * G + U * G, db, G * sizeof *g1), memcpy(dx1, dx, nx * sizeof *dx1);
+  fm__lstm_backward(dx, dWx, dWh, db, scratch, R, cache, x, mask, Wx, Wh, N, T, IN, U, seq);
+  for (size_t i = 0; i < IN * G; i++) assert_close(dWx[i], 2.0 * g1[i], 1e-6, 1e-7, "2 dWx", i);
+  for (size_t i = 0; i < U * G; i++) assert_close(dWh[i], 2.0 * g1[IN * G + i], 1e-6, 1e-7, "2 dWh", i);
+  for (size_t i = 0; i < G; i++) assert_close(db[i], 2.0 * g1[IN * G + U * G + i], 1e-6, 1e-7, "2 db", i);
+  assert_memory_equal(dx, dx1, nx * sizeof *dx);
+  free(g1), free(dx1);
   free(x), free(Wx), free(Wh), free(b), free(out), free(R), free(cache), free(scratch), free(dx), free(dWx);
   free(dWh), free(db), free(c.x), free(c.Wx), free(c.Wh), free(c.b), free(c.out);
 }
