@@ -27,6 +27,8 @@ typedef enum fm_rng_purpose {
   FM_RNG_DP_NOISE = 6, /* DP noise on rank 0 (round = the round, client = the aggregator in its chain) */
   FM_RNG_SECAGG_MASK = 7,  /* SecAgg+ pairwise mask (client = pair id of the two clients) */
   FM_RNG_SECAGG_GRAPH = 8, /* SecAgg+ masking graph: the ring permutation (client = 0) */
+  FM_RNG_DROPOUT = 9,      /* dropout masks during local training (round = the round, client = the client index;
+                              the local step and the dropout layer are mixed into the key: docs/models.md) */
   FM_RNG_DP_TREE = 10,     /* tree aggregation node noise on rank 0 (round = the node counter, client = 2 * the aggregator + tree) */
   FM_RNG_USER = 100   /* first tag free for user code */
 } fm_rng_purpose;

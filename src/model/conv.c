@@ -1,5 +1,5 @@
 /* src/model/conv.c — forward/backward kernels for 2-D convolution (stride 1,
- * TF 'same' padding) and 2x2 max-pooling (stride 2, Keras padding='same'),
+ * TF 'same' or 'valid' padding) and 2x2 max-pooling (stride 2, Keras padding='same'),
  * channels last (NHWC), with shapes documented per function in layers.h.
  *
  * What it does: conv2d as im2col + one cblas_sgemm per chunk of examples.
@@ -15,6 +15,11 @@
  * the forward pass, and writes dcol over col once dK has been accumulated, so
  * a conv layer needs ONE scratch buffer of min(N, chunk) * H * W * KKC floats
  * per thread, whatever the batch size.
+ *
+ * 'valid' padding runs the same code with no padding rows/columns and an
+ * output of (H - KH + 1, W - KW + 1): an fm__conv_geom carries the output
+ * size and the padding before the image, and 'same' keeps exactly the loops
+ * and sgemm shapes it had, so its results are unchanged to the bit.
  *
  * The chunk (examples per sgemm) is the largest count whose col fits
  * FM__CONV_COL_BUDGET floats (128 KiB), at least one example. For 28x28
@@ -33,7 +38,7 @@
  * scatters the gradient there.
  *
  * What it deliberately does not do: strides other than 1 (conv) and 2 (pool),
- * dilation, 'valid' conv padding, groups, other pool sizes, NCHW, fused
+ * dilation, other conv paddings, groups, other pool sizes, NCHW, fused
  * activations (ReLU stays in layers.c), threading (OpenMP parallelism is over
  * clients; BLAS runs single-threaded), argument checks, allocation or error
  * reporting — callers (cnn.c) validate the geometry once. Like layers.c it is
@@ -52,39 +57,45 @@
 #define FM__CONV_COL_BUDGET ((size_t)1 << 15)
 #endif
 
-size_t fm__conv2d_chunk(size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
-  size_t per = H * W * KH * KW * IC; /* col floats per example */
-  size_t chunk = per ? FM__CONV_COL_BUDGET / per : 1;
-  return chunk ? chunk : 1;
+/* The geometry of one conv: input (H, W, IC), kernel KH x KW, output
+ * (HO, WO) and the zero rows/columns before the image (ph, pw). 'same' is
+ * HO = H, ph = (KH - 1) / 2; 'valid' is HO = H - KH + 1, ph = 0. */
+typedef struct fm__conv_geom {
+  size_t H, W, IC, KH, KW, HO, WO, ph, pw;
+} fm__conv_geom;
+
+static fm__conv_geom fm__geom_same(size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
+  fm__conv_geom g = {H, W, IC, KH, KW, H, W, (KH - 1) / 2, (KW - 1) / 2};
+  return g;
 }
 
-size_t fm__conv2d_col_floats(size_t N, size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
-  size_t chunk = fm__conv2d_chunk(H, W, IC, KH, KW);
-  return (N < chunk ? N : chunk) * H * W * KH * KW * IC;
+static fm__conv_geom fm__geom_valid(size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
+  fm__conv_geom g = {H, W, IC, KH, KW, H - KH + 1, W - KW + 1, 0, 0};
+  return g;
 }
 
-/* Patch columns [kw0, kw1) of output column w fall inside the image; with
- * pw = (KW - 1) / 2, input column w + kw - pw must lie in [0, W). Always
- * kw0 < kw1 (kw = pw is the pixel itself). */
-static void fm__patch_cols(size_t w, size_t W, size_t KW, size_t *kw0, size_t *kw1) {
-  size_t pw = (KW - 1) / 2;
-  *kw0 = pw > w ? pw - w : 0;
-  size_t end = W + pw - w; /* > 0 as w < W */
-  *kw1 = end < KW ? end : KW;
+/* Patch columns [kw0, kw1) of output column w fall inside the image: input
+ * column w + kw - pw must lie in [0, W). Always kw0 < kw1 for 'same' (kw = pw
+ * is the pixel itself) and kw0 = 0, kw1 = KW for 'valid' (w + KW <= W). */
+static void fm__patch_cols(size_t w, const fm__conv_geom *g, size_t *kw0, size_t *kw1) {
+  *kw0 = g->pw > w ? g->pw - w : 0;
+  size_t end = g->W + g->pw - w; /* > 0 as w < WO <= W + pw */
+  *kw1 = end < g->KW ? end : g->KW;
 }
 
-/* col (n * H * W, KH * KW * IC) = im2col(in (n, H, W, IC)). For a fixed output
- * pixel and kernel row kh the KW * IC patch entries are contiguous in both col
- * and in (channels last), so each is one clipped memcpy. */
-static void fm__im2col(float *col, const float *in, size_t n, size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
-  size_t ph = (KH - 1) / 2, pw = (KW - 1) / 2, run = KW * IC, KKC = KH * run;
+/* col (n * HO * WO, KH * KW * IC) = im2col(in (n, H, W, IC)). For a fixed
+ * output pixel and kernel row kh the KW * IC patch entries are contiguous in
+ * both col and in (channels last), so each is one clipped memcpy. */
+static void fm__im2col(float *col, const float *in, size_t n, const fm__conv_geom *g) {
+  size_t H = g->H, W = g->W, IC = g->IC, KH = g->KH, KW = g->KW, ph = g->ph, pw = g->pw;
+  size_t run = KW * IC, KKC = KH * run;
   for (size_t e = 0; e < n; e++) {
     const float *img = in + e * H * W * IC;
-    for (size_t h = 0; h < H; h++)
-      for (size_t w = 0; w < W; w++) {
-        float *row = col + ((e * H + h) * W + w) * KKC;
+    for (size_t h = 0; h < g->HO; h++)
+      for (size_t w = 0; w < g->WO; w++) {
+        float *row = col + ((e * g->HO + h) * g->WO + w) * KKC;
         size_t kw0, kw1;
-        fm__patch_cols(w, W, KW, &kw0, &kw1);
+        fm__patch_cols(w, g, &kw0, &kw1);
         for (size_t kh = 0; kh < KH; kh++) {
           float *dst = row + kh * run;
           if (h + kh < ph || h + kh - ph >= H) { /* kernel row above or below the image */
@@ -100,18 +111,19 @@ static void fm__im2col(float *col, const float *in, size_t n, size_t H, size_t W
   }
 }
 
-/* din (n, H, W, IC) = col2im(col (n * H * W, KH * KW * IC)): the adjoint of
+/* din (n, H, W, IC) = col2im(col (n * HO * WO, KH * KW * IC)): the adjoint of
  * fm__im2col, every in-image patch entry added onto its source pixel. */
-static void fm__col2im(float *din, const float *col, size_t n, size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
-  size_t ph = (KH - 1) / 2, pw = (KW - 1) / 2, run = KW * IC, KKC = KH * run;
+static void fm__col2im(float *din, const float *col, size_t n, const fm__conv_geom *g) {
+  size_t H = g->H, W = g->W, IC = g->IC, KH = g->KH, KW = g->KW, ph = g->ph, pw = g->pw;
+  size_t run = KW * IC, KKC = KH * run;
   memset(din, 0, n * H * W * IC * sizeof *din);
   for (size_t e = 0; e < n; e++) {
     float *img = din + e * H * W * IC;
-    for (size_t h = 0; h < H; h++)
-      for (size_t w = 0; w < W; w++) {
-        const float *row = col + ((e * H + h) * W + w) * KKC;
+    for (size_t h = 0; h < g->HO; h++)
+      for (size_t w = 0; w < g->WO; w++) {
+        const float *row = col + ((e * g->HO + h) * g->WO + w) * KKC;
         size_t kw0, kw1;
-        fm__patch_cols(w, W, KW, &kw0, &kw1);
+        fm__patch_cols(w, g, &kw0, &kw1);
         for (size_t kh = 0; kh < KH; kh++) {
           if (h + kh < ph || h + kh - ph >= H) continue;
           float *dst = img + ((h + kh - ph) * W + (w + kw0 - pw)) * IC;
@@ -123,32 +135,39 @@ static void fm__col2im(float *din, const float *col, size_t n, size_t H, size_t 
   }
 }
 
-void fm__conv2d_forward(float *out, float *col, const float *in, const float *K, const float *b, size_t N, size_t H,
-                        size_t W, size_t IC, size_t KH, size_t KW, size_t OC) {
-  size_t HW = H * W, KKC = KH * KW * IC, chunk = fm__conv2d_chunk(H, W, IC, KH, KW);
+/* Examples per im2col chunk: the largest count whose col fits the budget. */
+static size_t fm__geom_chunk(const fm__conv_geom *g) {
+  size_t per = g->HO * g->WO * g->KH * g->KW * g->IC; /* col floats per example */
+  size_t chunk = per ? FM__CONV_COL_BUDGET / per : 1;
+  return chunk ? chunk : 1;
+}
+
+static void fm__conv_forward(float *out, float *col, const float *in, const float *K, const float *b, size_t N,
+                             const fm__conv_geom *g, size_t OC) {
+  size_t HWI = g->H * g->W * g->IC, HWO = g->HO * g->WO, KKC = g->KH * g->KW * g->IC, chunk = fm__geom_chunk(g);
   /* out[n, h, w, :] = b */
-  for (size_t r = 0; r < N * HW; r++) memcpy(out + r * OC, b, OC * sizeof *out);
+  for (size_t r = 0; r < N * HWO; r++) memcpy(out + r * OC, b, OC * sizeof *out);
   for (size_t n0 = 0; n0 < N; n0 += chunk) {
-    size_t cn = N - n0 < chunk ? N - n0 : chunk, rows = cn * HW;
-    fm__im2col(col, in + n0 * HW * IC, cn, H, W, IC, KH, KW);
+    size_t cn = N - n0 < chunk ? N - n0 : chunk, rows = cn * HWO;
+    fm__im2col(col, in + n0 * HWI, cn, g);
     /* out (rows, OC) += col (rows, KKC) @ K (KKC, OC) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)OC, (blasint)KKC, 1.0f, col,
-                (blasint)KKC, K, (blasint)OC, 1.0f, out + n0 * HW * OC, (blasint)OC);
+                (blasint)KKC, K, (blasint)OC, 1.0f, out + n0 * HWO * OC, (blasint)OC);
   }
 }
 
-void fm__conv2d_backward(float *din, float *dK, float *db, float *col, const float *dout, const float *in,
-                         const float *K, size_t N, size_t H, size_t W, size_t IC, size_t KH, size_t KW, size_t OC) {
-  size_t HW = H * W, KKC = KH * KW * IC, chunk = fm__conv2d_chunk(H, W, IC, KH, KW);
-  /* db (OC) += column sums of dout (N * H * W, OC) */
-  for (size_t r = 0; r < N * HW; r++) {
+static void fm__conv_backward(float *din, float *dK, float *db, float *col, const float *dout, const float *in,
+                              const float *K, size_t N, const fm__conv_geom *g, size_t OC) {
+  size_t HWI = g->H * g->W * g->IC, HWO = g->HO * g->WO, KKC = g->KH * g->KW * g->IC, chunk = fm__geom_chunk(g);
+  /* db (OC) += column sums of dout (N * HO * WO, OC) */
+  for (size_t r = 0; r < N * HWO; r++) {
     const float *row = dout + r * OC;
     for (size_t o = 0; o < OC; o++) db[o] += row[o];
   }
   for (size_t n0 = 0; n0 < N; n0 += chunk) {
-    size_t cn = N - n0 < chunk ? N - n0 : chunk, rows = cn * HW;
-    const float *dc = dout + n0 * HW * OC; /* (rows, OC) */
-    fm__im2col(col, in + n0 * HW * IC, cn, H, W, IC, KH, KW);
+    size_t cn = N - n0 < chunk ? N - n0 : chunk, rows = cn * HWO;
+    const float *dc = dout + n0 * HWO * OC; /* (rows, OC) */
+    fm__im2col(col, in + n0 * HWI, cn, g);
     /* dK (KKC, OC) += col^T (KKC, rows) @ dout (rows, OC) */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)KKC, (blasint)OC, (blasint)rows, 1.0f, col,
                 (blasint)KKC, dc, (blasint)OC, 1.0f, dK, (blasint)OC);
@@ -156,8 +175,53 @@ void fm__conv2d_backward(float *din, float *dK, float *db, float *col, const flo
     /* dcol (rows, KKC) = dout (rows, OC) @ K^T (OC, KKC), over col */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, (blasint)KKC, (blasint)OC, 1.0f, dc,
                 (blasint)OC, K, (blasint)OC, 0.0f, col, (blasint)KKC);
-    fm__col2im(din + n0 * HW * IC, col, cn, H, W, IC, KH, KW);
+    fm__col2im(din + n0 * HWI, col, cn, g);
   }
+}
+
+size_t fm__conv2d_chunk(size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
+  fm__conv_geom g = fm__geom_same(H, W, IC, KH, KW);
+  return fm__geom_chunk(&g);
+}
+
+size_t fm__conv2d_col_floats(size_t N, size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
+  size_t chunk = fm__conv2d_chunk(H, W, IC, KH, KW);
+  return (N < chunk ? N : chunk) * H * W * KH * KW * IC;
+}
+
+void fm__conv2d_forward(float *out, float *col, const float *in, const float *K, const float *b, size_t N, size_t H,
+                        size_t W, size_t IC, size_t KH, size_t KW, size_t OC) {
+  fm__conv_geom g = fm__geom_same(H, W, IC, KH, KW);
+  fm__conv_forward(out, col, in, K, b, N, &g, OC);
+}
+
+void fm__conv2d_backward(float *din, float *dK, float *db, float *col, const float *dout, const float *in,
+                         const float *K, size_t N, size_t H, size_t W, size_t IC, size_t KH, size_t KW, size_t OC) {
+  fm__conv_geom g = fm__geom_same(H, W, IC, KH, KW);
+  fm__conv_backward(din, dK, db, col, dout, in, K, N, &g, OC);
+}
+
+size_t fm__conv2d_valid_chunk(size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
+  fm__conv_geom g = fm__geom_valid(H, W, IC, KH, KW);
+  return fm__geom_chunk(&g);
+}
+
+size_t fm__conv2d_valid_col_floats(size_t N, size_t H, size_t W, size_t IC, size_t KH, size_t KW) {
+  size_t chunk = fm__conv2d_valid_chunk(H, W, IC, KH, KW);
+  return (N < chunk ? N : chunk) * (H - KH + 1) * (W - KW + 1) * KH * KW * IC;
+}
+
+void fm__conv2d_valid_forward(float *out, float *col, const float *in, const float *K, const float *b, size_t N,
+                              size_t H, size_t W, size_t IC, size_t KH, size_t KW, size_t OC) {
+  fm__conv_geom g = fm__geom_valid(H, W, IC, KH, KW);
+  fm__conv_forward(out, col, in, K, b, N, &g, OC);
+}
+
+void fm__conv2d_valid_backward(float *din, float *dK, float *db, float *col, const float *dout, const float *in,
+                               const float *K, size_t N, size_t H, size_t W, size_t IC, size_t KH, size_t KW,
+                               size_t OC) {
+  fm__conv_geom g = fm__geom_valid(H, W, IC, KH, KW);
+  fm__conv_backward(din, dK, db, col, dout, in, K, N, &g, OC);
 }
 
 /* One window: out (C), arg (C) <- max over the np pixels whose offsets (in

@@ -1,7 +1,9 @@
 /* src/model/layers.h — private building blocks of the built-in models:
  * forward/backward pairs for dense (fully connected), ReLU and softmax
- * cross-entropy layers (layers.c), conv2d and 2x2 max-pool (conv.c), plus
- * Glorot-uniform initialisation. Not installed.
+ * cross-entropy layers (layers.c), conv2d ('same' and 'valid') and 2x2
+ * max-pool (conv.c), plus Glorot-uniform initialisation. The sequence layers
+ * (sigmoid, tanh, MSE, dropout, embedding, LSTM, masked per-step
+ * cross-entropy) are in seq.h. Not installed.
  *
  * Conventions (llm.c style): outputs first, then inputs, then dimensions.
  * Arrays are row-major and shapes are given in the comments. Backward passes
@@ -86,6 +88,22 @@ void fm__conv2d_forward(float *out, float *col, const float *in, const float *K,
  * col is scratch as for forward; din must not alias dout or in. */
 void fm__conv2d_backward(float *din, float *dK, float *db, float *col, const float *dout, const float *in,
                          const float *K, size_t N, size_t H, size_t W, size_t IC, size_t KH, size_t KW, size_t OC);
+
+/* The same conv with TF 'valid' padding (no padding): requires KH <= H and
+ * KW <= W; HO = H - KH + 1, WO = W - KW + 1 and
+ * out (N, HO, WO, OC)[n, h, w, o] = b[o] + sum over kh, kw, i of
+ * in[n, h + kh, w + kw, i] * K[kh, kw, i, o]. The chunk is the largest
+ * example count whose col (chunk * HO * WO, KH * KW * IC) fits the budget, at
+ * least 1; col is scratch of fm__conv2d_valid_col_floats(N, ...) floats =
+ * min(N, chunk) * HO * WO * KH * KW * IC. Backward as for 'same': dK and db
+ * accumulate, din (N, H, W, IC) is overwritten (skipped when NULL). */
+size_t fm__conv2d_valid_chunk(size_t H, size_t W, size_t IC, size_t KH, size_t KW);
+size_t fm__conv2d_valid_col_floats(size_t N, size_t H, size_t W, size_t IC, size_t KH, size_t KW);
+void fm__conv2d_valid_forward(float *out, float *col, const float *in, const float *K, const float *b, size_t N,
+                              size_t H, size_t W, size_t IC, size_t KH, size_t KW, size_t OC);
+void fm__conv2d_valid_backward(float *din, float *dK, float *db, float *col, const float *dout, const float *in,
+                               const float *K, size_t N, size_t H, size_t W, size_t IC, size_t KH, size_t KW,
+                               size_t OC);
 
 /* out (N, HO, WO, C) = max over each 2 x 2 window of in (N, H, W, C), stride 2,
  * HO = ceil(H / 2), WO = ceil(W / 2): Keras MaxPool2D(2, padding='same'),
