@@ -37,21 +37,21 @@
 #include "layers.h"
 #include "model_private.h"
 
-#define FM__STACK_MAX_LAYERS 64
-#define FM__STACK_MAX_REGIONS (2 * FM__STACK_MAX_LAYERS + 4)
-#define FM__STACK_ALIGN 16 /* floats: regions start 64 bytes apart */
+#define FM__STACK_MAX_LAYERS 1024
+#define FM__STACK_ALIGN 16 /* floats: every region is a multiple of 64 bytes per example */
 #define FM__REG_X (-1)     /* the model's input x */
 #define FM__REG_NONE (-2)
 
 typedef struct fm__stack {
-  size_t num_layers;
-  size_t C;                          /* classes */
-  int num_regions;                   /* per-example regions, then: */
-  int r_logits, r_probs, r_dlogits;  /* (the logits are a layer's output region) */
-  int r_g[2];                        /* gradient ping-pong */
-  size_t per[FM__STACK_MAX_REGIONS]; /* floats per example of each region */
-  size_t first_backward;             /* layers before it need no backward */
-  fm__layer layer[FM__STACK_MAX_LAYERS];
+  size_t num_layers, cap_layers;
+  size_t C;                         /* classes */
+  int num_regions;                  /* per-example regions: layer outputs and caches, then */
+  int r_logits, r_probs, r_dlogits; /* (the logits are a layer's output region) */
+  int r_g[2];                       /* the gradient ping-pong */
+  size_t *per;    /* (2 * cap_layers + 4) floats per example of each region, rounded up to FM__STACK_ALIGN */
+  size_t *prefix; /* (num_regions + 1) running sums of per: region r of a batch of n starts at n * prefix[r] */
+  size_t first_backward; /* layers before it need no backward */
+  fm__layer layer[];
 } fm__stack;
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -144,8 +144,6 @@ static int fm__parse_layer(fm__stack *s, const char *spec, const char *c, const 
   while (k->name && !(strlen(k->name) == nlen && strncmp(k->name, name, nlen) == 0)) k++;
   FM_CHECK(k->name, FM_ERR_INVALID_ARG, "model 'stack:%s': layer %zu: unknown layer '%.*s' (known: %s)", spec,
            s->num_layers + 1, (int)nlen, name, fm__kind_names(known, sizeof known));
-  FM_CHECK(s->num_layers < FM__STACK_MAX_LAYERS, FM_ERR_INVALID_ARG, "model 'stack:%s': more than %d layers", spec,
-           FM__STACK_MAX_LAYERS);
   fm__layer *L = &s->layer[s->num_layers++];
   L->kind = k;
   L->pos = s->num_layers;
@@ -237,7 +235,7 @@ static int fm__stack_shapes(fm__stack *s, const fm_input_spec *spec) {
 
 /* Backward regions: each layer's output gradient, and where its input
  * gradient goes (in place, or the ping-pong buffer dout is not in). */
-static void fm__stack_plan_backward(fm__stack *s) {
+static int fm__stack_plan_backward(fm__stack *s) {
   s->r_probs = fm__new_region(s, s->C);
   s->r_dlogits = fm__new_region(s, s->C);
   s->r_g[0] = fm__new_region(s, 0);
@@ -261,6 +259,16 @@ static void fm__stack_plan_backward(fm__stack *s) {
     if (L->in.numel > s->per[L->din_reg]) s->per[L->din_reg] = L->in.numel;
     g = L->din_reg;
   }
+  /* every region a multiple of 64 bytes per example, so all start aligned */
+  s->prefix[0] = 0;
+  for (int r = 0; r < s->num_regions; r++) {
+    size_t per = (s->per[r] + FM__STACK_ALIGN - 1) / FM__STACK_ALIGN * FM__STACK_ALIGN;
+    FM_CHECK(per >= s->per[r] && s->prefix[r] <= SIZE_MAX / 16 - per, FM_ERR_OVERFLOW,
+             "model 'stack': the workspace per example overflows");
+    s->per[r] = per;
+    s->prefix[r + 1] = s->prefix[r] + per;
+  }
+  return FM_OK;
 }
 
 /* The tensors of every layer into l, in stack order. */
@@ -286,8 +294,6 @@ static int fm__stack_layout(fm__stack *s, fm_layout *l) {
 
 /* ---- the model ops ------------------------------------------------------------------------------------ */
 
-static size_t fm__round_up(size_t v) { return (v + FM__STACK_ALIGN - 1) / FM__STACK_ALIGN * FM__STACK_ALIGN; }
-
 static size_t fm__stack_col_floats(const fm__stack *s, size_t n) {
   size_t c = 0;
   for (size_t i = 0; i < s->num_layers; i++)
@@ -300,24 +306,15 @@ static size_t fm__stack_col_floats(const fm__stack *s, size_t n) {
 
 static size_t fm__stack_workspace_size(const fm_model *m, size_t max_batch) {
   const fm__stack *s = fm_model_data(m);
-  size_t per = 0;
-  for (int r = 0; r < s->num_regions; r++) per += s->per[r]; /* checked at creation */
-  size_t fixed = (size_t)(s->num_regions + 1) * FM__STACK_ALIGN + fm__stack_col_floats(s, max_batch);
-  if (per && max_batch > (SIZE_MAX / sizeof(float) - fixed) / per) return SIZE_MAX;
-  return (max_batch * per + fixed) * sizeof(float);
+  size_t per = s->prefix[s->num_regions], col = fm__stack_col_floats(s, max_batch);
+  if (per && max_batch > (SIZE_MAX / sizeof(float) - col) / per) return SIZE_MAX;
+  return (max_batch * per + col) * sizeof(float);
 }
 
-/* Region pointers for a batch of n; base[num_regions] is the shared scratch. */
-static void fm__stack_views(const fm__stack *s, void *ws, size_t n, float **base) {
-  float *at = ws;
-  for (int r = 0; r < s->num_regions; r++) {
-    base[r] = at;
-    at += fm__round_up(n * s->per[r]);
-  }
-  base[s->num_regions] = at;
+/* Region r of a batch of n (FM__REG_X: the input x; num_regions: the shared scratch). */
+static float *fm__reg(const fm__stack *s, void *ws, size_t n, int r, const float *x) {
+  return r == FM__REG_X ? (float *)x : (float *)ws + n * s->prefix[r];
 }
-
-static const float *fm__reg(float *const *base, int r, const float *x) { return r == FM__REG_X ? x : base[r]; }
 
 static int fm__stack_init(const fm_model *m, float *w, uint64_t seed) {
   const fm__stack *s = fm_model_data(m);
@@ -337,14 +334,14 @@ static int fm__stack_init(const fm_model *m, float *w, uint64_t seed) {
   return FM_OK;
 }
 
-static void fm__stack_pass(const fm__stack *s, const fm__layer *L, float *const *base, const float *x, const float *w,
-                           float *dw, size_t n, fm__layer_pass *p) {
+static void fm__stack_pass(const fm__stack *s, const fm__layer *L, void *ws, const float *x, const float *w, float *dw,
+                           size_t n, fm__layer_pass *p) {
   memset(p, 0, sizeof *p);
   p->n = n;
-  p->in = fm__reg(base, L->in_reg, x);
-  p->out = (float *)fm__reg(base, L->out_reg, x);
-  p->aux = L->aux_reg >= 0 ? base[L->aux_reg] : NULL;
-  p->col = base[s->num_regions];
+  p->in = fm__reg(s, ws, n, L->in_reg, x);
+  p->out = fm__reg(s, ws, n, L->out_reg, x);
+  p->aux = L->aux_reg >= 0 ? fm__reg(s, ws, n, L->aux_reg, x) : NULL;
+  p->col = fm__reg(s, ws, n, s->num_regions, x);
   for (size_t j = 0; j < L->num_tensors; j++) {
     p->w[j] = w + L->woff[j];
     if (dw) p->dw[j] = dw + L->woff[j];
@@ -356,17 +353,17 @@ static int fm__stack_forward(const fm_model *m, void *ws, const float *w, const 
   (void)training; /* the activations are always cached */
   FM_CHECK(n <= INT_MAX, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit", fm_model_type(m), n);
   const fm__stack *s = fm_model_data(m);
-  float *base[FM__STACK_MAX_REGIONS + 1];
-  fm__stack_views(s, ws, n, base);
   for (size_t i = 0; i < s->num_layers; i++) {
     const fm__layer *L = &s->layer[i];
     if (!L->kind->forward) continue; /* views and the loss */
     fm__layer_pass p;
-    fm__stack_pass(s, L, base, x, w, NULL, n, &p);
+    fm__stack_pass(s, L, ws, x, w, NULL, n, &p);
     L->kind->forward(L, &p);
   }
-  *loss = fm__softmax_xent_forward(base[s->r_probs], base[s->r_logits], y, n, s->C);
-  if (probs) memcpy(probs, base[s->r_probs], n * s->C * sizeof *probs);
+  const float *p_logits = fm__reg(s, ws, n, s->r_logits, x);
+  float *p_probs = fm__reg(s, ws, n, s->r_probs, x);
+  *loss = fm__softmax_xent_forward(p_probs, p_logits, y, n, s->C);
+  if (probs) memcpy(probs, p_probs, n * s->C * sizeof *probs);
   return FM_OK;
 }
 
@@ -374,16 +371,14 @@ static int fm__stack_backward(const fm_model *m, void *ws, const float *w, const
                               float *dw) {
   FM_CHECK(n <= INT_MAX, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit", fm_model_type(m), n);
   const fm__stack *s = fm_model_data(m);
-  float *base[FM__STACK_MAX_REGIONS + 1];
-  fm__stack_views(s, ws, n, base);
-  fm__softmax_xent_backward(base[s->r_dlogits], base[s->r_probs], y, n, s->C);
+  fm__softmax_xent_backward(fm__reg(s, ws, n, s->r_dlogits, x), fm__reg(s, ws, n, s->r_probs, x), y, n, s->C);
   for (size_t i = s->num_layers; i-- > s->first_backward;) {
     const fm__layer *L = &s->layer[i];
     if (!L->kind->backward) continue; /* views and the loss pass the gradient through */
     fm__layer_pass p;
-    fm__stack_pass(s, L, base, x, w, dw, n, &p);
-    p.dout = base[L->dout_reg];
-    p.din = L->din_reg >= 0 ? base[L->din_reg] : NULL;
+    fm__stack_pass(s, L, ws, x, w, dw, n, &p);
+    p.dout = fm__reg(s, ws, n, L->dout_reg, x);
+    p.din = L->din_reg >= 0 ? fm__reg(s, ws, n, L->din_reg, x) : NULL;
     L->kind->backward(L, &p);
   }
   return FM_OK;
@@ -423,15 +418,23 @@ int fm__stack_create(const fm_input_spec *spec, const char *layers, const char *
   *out = NULL;
   FM_CHECK(layers, FM_ERR_INVALID_ARG, "fm_model_create_stack: the layer list is NULL");
   FM_CALL(fm__input_spec_check(spec));
+  size_t cap = 1; /* every layer but the first follows a ',' */
+  for (const char *c = layers; *c; c++) cap += *c == ',';
+  FM_CHECK(cap <= FM__STACK_MAX_LAYERS, FM_ERR_INVALID_ARG, "model 'stack:%.64s...': more than %d layers", layers,
+           FM__STACK_MAX_LAYERS);
   int rc = FM_OK;
   fm_layout *l = NULL;
   char *name = NULL;
-  fm__stack *s = fm__calloc(1, sizeof *s);
+  size_t regions = 2 * cap + 4;
+  fm__stack *s = fm__calloc(1, sizeof *s + cap * sizeof(fm__layer) + (2 * regions + 1) * sizeof(size_t));
   if (!s) return FM_ERR_NOMEM;
+  s->cap_layers = cap;
+  s->per = (size_t *)(void *)(s->layer + cap);
+  s->prefix = s->per + regions;
   s->C = spec->num_classes;
   FM_CALL_GOTO(rc, fm__stack_parse(s, layers), fail);
   FM_CALL_GOTO(rc, fm__stack_shapes(s, spec), fail);
-  fm__stack_plan_backward(s);
+  FM_CALL_GOTO(rc, fm__stack_plan_backward(s), fail);
   FM_CALL_GOTO(rc, fm_layout_create(&l), fail);
   FM_CALL_GOTO(rc, fm__stack_layout(s, l), fail);
   for (size_t i = 0; i < s->num_layers; i++) s->layer[i].spec = s->layer[i].text = NULL; /* the caller's text */

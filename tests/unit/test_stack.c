@@ -7,6 +7,10 @@
  * no hand-written twin against central finite differences; and every kind
  * of bad spec, each with a message naming the layer or the character.
  *
+ * The named models are themselves stacks now (src/model/named.c), so each is
+ * also checked against the hand-written model it replaced, kept in
+ * tests/unit/reference/ (ref_models.h compiles it into this test).
+ *
  * Deliberately not covered here: the kernels themselves (test_model_layers.c,
  * test_conv_layers.c) and the named models' own numerics (test_model.c,
  * test_cnn.c). */
@@ -25,6 +29,7 @@
 #include "fedmpi/model.h"
 #include "fedmpi/rng.h"
 #include "model_batch.h"
+#include "reference/ref_models.h"
 
 static fm_input_spec spec_of(int ndim, size_t a, size_t b, size_t c, size_t classes) {
   fm_input_spec s;
@@ -58,8 +63,8 @@ static void assert_same_layout(const fm_model *a, const fm_model *b) {
 /* The named model and its stack: layout, init and `steps` SGD steps of a
  * batch of N (the stack's workspace sized for more, to show it does not
  * matter), all compared bit for bit. */
-static void check_equivalent(const char *named, const char *stack, const fm_input_spec *s, size_t N, int steps) {
-  fm_model *a = by_name(named, s), *b = by_name(stack, s);
+static void check_models(fm_model *a, fm_model *b, const char *named, const char *stack, const fm_input_spec *s,
+                         size_t N, int steps) {
   assert_same_layout(a, b);
   size_t P = fm_layout_numel(fm_model_layout(a)), C = s->num_classes;
   float *wa = malloc(P * sizeof *wa), *wb = malloc(P * sizeof *wb);
@@ -102,12 +107,28 @@ static void check_equivalent(const char *named, const char *stack, const fm_inpu
   fm_model_destroy(&b);
 }
 
+static void check_equivalent(const char *named, const char *stack, const fm_input_spec *s, size_t N, int steps) {
+  check_models(by_name(named, s), by_name(stack, s), named, stack, s, N, steps);
+}
+
+/* The hand-written model (tests/unit/reference) against the stack. */
+static void check_reference(fm_model *ref, const char *stack, const fm_input_spec *s, size_t N, int steps) {
+  if (!ref) fail_msg("reference model for %s: %s", stack, fm_last_error());
+  fm_model *b = by_name(stack, s);
+  check_models(ref, b, "reference", stack, s, N, steps);
+}
+
 static void test_stack_softmax_equivalent(void **state) {
   (void)state;
   fm_input_spec flat = spec_of(1, 60, 0, 0, 10), image = spec_of(3, 5, 4, 2, 3);
   check_equivalent("softmax", "stack:flatten,dense", &flat, 16, 3);
   check_equivalent("softmax", "stack:dense(10)", &flat, 16, 3);
   check_equivalent("softmax", "stack:flatten,dense,softmax", &image, 7, 3);
+  fm_model *ref = NULL;
+  ref_model_create_softmax(&flat, &ref);
+  check_reference(ref, "stack:flatten,dense", &flat, 16, 3);
+  ref_model_create_softmax(&image, &ref);
+  check_reference(ref, "softmax", &image, 7, 3);
 }
 
 static void test_stack_mlp_equivalent(void **state) {
@@ -118,6 +139,20 @@ static void test_stack_mlp_equivalent(void **state) {
   fm_input_spec mnist = spec_of(2, 28, 28, 0, 10);
   check_equivalent("2nn", "stack:flatten,dense(200),relu,dense(200),relu,dense", &mnist, 12, 3);
   check_equivalent("mlp", "stack:flatten,dense(200),relu,dense(200),relu,dense", &mnist, 4, 2);
+  const size_t h75[2] = {7, 5}, h9[1] = {9}, h200[2] = {200, 200};
+  fm_model *ref = NULL;
+  ref_model_create_mlp(&flat, h75, 2, &ref);
+  check_reference(ref, "stack:flatten,dense(7),relu,dense(5),relu,dense", &flat, 16, 3);
+  ref_model_create_mlp(&image, h9, 1, &ref);
+  check_reference(ref, "mlp:9", &image, 5, 3);
+  ref_model_create_mlp(&mnist, h200, 2, &ref);
+  check_reference(ref, "2nn", &mnist, 12, 3);
+  ref_model_create_mlp(&flat, NULL, 0, &ref);
+  check_reference(ref, "softmax", &flat, 4, 2); /* an MLP without hidden layers is softmax regression */
+  fm_model *none = NULL;
+  assert_int_equal(fm_model_create_mlp(&flat, NULL, 0, &none), FM_OK);
+  assert_string_equal(fm_model_type(none), "softmax");
+  fm_model_destroy(&none);
 }
 
 static void test_stack_cnn_equivalent(void **state) {
