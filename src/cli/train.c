@@ -737,10 +737,37 @@ static int check_aggregator(const train_cfg *c, dp_mech *m) {
   return rc == FM_OK ? check_privacy(c, m) : rc;
 }
 
+/* --model, built on the data's input spec (the generated data's without
+ * --data) and dropped, so that a bad model is refused before anything is
+ * written, --out included. Data that cannot be opened is left to
+ * train_setup_data to report. */
+static int check_model(const train_cfg *c) {
+  fm_input_spec spec;
+  if (c->data[0]) {
+    fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL,
+                            .y_feature = c->y_feature[0] ? c->y_feature : NULL};
+    fm_client_data *d = NULL;
+    if (fm_client_data_open_spec(c->data, &dopt, &d) != FM_OK) return FM_OK;
+    int rc = cli_input_spec(d, c->num_classes, &spec);
+    fm_client_data_close(&d);
+    if (rc != FM_OK) return FM_OK;
+  } else {
+    fm_synth_options o;
+    fm_synth_defaults(&o);
+    size_t shape[1] = {o.num_features};
+    FM_CALL_CLI(fm_input_spec_set(&spec, 1, shape, c->num_classes > 0 ? (size_t)c->num_classes : o.num_classes));
+  }
+  fm_model *m = NULL;
+  int rc = fm_model_create_by_name(c->model, &spec, &m);
+  fm_model_destroy(&m);
+  return rc;
+}
+
 static int train_setup_output(train_run *run) {
   cli_ctx *ctx = run->ctx;
   train_cfg *c = run->c;
   if (cli_agree(ctx, "train", check_aggregator(c, &run->mech)) != FM_OK) return CLI_EXIT_USAGE;
+  if (cli_agree(ctx, "train", check_model(c)) != FM_OK) return CLI_EXIT_USAGE;
   run->dp = run->mech.z >= 0;
   if (cli_threads(ctx, "train", c->threads, &run->nt) != FM_OK) return CLI_EXIT_FAILURE;
   cli_install_stop_handlers();

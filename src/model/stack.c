@@ -13,7 +13,7 @@
  * the inputs whose gradient lands in each, and one scratch shared by all
  * layers (im2col). Forward and backward walk the table.
  *
- * The plan reproduces the hand-written models (softmax.c, mlp.c, cnn.c)
+ * The plan reproduces the hand-written models (now kept as tests/unit/reference/ref_*.c)
  * call for call: the same kernels on the same inputs in the same order, the
  * first layer computing no input gradient, so their stacks give the same
  * bits (tests/unit/test_stack.c).
