@@ -74,7 +74,9 @@ static cli_opt train_opts[] = {
     {"test-data", CLI_STR, OFF(test_data), "", 0, 0, NULL, "FILE|SPEC",
      "held-out ClientData (or 'synthetic:...,split=test') evaluated every --eval-every rounds and at the end"},
     {"model", CLI_STR, OFF(model), "softmax", 0, 0, NULL, "NAME",
-     "model: softmax, mlp:H1,H2,..., 2nn (mlp:200,200), cnn (McMahan et al.'s CNN; cnn:F1,F2,DENSE[,K])"},
+     "model: softmax, mlp:H1,H2,..., 2nn (mlp:200,200), cnn (McMahan et al.'s CNN; cnn:F1,F2,DENSE[,K]), or layers "
+     "'stack:conv2d(32,5),relu,maxpool,flatten,dense(128),relu,dense' (dense, relu, conv2d, maxpool, flatten, "
+     "reshape; docs/models.md)"},
     {"rounds", CLI_INT, OFF(rounds), "20", 1, BIG, NULL, "N", "federated rounds"},
     {"clients-per-round", CLI_INT, OFF(clients_per_round), "10", 1, BIG, NULL, "K",
      "clients sampled uniformly without replacement each round"},
