@@ -394,6 +394,23 @@ static const fm_model_ops fm__stack_ops = {
     .destroy = fm__stack_destroy,
 };
 
+int fm__stack_flops(const fm_model *m, fm_model_flops *out) {
+  const fm_model_ops *ops = fm__model_ops(m);
+  if (!ops || ops->forward != fm__stack_forward) return 0;
+  const fm__stack *s = fm_model_data(m);
+  memset(out, 0, sizeof *out);
+  for (size_t i = 0; i < s->num_layers; i++) {
+    const fm__layer *L = &s->layer[i];
+    if (!L->kind->flops) continue;
+    double f = L->kind->flops(L);
+    out->forward += f;
+    out->backward += f;                                          /* weight gradient */
+    if (i >= s->first_backward && L->din_reg >= 0) out->backward += f; /* input gradient */
+  }
+  out->train = out->forward + out->backward;
+  return 1;
+}
+
 /* ---- creation ---------------------------------------------------------------------------------------------- */
 
 /* "stack:" and the layers as parsed, without spaces and without the loss

@@ -90,6 +90,8 @@ struct fm__layer_kind {
   size_t (*aux_floats)(const fm__layer *L);
   /* Floats of scratch for a batch of n, shared by every layer. NULL: none. */
   size_t (*col_floats)(const fm__layer *L, size_t n);
+  /* Forward GEMM flops per example (2 per multiply-add; docs/performance.md). NULL: none. */
+  double (*flops)(const fm__layer *L);
   void (*forward)(const fm__layer *L, const fm__layer_pass *p);
   void (*backward)(const fm__layer *L, const fm__layer_pass *p);
 };
@@ -103,6 +105,12 @@ int fm__layer_error(const fm__layer *L, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* 1 and *out filled if m is a stack model (the named models included):
+ * forward = the layers' flops, backward = each weight gradient (the layer's
+ * forward again) plus each input gradient the plan computes (all but the
+ * first layer reading the input). 0 for any other model. */
+int fm__stack_flops(const fm_model *m, fm_model_flops *out);
 
 /* Build a stack model from the text after "stack:". type: the type name
  * to record (NULL: "stack:" + the canonical spec). */

@@ -14,7 +14,8 @@
  * named model and its stack give the same bits.
  *
  * Adding a layer: write its functions here (and its kernels in layers.h if
- * it needs new ones), add a row to fm__layer_kinds[], document it in
+ * it needs new ones), add a row to fm__layer_kinds[] (designated
+ * initialisers: a slot left out is NULL or 0), document it in
  * docs/models.md. Dimension legend: n batch, F features, (H, W, C) image. */
 #include <limits.h>
 #include <stdio.h>
@@ -89,6 +90,8 @@ static size_t fm__dense_tensors(const fm__layer *L, fm__tensor_desc *t) {
   return 2;
 }
 
+static double fm__dense_flops(const fm__layer *L) { return 2.0 * (double)L->in.numel * (double)L->out.numel; }
+
 static void fm__dense_fwd(const fm__layer *L, const fm__layer_pass *p) {
   fm__dense_forward(p->out, p->in, p->w[0], p->w[1], p->n, L->in.numel, L->out.numel);
 }
@@ -137,6 +140,11 @@ static size_t fm__conv_tensors(const fm__layer *L, fm__tensor_desc *t) {
 
 static size_t fm__conv_col(const fm__layer *L, size_t n) {
   return fm__conv2d_col_floats(n, L->in.d[0], L->in.d[1], L->in.d[2], L->arg[1], L->arg[1]);
+}
+
+/* 2 * K * K * IC * F per output pixel */
+static double fm__conv_flops(const fm__layer *L) {
+  return 2.0 * (double)L->arg[1] * (double)L->arg[1] * (double)L->in.d[2] * (double)L->out.numel;
 }
 
 static void fm__conv_fwd(const fm__layer *L, const fm__layer_pass *p) {
@@ -215,17 +223,48 @@ static const char *const fm__pool_args[] = {"pool size"};
 static const char *const fm__reshape_args[] = {"height", "width", "channels"};
 
 const fm__layer_kind fm__layer_kinds[] = {
-    {"dense", "dense(units), or bare 'dense' for as many units as classes", "dense", 0, 0, 1, fm__units_arg,
-     fm__dense_shape, fm__dense_tensors, NULL, NULL, fm__dense_fwd, fm__dense_bwd},
-    {"relu", "relu", NULL, FM__LAYER_INPLACE, 0, 0, NULL, NULL, NULL, NULL, NULL, fm__relu_fwd, fm__relu_bwd},
-    {"conv2d", "conv2d(filters, kernel size)", "conv2d", 0, 2, 2, fm__conv_args, fm__conv_shape, fm__conv_tensors, NULL,
-     fm__conv_col, fm__conv_fwd, fm__conv_bwd},
-    {"maxpool", "maxpool or maxpool(2)", NULL, 0, 0, 1, fm__pool_args, fm__pool_shape, NULL, fm__pool_aux, NULL,
-     fm__pool_fwd, fm__pool_bwd},
-    {"flatten", "flatten", NULL, FM__LAYER_VIEW, 0, 0, NULL, fm__flatten_shape, NULL, NULL, NULL, NULL, NULL},
-    {"reshape", "reshape(features) or reshape(height, width[, channels])", NULL, FM__LAYER_VIEW, 1, 3, fm__reshape_args,
-     fm__reshape_shape, NULL, NULL, NULL, NULL, NULL},
-    {"softmax", "softmax (the loss, softmax cross-entropy; last)", NULL, FM__LAYER_LOSS, 0, 0, NULL, fm__softmax_shape,
-     NULL, NULL, NULL, NULL, NULL},
-    {NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    {.name = "dense",
+     .usage = "dense(units), or bare 'dense' for as many units as classes",
+     .prefix = "dense",
+     .max_args = 1,
+     .arg_names = fm__units_arg,
+     .shape = fm__dense_shape,
+     .tensors = fm__dense_tensors,
+     .flops = fm__dense_flops,
+     .forward = fm__dense_fwd,
+     .backward = fm__dense_bwd},
+    {.name = "relu", .usage = "relu", .flags = FM__LAYER_INPLACE, .forward = fm__relu_fwd, .backward = fm__relu_bwd},
+    {.name = "conv2d",
+     .usage = "conv2d(filters, kernel size)",
+     .prefix = "conv2d",
+     .min_args = 2,
+     .max_args = 2,
+     .arg_names = fm__conv_args,
+     .shape = fm__conv_shape,
+     .tensors = fm__conv_tensors,
+     .col_floats = fm__conv_col,
+     .flops = fm__conv_flops,
+     .forward = fm__conv_fwd,
+     .backward = fm__conv_bwd},
+    {.name = "maxpool",
+     .usage = "maxpool or maxpool(2)",
+     .max_args = 1,
+     .arg_names = fm__pool_args,
+     .shape = fm__pool_shape,
+     .aux_floats = fm__pool_aux,
+     .forward = fm__pool_fwd,
+     .backward = fm__pool_bwd},
+    {.name = "flatten", .usage = "flatten", .flags = FM__LAYER_VIEW, .shape = fm__flatten_shape},
+    {.name = "reshape",
+     .usage = "reshape(features) or reshape(height, width[, channels])",
+     .flags = FM__LAYER_VIEW,
+     .min_args = 1,
+     .max_args = 3,
+     .arg_names = fm__reshape_args,
+     .shape = fm__reshape_shape},
+    {.name = "softmax",
+     .usage = "softmax (the loss, softmax cross-entropy; last)",
+     .flags = FM__LAYER_LOSS,
+     .shape = fm__softmax_shape},
+    {.name = NULL},
 };

@@ -301,12 +301,52 @@ static void test_stack_bad_specs(void **state) {
   }
 }
 
+/* fm_model_flops_per_example on stacks: the CNN's count by hand, the 2NN's
+ * as the dense-only count of its hand-written twin, an input gradient that
+ * only exists after a relu on the input, and a conv model that is not a
+ * stack, which is not guessed. */
+static void test_stack_flops(void **state) {
+  (void)state;
+  fm_input_spec mnist = spec_of(3, 28, 28, 1, 10);
+  fm_model *m = by_name("cnn", &mnist);
+  fm_model_flops f;
+  assert_int_equal(fm_model_flops_per_example(m, &f), FM_OK);
+  double conv0 = 2.0 * 25 * 1 * 32 * 28 * 28, conv1 = 2.0 * 25 * 32 * 64 * 14 * 14;
+  double fwd = conv0 + conv1 + 2.0 * 3136 * 512 + 2.0 * 512 * 10;
+  assert_true(f.forward == fwd && f.backward == 2 * fwd - conv0 && f.train == f.forward + f.backward);
+  fm_model_destroy(&m);
+
+  fm_model *ref = NULL, *nn = by_name("2nn", &mnist);
+  const size_t h[2] = {200, 200};
+  assert_int_equal(ref_model_create_mlp(&mnist, h, 2, &ref), FM_OK);
+  fm_model_flops fr;
+  assert_int_equal(fm_model_flops_per_example(ref, &fr), FM_OK);
+  assert_int_equal(fm_model_flops_per_example(nn, &f), FM_OK);
+  assert_true(f.forward == fr.forward && f.backward == fr.backward && f.train == fr.train);
+  fm_model_destroy(&ref);
+  fm_model_destroy(&nn);
+
+  fm_input_spec flat = spec_of(1, 60, 0, 0, 10);
+  m = by_name("stack:relu,dense", &flat);
+  assert_int_equal(fm_model_flops_per_example(m, &f), FM_OK);
+  assert_true(f.forward == 2.0 * 60 * 10 && f.backward == 2 * f.forward); /* dense's input gradient feeds the relu */
+  fm_model_destroy(&m);
+  m = by_name("stack:flatten,relu,flatten,dense", &flat);
+  assert_int_equal(fm_model_flops_per_example(m, &f), FM_OK);
+  fm_model_destroy(&m);
+
+  assert_int_equal(ref_model_create_cnn(&mnist, NULL, &ref), FM_OK);
+  assert_int_equal(fm_model_flops_per_example(ref, &f), FM_ERR_UNSUPPORTED);
+  assert_non_null(strstr(fm_last_error(), "conv2d_0/kernel"));
+  fm_model_destroy(&ref);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stack_softmax_equivalent), cmocka_unit_test(test_stack_mlp_equivalent),
       cmocka_unit_test(test_stack_cnn_equivalent),     cmocka_unit_test(test_stack_reshape_is_a_view),
       cmocka_unit_test(test_stack_gradients),          cmocka_unit_test(test_stack_type_name),
-      cmocka_unit_test(test_stack_bad_specs),
+      cmocka_unit_test(test_stack_bad_specs),          cmocka_unit_test(test_stack_flops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
