@@ -585,6 +585,15 @@ for r in rows:
 assert float(rows[0]["step_ms"]) > 0 and float(rows[2]["step_ms"]) > 0
 print("bench CSV:", len(rows), "rows")
 PY
+  # a layer stack among the models: ';' separates them, the stack keeps its commas, and a conv stack is counted
+  expect_ok 1 bench --data d.h5 --models 'mlp:8,4;stack:reshape(4,4),conv2d(2,3),relu,maxpool,flatten,dense' \
+    --cohorts 2 --warmup 0 --rounds 1 --no-sgemm --no-eval --step-seconds 0 --csv s.csv
+  python3 - s.csv <<'PY' || fail "bench CSV with a stack"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [r["model"] for r in rows] == ["mlp:8,4", "stack:reshape(4,4),conv2d(2,3),relu,maxpool,flatten,dense"], rows
+assert all(r["status"] == "ok" and float(r["flops_train_per_example"]) > 0 for r in rows), rows
+PY
   expect_error 2 "nosuch" bench --data d.h5 --models softmax,nosuch --cohorts 2 --no-sgemm --step-seconds 0
   expect_error 2 "--cohorts" bench --data d.h5 --cohorts 2,0 --no-sgemm --step-seconds 0
   expect_error 2 "nothing was measured" bench --data d.h5 --models softmax --cohorts 40 --no-sgemm --step-seconds 0
