@@ -480,6 +480,8 @@ typedef struct train_run {
   fm_client_data *train, *test;          /* test: NULL without --test-data */
   uint64_t population;                   /* clients in train */
   fm_model *model;
+  fm_input_spec spec;                    /* of --data, when check_model could read it */
+  int have_spec;
   fm_metric *extra_metrics[MAX_METRICS]; /* --metrics; destroyed after the model */
   size_t num_extra_metrics;
   fm_process *proc;
@@ -742,8 +744,10 @@ static int check_aggregator(const train_cfg *c, dp_mech *m) {
 /* --model, built on the data's input spec (the generated data's without
  * --data) and dropped, so that a bad model is refused before anything is
  * written, --out included. Data that cannot be opened is left to
- * train_setup_data to report. */
-static int check_model(const train_cfg *c) {
+ * train_setup_data to report. The spec of --data is kept in run (reading it
+ * may scan every label), for train_setup_process. */
+static int check_model(train_run *run) {
+  const train_cfg *c = run->c;
   fm_input_spec spec;
   if (c->data[0]) {
     fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL,
@@ -753,6 +757,8 @@ static int check_model(const train_cfg *c) {
     int rc = cli_input_spec(d, c->num_classes, &spec);
     fm_client_data_close(&d);
     if (rc != FM_OK) return FM_OK;
+    run->spec = spec;
+    run->have_spec = 1;
   } else {
     fm_synth_options o;
     fm_synth_defaults(&o);
@@ -769,7 +775,7 @@ static int train_setup_output(train_run *run) {
   cli_ctx *ctx = run->ctx;
   train_cfg *c = run->c;
   if (cli_agree(ctx, "train", check_aggregator(c, &run->mech)) != FM_OK) return CLI_EXIT_USAGE;
-  if (cli_agree(ctx, "train", check_model(c)) != FM_OK) return CLI_EXIT_USAGE;
+  if (cli_agree(ctx, "train", check_model(run)) != FM_OK) return CLI_EXIT_USAGE;
   run->dp = run->mech.z >= 0;
   if (cli_threads(ctx, "train", c->threads, &run->nt) != FM_OK) return CLI_EXIT_FAILURE;
   cli_install_stop_handlers();
@@ -852,8 +858,8 @@ static int train_setup_data(train_run *run) {
 static int train_setup_process(train_run *run) {
   cli_ctx *ctx = run->ctx;
   const train_cfg *c = run->c;
-  fm_input_spec spec;
-  int rc = cli_input_spec(run->train, c->num_classes, &spec);
+  fm_input_spec spec = run->spec;
+  int rc = run->have_spec ? FM_OK : cli_input_spec(run->train, c->num_classes, &spec);
   if (rc == FM_OK) rc = fm_model_create_by_name(c->model, &spec, &run->model);
   if (rc == FM_OK && c->metrics[0])
     rc = add_metrics(c->metrics, run->model, run->extra_metrics, MAX_METRICS, &run->num_extra_metrics);
