@@ -164,6 +164,20 @@ FM_EXTERN fm_cnn_config fm_cnn_config_default(void);
  * fm_model_create_by_name() turns back into the same model. */
 FM_EXTERN int fm_model_create_cnn(const fm_input_spec *spec, const fm_cnn_config *config, fm_model **out);
 
+/* A model written as a stack of layers, e.g.
+ *   "conv2d(32,5),relu,maxpool,conv2d(64,5),relu,maxpool,flatten,dense(512),relu,dense"
+ * (the text after "stack:" in a model name), trained with softmax
+ * cross-entropy on the last layer's C logits. Layers: dense(units) (bare
+ * 'dense': C units), relu, conv2d(filters, kernel) ('same', stride 1),
+ * maxpool[(2)] (2x2 'same'), flatten, reshape(F) / reshape(H, W[, C]),
+ * softmax (names the loss, last). Tensors "<layer>_<i>/kernel|bias" counted
+ * per layer kind, as the built-in models name them. FM_ERR_INVALID_ARG for a
+ * malformed list or an unknown layer, FM_ERR_SPEC_MISMATCH when the shapes
+ * do not fit the data, FM_ERR_OVERFLOW past the BLAS limits; each message
+ * names the layer (position and text) or the character. Type name
+ * "stack:" + the layers as parsed. See docs/models.md. */
+FM_EXTERN int fm_model_create_stack(const fm_input_spec *spec, const char *layers, fm_model **out);
+
 /* Factory used by the registry: args is the text after ':' in the model name
  * ("mlp:200,200" -> "200,200"), or NULL. */
 typedef int (*fm_model_factory_fn)(const fm_input_spec *spec, const char *args, fm_model **out);

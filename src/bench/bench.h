@@ -19,6 +19,7 @@
 #include "../cli/cli.h"
 
 enum { BENCH_MAX_LIST = 32 }; /* models or cohort sizes per run */
+enum { BENCH_NAME_MAX = 256 }; /* a model name, a layer stack's included */
 
 typedef struct bench_cfg {
   char data[CLI_STR_MAX], test_data[CLI_STR_MAX], work_dir[CLI_STR_MAX], dataset_dir[CLI_STR_MAX];
@@ -91,7 +92,7 @@ int fm__bench_measure_step(const bench_cfg *c, const fm_model *model, const fm_m
 /* ---- runner.c -------------------------------------------------------------------- */
 
 typedef struct bench_row {
-  char model[64], type[128], status[256];
+  char model[BENCH_NAME_MAX], type[BENCH_NAME_MAX], status[256];
   int64_t cohort;
   int ran;                      /* 0: skipped (status says why) */
   int rounds;                   /* measured */

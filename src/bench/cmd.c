@@ -49,7 +49,8 @@ static const cli_opt bench_opts[] = {
      "the installed Fashion-MNIST IDX files (Debian package dataset-fashion-mnist)"},
     {"models", CLI_STR, OFF(models), "softmax,2nn,cnn", 0, 0, NULL, "LIST",
      "models to run, comma separated (any --model name of fedmpi train, arguments included: "
-     "softmax,mlp:200,200,cnn:32,64,512)"},
+     "softmax,mlp:200,200,cnn:32,64,512), or separated by ';' when a layer stack is among them: "
+     "'2nn;stack:flatten,dense(64),relu,dense'"},
     {"cohorts", CLI_STR, OFF(cohorts), "10,50", 0, 0, NULL, "LIST", "clients per round, comma separated"},
     {"warmup", CLI_INT, OFF(warmup), "1", 0, 1e6, NULL, "N", "unmeasured rounds before the measured ones"},
     {"rounds", CLI_INT, OFF(rounds), "5", 1, 1e6, NULL, "R", "measured rounds per configuration (at most)"},
@@ -99,7 +100,7 @@ static const cli_command bench_cmd = {
 enum { BENCH_NEXT = -1 };
 
 typedef struct bench_plan {
-  char models[BENCH_MAX_LIST][64];
+  char models[BENCH_MAX_LIST][BENCH_NAME_MAX];
   size_t nmodels;
   int64_t cohorts[BENCH_MAX_LIST]; /* ascending */
   size_t ncohorts;
@@ -114,36 +115,41 @@ static int cmp_int64(const void *a, const void *b) {
 /* "a,b,c" -> items (copied into store, at most BENCH_MAX_LIST). With
  * join_numbers, an all-digit item continues the previous one, so that model
  * names keep their arguments: "softmax,mlp:200,200,cnn:32,64,512" is three
- * models (no model name is all digits). -1 on a bad list. */
-static int split_list(const char *text, int join_numbers, char store[BENCH_MAX_LIST][64], size_t *n) {
+ * models (no model name is all digits); and a text with a ';' is split at
+ * its ';' only, so that layer stacks keep their commas:
+ * "2nn;stack:flatten,dense(64),relu,dense". -1 on a bad list. */
+static int split_list(const char *text, int join_numbers, char store[BENCH_MAX_LIST][BENCH_NAME_MAX], size_t *n) {
   char buf[CLI_STR_MAX], *save = NULL;
   snprintf(buf, sizeof buf, "%s", text);
   *n = 0;
-  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+  const char *sep = join_numbers && strchr(buf, ';') ? ";" : ",";
+  if (*sep == ';') join_numbers = 0;
+  for (char *tok = strtok_r(buf, sep, &save); tok; tok = strtok_r(NULL, sep, &save)) {
     if (join_numbers && *n > 0 && strspn(tok, "0123456789") == strlen(tok)) {
       size_t len = strlen(store[*n - 1]);
-      if (len + 1 + strlen(tok) >= 64) return -1;
-      snprintf(store[*n - 1] + len, 64 - len, ",%s", tok);
+      if (len + 1 + strlen(tok) >= BENCH_NAME_MAX) return -1;
+      snprintf(store[*n - 1] + len, BENCH_NAME_MAX - len, ",%s", tok);
       continue;
     }
-    if (*n >= BENCH_MAX_LIST || strlen(tok) >= 64) return -1;
-    snprintf(store[(*n)++], 64, "%s", tok);
+    if (*n >= BENCH_MAX_LIST || strlen(tok) >= BENCH_NAME_MAX) return -1;
+    snprintf(store[(*n)++], BENCH_NAME_MAX, "%s", tok);
   }
   return *n ? 0 : -1;
 }
 
 /* --models and --cohorts: the same text on every rank, so no agreement is needed. */
 static int parse_lists(cli_ctx *ctx, const bench_cfg *c, bench_plan *p) {
-  char cohort_text[BENCH_MAX_LIST][64];
+  char cohort_text[BENCH_MAX_LIST][BENCH_NAME_MAX];
   char err[512] = "";
   if (split_list(c->models, 1, p->models, &p->nmodels) != 0)
-    snprintf(err, sizeof err, "--models: expected 1 to %d comma-separated model names", BENCH_MAX_LIST);
+    snprintf(err, sizeof err, "--models: expected 1 to %d model names, separated by ',' (or by ';' around layer stacks)",
+             BENCH_MAX_LIST);
   if (!err[0] && split_list(c->cohorts, 0, cohort_text, &p->ncohorts) != 0)
     snprintf(err, sizeof err, "--cohorts: expected 1 to %d comma-separated sizes", BENCH_MAX_LIST);
   for (size_t i = 0; !err[0] && i < p->ncohorts; i++) {
     char *end = NULL;
     long long v = strtoll(cohort_text[i], &end, 10);
-    /* %.63s: split_list keeps items below 64 characters; the precision tells the compiler so */
+    /* %.63s: a size is short; the precision keeps the message within err */
     if (*end || v < 1) snprintf(err, sizeof err, "--cohorts: '%.63s' is not a positive integer", cohort_text[i]);
     p->cohorts[i] = v;
   }

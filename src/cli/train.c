@@ -74,7 +74,9 @@ static cli_opt train_opts[] = {
     {"test-data", CLI_STR, OFF(test_data), "", 0, 0, NULL, "FILE|SPEC",
      "held-out ClientData (or 'synthetic:...,split=test') evaluated every --eval-every rounds and at the end"},
     {"model", CLI_STR, OFF(model), "softmax", 0, 0, NULL, "NAME",
-     "model: softmax, mlp:H1,H2,..., 2nn (mlp:200,200), cnn (McMahan et al.'s CNN; cnn:F1,F2,DENSE[,K])"},
+     "model: softmax, mlp:H1,H2,..., 2nn (mlp:200,200), cnn (McMahan et al.'s CNN; cnn:F1,F2,DENSE[,K]), or layers "
+     "'stack:conv2d(32,5),relu,maxpool,flatten,dense(128),relu,dense' (dense, relu, conv2d, maxpool, flatten, "
+     "reshape; docs/models.md)"},
     {"rounds", CLI_INT, OFF(rounds), "20", 1, BIG, NULL, "N", "federated rounds"},
     {"clients-per-round", CLI_INT, OFF(clients_per_round), "10", 1, BIG, NULL, "K",
      "clients sampled uniformly without replacement each round"},
@@ -488,6 +490,8 @@ typedef struct train_run {
   fm_client_data *train, *test;          /* test: NULL without --test-data */
   uint64_t population;                   /* clients in train */
   fm_model *model;
+  fm_input_spec spec;                    /* of --data, when check_model could read it */
+  int have_spec;
   fm_metric *extra_metrics[MAX_METRICS]; /* --metrics; destroyed after the model */
   size_t num_extra_metrics;
   fm_process *proc;
@@ -772,10 +776,41 @@ static int check_aggregator(const train_cfg *c, dp_mech *m) {
   return rc == FM_OK ? check_privacy(c, m) : rc;
 }
 
+/* --model, built on the data's input spec (the generated data's without
+ * --data) and dropped, so that a bad model is refused before anything is
+ * written, --out included. Data that cannot be opened is left to
+ * train_setup_data to report. The spec of --data is kept in run (reading it
+ * may scan every label), for train_setup_process. */
+static int check_model(train_run *run) {
+  const train_cfg *c = run->c;
+  fm_input_spec spec;
+  if (c->data[0]) {
+    fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL,
+                            .y_feature = c->y_feature[0] ? c->y_feature : NULL};
+    fm_client_data *d = NULL;
+    if (fm_client_data_open_spec(c->data, &dopt, &d) != FM_OK) return FM_OK;
+    int rc = cli_input_spec(d, c->num_classes, &spec);
+    fm_client_data_close(&d);
+    if (rc != FM_OK) return FM_OK;
+    run->spec = spec;
+    run->have_spec = 1;
+  } else {
+    fm_synth_options o;
+    fm_synth_defaults(&o);
+    size_t shape[1] = {o.num_features};
+    FM_CALL_CLI(fm_input_spec_set(&spec, 1, shape, c->num_classes > 0 ? (size_t)c->num_classes : o.num_classes));
+  }
+  fm_model *m = NULL;
+  int rc = fm_model_create_by_name(c->model, &spec, &m);
+  fm_model_destroy(&m);
+  return rc;
+}
+
 static int train_setup_output(train_run *run) {
   cli_ctx *ctx = run->ctx;
   train_cfg *c = run->c;
   if (cli_agree(ctx, "train", check_aggregator(c, &run->mech)) != FM_OK) return CLI_EXIT_USAGE;
+  if (cli_agree(ctx, "train", check_model(run)) != FM_OK) return CLI_EXIT_USAGE;
   run->dp = run->mech.z >= 0;
   if (cli_threads(ctx, "train", c->threads, &run->nt) != FM_OK) return CLI_EXIT_FAILURE;
   cli_install_stop_handlers();
@@ -858,8 +893,8 @@ static int train_setup_data(train_run *run) {
 static int train_setup_process(train_run *run) {
   cli_ctx *ctx = run->ctx;
   const train_cfg *c = run->c;
-  fm_input_spec spec;
-  int rc = cli_input_spec(run->train, c->num_classes, &spec);
+  fm_input_spec spec = run->spec;
+  int rc = run->have_spec ? FM_OK : cli_input_spec(run->train, c->num_classes, &spec);
   if (rc == FM_OK) rc = fm_model_create_by_name(c->model, &spec, &run->model);
   if (rc == FM_OK && c->metrics[0])
     rc = add_metrics(c->metrics, run->model, run->extra_metrics, MAX_METRICS, &run->num_extra_metrics);

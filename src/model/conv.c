@@ -41,7 +41,7 @@
  * dilation, other conv paddings, groups, other pool sizes, NCHW, fused
  * activations (ReLU stays in layers.c), threading (OpenMP parallelism is over
  * clients; BLAS runs single-threaded), argument checks, allocation or error
- * reporting — callers (cnn.c) validate the geometry once. Like layers.c it is
+ * reporting — callers (the layer kinds of stack_layers.c) validate the geometry once. Like layers.c it is
  * compiled straight into unit tests, so it uses only the C library and CBLAS. */
 #include <stdint.h>
 #include <string.h>

@@ -14,12 +14,12 @@
  * are O(activations) or O(parameters), not O(multiply-adds), and counting
  * only the GEMM work is what makes the figure comparable with SGEMM's.
  *
- * What it deliberately does not do: guess the cost of models it does not
- * know. Dense layers are recognised in any model whose trainable tensors are
- * all "<name>/kernel" (2-D) and "<name>/bias"; convolutions only in the
- * built-in "cnn" types, whose spatial sizes it derives (each conv runs at its
- * input's size, each 2x2 'same' pool halves it, rounding up). Anything else
- * is FM_ERR_UNSUPPORTED. The SGEMM timer does not change BLAS threading: call
+ * The built-in models are layer stacks, counted from their layers
+ * (fm__stack_flops: each layer's shapes, and which input gradients the plan
+ * computes). What it deliberately does not do: guess the cost of other
+ * models. Dense layers are recognised in any model whose trainable tensors
+ * are all "<name>/kernel" (2-D) and "<name>/bias"; anything else is
+ * FM_ERR_UNSUPPORTED. The SGEMM timer does not change BLAS threading: call
  * it after fm_runtime_setup_threads (single-threaded BLAS) to time one core. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,6 +30,7 @@
 
 #include "fedmpi/model.h"
 #include "internal.h"
+#include "stack.h"
 
 static int fm__ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), m = strlen(suffix);
@@ -39,31 +40,23 @@ static int fm__ends_with(const char *s, const char *suffix) {
 int fm_model_flops_per_example(const fm_model *m, fm_model_flops *out) {
   FM_CHECK(m && out, FM_ERR_INVALID_ARG, "fm_model_flops_per_example: NULL argument");
   memset(out, 0, sizeof *out);
+  if (fm__stack_flops(m, out)) { /* every built-in model: counted from its layers */
+    FM_CHECK(out->forward > 0, FM_ERR_UNSUPPORTED, "model '%s' has no dense or conv layer to count",
+             fm_model_type(m));
+    return FM_OK;
+  }
   const fm_layout *l = fm_model_layout(m);
-  const fm_input_spec *spec = fm_model_input_spec(m);
   const char *type = fm_model_type(m);
-  int is_cnn = strncmp(type, "cnn", 3) == 0 && (type[3] == '\0' || type[3] == ':');
-  /* spatial size at the current conv layer (built-in CNN only) */
-  size_t h = spec->ndim >= 2 ? spec->shape[0] : 1, w = spec->ndim >= 2 ? spec->shape[1] : 1;
   double first = -1.0; /* forward flops of the first layer */
   for (size_t i = 0; i < fm_layout_num_tensors(l); i++) {
     const fm_tensor_info *t = fm_layout_tensor(l, i);
     if (!t->trainable || fm__ends_with(t->name, "/bias")) continue;
-    double f;
     FM_CHECK(fm__ends_with(t->name, "/kernel"), FM_ERR_UNSUPPORTED,
              "model '%s': cannot count the flops of tensor '%s' (only dense and conv kernels are known)", type,
              t->name);
-    if (t->ndim == 2) {
-      f = 2.0 * (double)t->shape[0] * (double)t->shape[1];
-    } else if (t->ndim == 4 && is_cnn) {
-      /* (K, K, in, out) at h x w, then a 2x2 'same' pool */
-      f = 2.0 * (double)t->numel * (double)h * (double)w;
-      h = (h + 1) / 2;
-      w = (w + 1) / 2;
-    } else {
-      return FM_ERR(FM_ERR_UNSUPPORTED, "model '%s': cannot count the flops of the %d-D kernel '%s'", type, t->ndim,
-                    t->name);
-    }
+    FM_CHECK(t->ndim == 2, FM_ERR_UNSUPPORTED, "model '%s': cannot count the flops of the %d-D kernel '%s'", type,
+             t->ndim, t->name);
+    double f = 2.0 * (double)t->shape[0] * (double)t->shape[1];
     if (first < 0) first = f;
     out->forward += f;
   }

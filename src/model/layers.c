@@ -5,7 +5,7 @@
  * layers.h; matrix products go through CBLAS (OpenBLAS) in row-major order.
  *
  * What it deliberately does not do: check arguments, allocate, report errors
- * or know about layouts and models — callers (softmax.c, mlp.c) validate once
+ * or know about layouts and models — callers (the layer kinds of stack_layers.c) validate once
  * and pass raw pointers. It is also compiled into a unit test directly, so it
  * uses nothing but the C library, CBLAS and the public fm_rng API. */
 #include <math.h>

@@ -146,6 +146,7 @@ const char *fm_model_type(const fm_model *m) { return m ? m->type : NULL; }
 const fm_layout *fm_model_layout(const fm_model *m) { return m ? m->layout : NULL; }
 const fm_input_spec *fm_model_input_spec(const fm_model *m) { return m ? &m->spec : NULL; }
 void *fm_model_data(const fm_model *m) { return m ? m->data : NULL; }
+const fm_model_ops *fm__model_ops(const fm_model *m) { return m ? &m->ops : NULL; }
 
 /* ---- metrics ------------------------------------------------------------------ */
 

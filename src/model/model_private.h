@@ -13,4 +13,7 @@ int fm__input_spec_check(const fm_input_spec *spec);
  * naming the model otherwise); also runs fm__input_spec_check. */
 int fm__input_spec_check_blas(const fm_input_spec *spec, const char *model);
 
+/* The model's vtable (its copy), to tell an implementation's own models apart. */
+const fm_model_ops *fm__model_ops(const fm_model *m);
+
 #endif

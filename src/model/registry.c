@@ -22,6 +22,7 @@
 
 #include "fedmpi/model.h"
 #include "internal.h"
+#include "stack.h"
 
 #define FM__REGISTRY_MAX 32
 #define FM__REGISTRY_NAME_MAX 32
@@ -119,6 +120,12 @@ static int fm__factory_2nn(const fm_input_spec *spec, const char *args, fm_model
   return fm_model_create_mlp(spec, hidden, 2, out);
 }
 
+static int fm__factory_stack(const fm_input_spec *spec, const char *args, fm_model **out) {
+  FM_CHECK(args, FM_ERR_INVALID_ARG,
+           "model 'stack' needs its layers after ':' (e.g. 'stack:flatten,dense(200),relu,dense')");
+  return fm__stack_create(spec, args, NULL, out);
+}
+
 /* ---- the table ------------------------------------------------------------------- */
 
 static fm__model_entry fm__registry[FM__REGISTRY_MAX] = {
@@ -129,8 +136,12 @@ static fm__model_entry fm__registry[FM__REGISTRY_MAX] = {
      "McMahan et al. CNN (TFF create_original_fedavg_cnn_model), cnn:F1,F2,UNITS[,K] (bare 'cnn' = cnn:32,64,512,"
      " 5x5 kernels); input (H, W) or (H, W, C)",
      fm__factory_cnn},
+    {"stack",
+     "layers, e.g. stack:conv2d(32,5),relu,maxpool,flatten,dense(128),relu,dense (dense, relu, conv2d, maxpool, "
+     "flatten, reshape, softmax)",
+     fm__factory_stack},
 };
-static size_t fm__registry_n = 4;
+static size_t fm__registry_n = 5;
 
 static const fm__model_entry *fm__registry_find(const char *name, size_t len) {
   for (size_t i = 0; i < fm__registry_n; i++)

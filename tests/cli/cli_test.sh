@@ -419,6 +419,54 @@ bad_input)
   expect_error 2 "outside [0, 3)" train --data d.h5 --num-classes 3 --out o
   expect_error 2 "nope.h5" eval --weights nope.h5 --data d.h5
   ;;
+model_stack)
+  # a model written as a layer stack (docs/models.md), in the config file and on the command line
+  expect_ok 1 data synth --out-train d.h5 --out-test t.h5 --clients 12 --seed 3
+  D=(--data d.h5 --test-data t.h5 --rounds 4 --clients-per-round 6 --quiet)
+  expect_ok 1 train "${D[@]}" --model mlp:16 --out named
+  printf '[train]\nmodel = stack: flatten, dense(16), relu, dense  ; mlp:16, layer by layer\n' >stack.ini
+  expect_ok 1 train --config stack.ini "${D[@]}" --out cfg
+  grep -q "^model = stack: flatten, dense(16), relu, dense$" cfg/config.ini || fail "config.ini lacks the stack"
+  expect_ok 2 train --config stack.ini "${D[@]}" --out np2
+  python3 -c '
+import json, sys
+losses = [json.loads(l)["client_work"]["train"]["loss"] for l in open(sys.argv[1])]
+assert len(losses) == 4 and losses[-1] < losses[0], losses' cfg/metrics.jsonl || fail "the stack did not learn"
+  # the stack is mlp:16: the same weights and metrics, at 1 and 2 ranks
+  h5diff -q named/weights.h5 cfg/weights.h5 /weights /weights >/dev/null || fail "stack and mlp:16 weights differ"
+  h5diff -q named/weights.h5 np2/weights.h5 /weights /weights >/dev/null || fail "stack at 2 ranks differs"
+  same_metrics named/metrics.csv cfg/metrics.csv
+  same_metrics named/metrics.csv np2/metrics.csv
+  expect_ok 1 train --config cfg/config.ini --out again
+  same_weights cfg/weights.h5 again/weights.h5
+  # convolutions on the flat synthetic features through a reshape, 1 and 2 ranks alike
+  conv='stack:reshape(6,10),conv2d(4,3),relu,maxpool,flatten,dense(8),relu,dense'
+  expect_ok 1 train "${D[@]}" --model "$conv" --out conv1
+  expect_ok 2 train "${D[@]}" --model "$conv" --out conv2 --threads 1
+  same_weights conv1/weights.h5 conv2/weights.h5
+  # bad stacks: one message naming the problem, exit 2, nothing written (--out included)
+  bad() {
+    local needle=$1 spec=$2; shift 2
+    rm -rf bad
+    expect_error 2 "$needle" train "$@" --model "$spec" --out bad
+    [ $status -eq 2 ] || fail "exit $status, expected 2, for --model $spec"
+    [ ! -e bad ] || fail "--model $spec left bad/ behind"
+  }
+  bad "empty layer at character 15" 'stack:flatten,dense,' --data d.h5
+  bad "never closed" 'stack:flatten,dense(4' --data d.h5
+  bad "unbalanced ')'" 'stack:flatten,dense(4))' --data d.h5
+  bad "bad units '0'" 'stack:flatten,dense(0),dense' --data d.h5
+  bad "bad units '-2'" 'stack:flatten,dense(-2),dense' --data d.h5
+  bad "layer 2: unknown layer 'lstm'" 'stack:flatten,lstm(8),dense' --data d.h5
+  bad "layer 1 'conv2d(4,3)': needs an image input" 'stack:conv2d(4,3),relu,flatten,dense' --data d.h5
+  bad "10 classes" 'stack:flatten,dense(7)' --data d.h5
+  bad "layer 1 'conv2d(4,3)'" 'stack:conv2d(4,3),relu,flatten,dense' # generated data: no --data
+  bad "unknown model type 'foo'" foo
+  printf '[train]\nmodel = stack:flatten,dense(8),,dense\n' >bad.ini
+  rm -rf bad
+  expect_error 1 "empty layer at character 18" train --config bad.ini --data d.h5 --out bad
+  [ ! -e bad ] || fail "a bad model in a config file left bad/ behind"
+  ;;
 privacy_epsilon)
   # TF Privacy's MNIST DP-SGD tutorial: z = 1.1, q = 256/60000, 60 epochs =
   # 14062 steps, delta = 1e-5 gives epsilon 3.01 with the classic conversion.
@@ -572,6 +620,15 @@ for r in rows:
     assert float(r["flops_train_per_example"]) > float(r["flops_forward_per_example"]) > 0, r
 assert float(rows[0]["step_ms"]) > 0 and float(rows[2]["step_ms"]) > 0
 print("bench CSV:", len(rows), "rows")
+PY
+  # a layer stack among the models: ';' separates them, the stack keeps its commas, and a conv stack is counted
+  expect_ok 1 bench --data d.h5 --models 'mlp:8,4;stack:reshape(4,4),conv2d(2,3),relu,maxpool,flatten,dense' \
+    --cohorts 2 --warmup 0 --rounds 1 --no-sgemm --no-eval --step-seconds 0 --csv s.csv
+  python3 - s.csv <<'PY' || fail "bench CSV with a stack"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [r["model"] for r in rows] == ["mlp:8,4", "stack:reshape(4,4),conv2d(2,3),relu,maxpool,flatten,dense"], rows
+assert all(r["status"] == "ok" and float(r["flops_train_per_example"]) > 0 for r in rows), rows
 PY
   expect_error 2 "nosuch" bench --data d.h5 --models softmax,nosuch --cohorts 2 --no-sgemm --step-seconds 0
   expect_error 2 "--cohorts" bench --data d.h5 --cohorts 2,0 --no-sgemm --step-seconds 0

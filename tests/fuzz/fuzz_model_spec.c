@@ -1,7 +1,8 @@
-/* tests/fuzz/fuzz_model_spec.c — the model spec parser (src/model/registry.c:
- * "softmax", "mlp:H1,H2", "2nn", "cnn:F1,F2,DENSE[,KERNEL]") on three input
- * specs: a vector, a small image and MNIST's. An accepted model must give a
- * consistent layout and initialise and run one forward pass. */
+/* tests/fuzz/fuzz_model_spec.c — the model spec parsers (src/model/registry.c:
+ * "softmax", "mlp:H1,H2", "2nn", "cnn:F1,F2,DENSE[,KERNEL]"; src/model/stack.c:
+ * "stack:LAYER,LAYER,...") on three input specs: a vector, a small image and
+ * MNIST's. An accepted model must give a consistent layout and initialise and
+ * run one forward and one backward pass. */
 #include "fuzz_common.h"
 
 static void try_spec(const char *text, int ndim, const size_t *shape, size_t classes) {
@@ -19,15 +20,16 @@ static void try_spec(const char *text, int ndim, const size_t *shape, size_t cla
   for (int d = 0; d < ndim; d++) D *= shape[d];
   size_t ws_bytes = fm_model_workspace_size(m, 2);
   if (P <= (1u << 20) && ws_bytes <= (64u << 20)) {
-    float *w = malloc(P * sizeof *w), *x = calloc(2 * D, sizeof *x);
+    float *w = malloc(P * sizeof *w), *dw = calloc(P, sizeof *dw), *x = calloc(2 * D, sizeof *x);
     void *ws = malloc(ws_bytes ? ws_bytes : 1);
     int32_t y[2] = {0, (int32_t)(classes - 1)};
     float loss = 0;
-    if (w && x && ws) {
+    if (w && dw && x && ws) {
       fuzz_check_rc(fm_model_init_weights(m, w, 1));
-      fuzz_check_rc(fm_model_forward(m, ws, w, x, y, 2, 0, &loss, NULL));
+      fuzz_check_rc(fm_model_forward(m, ws, w, x, y, 2, 1, &loss, NULL));
+      fuzz_check_rc(fm_model_backward(m, ws, w, x, y, 2, dw));
     }
-    free(w), free(x), free(ws);
+    free(w), free(dw), free(x), free(ws);
   }
   fm_model_destroy(&m);
 }

@@ -80,6 +80,29 @@ opt sched_cos 15 "cosine:rounds=100,alpha=0.1,warmup=5"; opt sched_isqrt 15 "inv
 opt sched_const 15 "constant"
 c=$out/model_spec
 for s in softmax mlp:8,4 mlp 2nn cnn cnn:2,4,8 cnn:2,4,8,3 mlp:0 cnn:1,1; do txt "$c/${s//[:,]/_}" "$s"; done
+# layer stacks (docs/models.md): the named models spelled out, every layer kind, and near-misses
+stk() { txt "$c/stack_$1" "stack:$2"; }
+stk softmax "flatten,dense"
+stk 2nn "flatten,dense(200),relu,dense(200),relu,dense"
+stk cnn "conv2d(32,5),relu,maxpool,conv2d(64,5),relu,maxpool,flatten,dense(512),relu,dense"
+stk small_cnn "conv2d(2,3),relu,maxpool(2),flatten,dense(4),relu,dense"
+stk reshape "reshape(5),dense(3),softmax"
+stk reshape_img "reshape(4,7),conv2d(2,2),relu,maxpool,flatten,dense"
+stk relu_first "relu,flatten,dense(4),relu,dense"
+stk spaces " flatten , dense( 8 ) , relu , dense "
+stk empty ""
+stk trailing "flatten,dense,"
+stk doubled "flatten,,dense"
+stk unbalanced "flatten,dense(4"
+stk extra_paren "flatten,dense(4))"
+stk nested "dense((4))"
+stk zero "flatten,dense(0),dense"
+stk negative "flatten,dense(-1),dense"
+stk empty_args "flatten,dense()"
+stk unknown "lstm(8),dense"
+stk conv_flat "conv2d(4,3),flatten,dense"
+stk dense_image "conv2d(2,3),dense"
+stk loss_first "softmax,dense"
 c=$out/data_spec
 txt "$c/defaults" "synthetic"
 txt "$c/small" "synthetic:clients=3,features=4,classes=3,max-examples=5,seed=7"

@@ -1,4 +1,9 @@
-/* src/model/softmax.c — softmax (multinomial logistic) regression:
+/* tests/unit/reference/ref_softmax.c — the hand-written "softmax" model, kept only as
+ * the reference test_stack.c compares its stack against (bit for bit). It
+ * was src/model/softmax.c until the named model became an alias of its stack
+ * (src/model/named.c); ref_models.h compiles it into the test.
+ *
+ * It is softmax (multinomial logistic) regression:
  * probs = softmax(x @ kernel + bias), loss = mean cross-entropy.
  *
  * What it does: builds the layout "dense_0/kernel" (D, C) and "dense_0/bias"
@@ -74,8 +79,8 @@ static const fm_model_ops fm__softmax_ops = {
     .destroy = NULL,
 };
 
-int fm_model_create_softmax(const fm_input_spec *spec, fm_model **out) {
-  FM_CHECK(out, FM_ERR_INVALID_ARG, "fm_model_create_softmax: out is NULL");
+int ref_model_create_softmax(const fm_input_spec *spec, fm_model **out) {
+  FM_CHECK(out, FM_ERR_INVALID_ARG, "ref_model_create_softmax: out is NULL");
   *out = NULL;
   FM_CALL(fm__input_spec_check_blas(spec, "softmax"));
   fm_layout *l = NULL;

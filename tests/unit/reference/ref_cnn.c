@@ -1,4 +1,9 @@
-/* src/model/cnn.c — the CNN of McMahan et al. 2017, as TFF's
+/* tests/unit/reference/ref_cnn.c — the hand-written "cnn" model, kept only as
+ * the reference test_stack.c compares its stack against (bit for bit). It
+ * was src/model/cnn.c until the named model became an alias of its stack
+ * (src/model/named.c); ref_models.h compiles it into the test.
+ *
+ * It is the CNN of McMahan et al. 2017, as TFF's
  * create_original_fedavg_cnn_model builds it in Keras:
  *   x (N, H, W, C0)
  *   -> conv2d_0: Conv2D(F1, KxK, 'same') + ReLU   a1 (N, H, W, F1)
@@ -224,7 +229,7 @@ static const fm_model_ops fm__cnn_ops = {
     .destroy = fm__cnn_destroy,
 };
 
-fm_cnn_config fm_cnn_config_default(void) {
+fm_cnn_config ref_cnn_config_default(void) {
   fm_cnn_config c;
   c.conv_filters[0] = 32;
   c.conv_filters[1] = 64;
@@ -300,11 +305,11 @@ static int fm__cnn_geometry(fm__cnn *p, const fm_input_spec *spec, const fm_cnn_
   return FM_OK;
 }
 
-int fm_model_create_cnn(const fm_input_spec *spec, const fm_cnn_config *config, fm_model **out) {
-  FM_CHECK(out, FM_ERR_INVALID_ARG, "fm_model_create_cnn: out is NULL");
+int ref_model_create_cnn(const fm_input_spec *spec, const fm_cnn_config *config, fm_model **out) {
+  FM_CHECK(out, FM_ERR_INVALID_ARG, "ref_model_create_cnn: out is NULL");
   *out = NULL;
   FM_CALL(fm__input_spec_check_blas(spec, "cnn"));
-  fm_cnn_config cfg = config ? *config : fm_cnn_config_default();
+  fm_cnn_config cfg = config ? *config : ref_cnn_config_default();
   int rc = FM_OK;
   fm_layout *l = NULL;
   fm__cnn *p = fm__calloc(1, sizeof *p);

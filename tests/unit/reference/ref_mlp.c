@@ -1,4 +1,9 @@
-/* src/model/mlp.c — multi-layer perceptron: (dense + ReLU) for each hidden
+/* tests/unit/reference/ref_mlp.c — the hand-written "mlp" model, kept only as
+ * the reference test_stack.c compares its stack against (bit for bit). It
+ * was src/model/mlp.c until the named model became an alias of its stack
+ * (src/model/named.c); ref_models.h compiles it into the test.
+ *
+ * It is multi-layer perceptron: (dense + ReLU) for each hidden
  * size, then a dense layer to C logits and softmax cross-entropy.
  *
  * What it does: builds the layout dense_<i>/kernel (in, out) and
@@ -146,8 +151,8 @@ static char *fm__mlp_type_name(const size_t *hidden, size_t num_hidden) {
   return s;
 }
 
-int fm_model_create_mlp(const fm_input_spec *spec, const size_t *hidden, size_t num_hidden, fm_model **out) {
-  FM_CHECK(out, FM_ERR_INVALID_ARG, "fm_model_create_mlp: out is NULL");
+int ref_model_create_mlp(const fm_input_spec *spec, const size_t *hidden, size_t num_hidden, fm_model **out) {
+  FM_CHECK(out, FM_ERR_INVALID_ARG, "ref_model_create_mlp: out is NULL");
   *out = NULL;
   FM_CALL(fm__input_spec_check_blas(spec, "mlp"));
   FM_CHECK(hidden || num_hidden == 0, FM_ERR_INVALID_ARG, "mlp: hidden sizes are NULL but num_hidden = %zu",

@@ -1,0 +1,477 @@
+/* src/model/stack.c — a model written as a stack of layers,
+ * "stack:conv2d(32,5),relu,maxpool,flatten,dense(512),relu,dense", trained
+ * with softmax cross-entropy on the last layer's logits.
+ *
+ * What it does: parses the layer list strictly (every error names the layer
+ * or the character, and the spec), runs each kind's shape function from the
+ * input spec to the logits, builds the layout (tensors "<prefix>_<i>/<name>",
+ * counted per prefix, in stack order, all trainable), initialises every
+ * tensor from its own stream fm_rng(seed, 0, tensor index, FM_RNG_INIT)
+ * (Glorot uniform with the kind's fans, or zeros), and plans the workspace:
+ * one region per layer output that is not a view or in place, one per layer
+ * cache (argmax), probs, dlogits, two ping-pong gradient buffers sized by
+ * the inputs whose gradient lands in each, and one scratch shared by all
+ * layers (im2col). Forward and backward walk the table.
+ *
+ * The plan reproduces the hand-written models (now kept as tests/unit/reference/ref_*.c)
+ * call for call: the same kernels on the same inputs in the same order, the
+ * first layer computing no input gradient, so their stacks give the same
+ * bits (tests/unit/test_stack.c).
+ *
+ * What it deliberately does not do: guess shapes (a conv on flat data asks
+ * for a reshape, a dense on an image for a flatten), branch or share
+ * weights, or any loss but softmax cross-entropy. The layer kinds are in
+ * stack_layers.c. */
+#include "stack.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedmpi/model.h"
+#include "internal.h"
+#include "layers.h"
+#include "model_private.h"
+
+#define FM__STACK_MAX_LAYERS 1024
+#define FM__STACK_ALIGN 16 /* floats: every region is a multiple of 64 bytes per example */
+#define FM__REG_X (-1)     /* the model's input x */
+#define FM__REG_NONE (-2)
+
+typedef struct fm__stack {
+  size_t num_layers, cap_layers;
+  size_t C;                         /* classes */
+  int num_regions;                  /* per-example regions: layer outputs and caches, then */
+  int r_logits, r_probs, r_dlogits; /* (the logits are a layer's output region) */
+  int r_g[2];                       /* the gradient ping-pong */
+  size_t *per;    /* (2 * cap_layers + 4) floats per example of each region, rounded up to FM__STACK_ALIGN */
+  size_t *prefix; /* (num_regions + 1) running sums of per: region r of a batch of n starts at n * prefix[r] */
+  size_t first_backward; /* layers before it need no backward */
+  fm__layer layer[];
+} fm__stack;
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+int fm__layer_error(const fm__layer *L, int code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return FM_ERR(code, "model 'stack:%s': layer %zu '%.*s': %s", L->spec, L->pos, L->text_len, L->text, msg);
+}
+
+/* "dense, relu, ..." into buf. */
+static const char *fm__kind_names(char *buf, size_t cap) {
+  size_t k = 0;
+  buf[0] = '\0';
+  for (const fm__layer_kind *t = fm__layer_kinds; t->name && k < cap; t++)
+    k += (size_t)snprintf(buf + k, cap - k, "%s%s", k ? ", " : "", t->name);
+  return buf;
+}
+
+/* ---- parsing --------------------------------------------------------------------------------- */
+
+static const char *fm__skip_ws(const char *c) {
+  while (isspace((unsigned char)*c)) c++;
+  return c;
+}
+
+/* One argument [a, a + len) of layer L: a decimal integer in 1..INT_MAX. */
+static int fm__parse_arg(fm__layer *L, const char *a, size_t len) {
+  const fm__layer_kind *k = L->kind;
+  const char *what = k->arg_names ? k->arg_names[L->nargs] : "argument";
+  int ok = len > 0 && len < 12;
+  for (size_t i = 0; ok && i < len; i++) ok = isdigit((unsigned char)a[i]) != 0;
+  unsigned long long v = ok ? strtoull(a, NULL, 10) : 0;
+  if (!ok || v == 0 || v > INT_MAX)
+    return FM_ERR(FM_ERR_INVALID_ARG, "model 'stack:%s': layer %zu '%s': bad %s '%.*s' (expected an integer in 1..%d)",
+                  L->spec, L->pos, k->name, what, (int)len, a, INT_MAX);
+  L->arg[L->nargs++] = (size_t)v;
+  return FM_OK;
+}
+
+/* The argument list of L from c (just past its '('); *end: past the ')'. */
+static int fm__parse_args(fm__layer *L, const char *c, const char **end) {
+  const char *spec = L->spec, *open = c - 1;
+  for (;;) {
+    c = fm__skip_ws(c);
+    const char *a = c;
+    while (*c && *c != ',' && *c != ')' && *c != '(' && !isspace((unsigned char)*c)) c++;
+    size_t len = (size_t)(c - a);
+    c = fm__skip_ws(c);
+    FM_CHECK(*c, FM_ERR_INVALID_ARG,
+             "model 'stack:%s': layer %zu '%s': the '(' at character %zu of the layers is never closed", spec, L->pos,
+             L->kind->name, (size_t)(open - spec) + 1);
+    FM_CHECK(
+        *c == ',' || *c == ')', FM_ERR_INVALID_ARG,
+        "model 'stack:%s': layer %zu '%s': unexpected '%c' at character %zu of the layers in the arguments (usage: %s)",
+        spec, L->pos, L->kind->name, *c, (size_t)(c - spec) + 1, L->kind->usage);
+    FM_CHECK(len > 0, FM_ERR_INVALID_ARG,
+             "model 'stack:%s': layer %zu '%s': empty argument at character %zu of the layers (usage: %s)", spec,
+             L->pos, L->kind->name, (size_t)(a - spec) + 1, L->kind->usage);
+    FM_CHECK(L->nargs < L->kind->max_args, FM_ERR_INVALID_ARG,
+             "model 'stack:%s': layer %zu '%s': too many arguments (usage: %s)", spec, L->pos, L->kind->name,
+             L->kind->usage);
+    FM_CALL(fm__parse_arg(L, a, len));
+    if (*c++ == ')') break;
+  }
+  *end = c;
+  return FM_OK;
+}
+
+/* One layer from c: its name and arguments; *end: past it. */
+static int fm__parse_layer(fm__stack *s, const char *spec, const char *c, const char **end) {
+  char known[256];
+  const char *name = c;
+  while (isalnum((unsigned char)*c) || *c == '_') c++;
+  size_t nlen = (size_t)(c - name);
+  if (nlen == 0) {
+    FM_CHECK(*c || s->num_layers, FM_ERR_INVALID_ARG,
+             "model 'stack:%s' has no layers (expected e.g. 'stack:flatten,dense(200),relu,dense')", spec);
+    FM_CHECK(*c && *c != ',', FM_ERR_INVALID_ARG,
+             "model 'stack:%s': empty layer at character %zu of the layers (a leading, doubled or trailing ',')", spec,
+             (size_t)(c - spec) + 1);
+    return FM_ERR(FM_ERR_INVALID_ARG,
+                  "model 'stack:%s': unexpected '%c' at character %zu of the layers (expected a layer: %s)", spec, *c,
+                  (size_t)(c - spec) + 1, fm__kind_names(known, sizeof known));
+  }
+  const fm__layer_kind *k = fm__layer_kinds;
+  while (k->name && !(strlen(k->name) == nlen && strncmp(k->name, name, nlen) == 0)) k++;
+  FM_CHECK(k->name, FM_ERR_INVALID_ARG, "model 'stack:%s': layer %zu: unknown layer '%.*s' (known: %s)", spec,
+           s->num_layers + 1, (int)nlen, name, fm__kind_names(known, sizeof known));
+  fm__layer *L = &s->layer[s->num_layers++];
+  L->kind = k;
+  L->pos = s->num_layers;
+  L->spec = spec;
+  L->text = name;
+  c = fm__skip_ws(c);
+  if (*c == '(') FM_CALL(fm__parse_args(L, c + 1, &c));
+  L->text_len = (int)(c - name);
+  FM_CHECK(L->nargs >= k->min_args, FM_ERR_INVALID_ARG,
+           "model 'stack:%s': layer %zu '%.*s': missing arguments (usage: %s)", spec, L->pos, L->text_len, L->text,
+           k->usage);
+  *end = c;
+  return FM_OK;
+}
+
+static int fm__stack_parse(fm__stack *s, const char *spec) {
+  const char *c = fm__skip_ws(spec);
+  for (;;) {
+    FM_CALL(fm__parse_layer(s, spec, c, &c));
+    c = fm__skip_ws(c);
+    if (!*c) break;
+    const fm__layer *L = &s->layer[s->num_layers - 1];
+    FM_CHECK(*c != ')', FM_ERR_INVALID_ARG, "model 'stack:%s': unbalanced ')' at character %zu of the layers", spec,
+             (size_t)(c - spec) + 1);
+    FM_CHECK(*c == ',', FM_ERR_INVALID_ARG,
+             "model 'stack:%s': unexpected '%c' at character %zu of the layers after layer %zu '%.*s' (layers are "
+             "separated by "
+             "',')",
+             spec, *c, (size_t)(c - spec) + 1, L->pos, L->text_len, L->text);
+    c = fm__skip_ws(c + 1);
+  }
+  for (size_t i = 0; i + 1 < s->num_layers; i++)
+    if (s->layer[i].kind->flags & FM__LAYER_LOSS)
+      return fm__layer_error(&s->layer[i], FM_ERR_INVALID_ARG, "the loss must be the last layer");
+  return FM_OK;
+}
+
+/* ---- shapes, layout and the workspace plan -------------------------------------------------------- */
+
+static int fm__new_region(fm__stack *s, size_t per) {
+  s->per[s->num_regions] = per;
+  return s->num_regions++;
+}
+
+/* Shapes from the input spec to the logits, and the forward regions. */
+static int fm__stack_shapes(fm__stack *s, const fm_input_spec *spec) {
+  fm__shape cur;
+  memset(&cur, 0, sizeof cur);
+  if (spec->ndim == 2 || spec->ndim == 3) {
+    cur.ndim = 3;
+    cur.d[0] = spec->shape[0], cur.d[1] = spec->shape[1], cur.d[2] = spec->ndim == 3 ? spec->shape[2] : 1;
+  } else {
+    cur.ndim = spec->ndim;
+    memcpy(cur.d, spec->shape, sizeof cur.d);
+  }
+  cur.numel = spec->num_features;
+  int reg = FM__REG_X;
+  size_t total = 0;
+  for (size_t i = 0; i < s->num_layers; i++) {
+    fm__layer *L = &s->layer[i];
+    const int fl = L->kind->flags;
+    L->in = cur;
+    L->out = cur;
+    if (L->kind->shape) FM_CALL(L->kind->shape(L, s->C));
+    L->in_reg = reg;
+    L->aux_reg = FM__REG_NONE;
+    if ((fl & (FM__LAYER_VIEW | FM__LAYER_LOSS)) || ((fl & FM__LAYER_INPLACE) && reg != FM__REG_X))
+      L->out_reg = reg;
+    else
+      L->out_reg = fm__new_region(s, L->out.numel);
+    if (L->kind->aux_floats) L->aux_reg = fm__new_region(s, L->kind->aux_floats(L));
+    FM_CHECK(total <= SIZE_MAX / 16 - 2 * L->out.numel, FM_ERR_OVERFLOW,
+             "model 'stack:%s': the activations per example overflow", L->spec);
+    total += 2 * L->out.numel;
+    reg = L->out_reg;
+    cur = L->out;
+  }
+  fm__layer *last = &s->layer[s->num_layers - 1];
+  if (cur.ndim != 1 || cur.numel != s->C)
+    return fm__layer_error(last, FM_ERR_SPEC_MISMATCH,
+                           "the stack ends with %zu values per example but the data has %zu classes; end it with "
+                           "'dense' (as many units as classes)",
+                           cur.numel, s->C);
+  if (reg == FM__REG_X)
+    return fm__layer_error(last, FM_ERR_INVALID_ARG, "the stack computes nothing from its input; add e.g. 'dense'");
+  s->r_logits = reg;
+  return FM_OK;
+}
+
+/* Backward regions: each layer's output gradient, and where its input
+ * gradient goes (in place, or the ping-pong buffer dout is not in). */
+static int fm__stack_plan_backward(fm__stack *s) {
+  s->r_probs = fm__new_region(s, s->C);
+  s->r_dlogits = fm__new_region(s, s->C);
+  s->r_g[0] = fm__new_region(s, 0);
+  s->r_g[1] = fm__new_region(s, 0);
+  int g = s->r_dlogits;
+  s->first_backward = 0;
+  for (size_t i = s->num_layers; i-- > 0;) {
+    fm__layer *L = &s->layer[i];
+    L->dout_reg = g;
+    const int fl = L->kind->flags;
+    if (L->in_reg == FM__REG_X) {
+      L->din_reg = FM__REG_NONE; /* nothing before it needs a gradient */
+      s->first_backward = i;
+      break;
+    }
+    if ((fl & (FM__LAYER_VIEW | FM__LAYER_LOSS | FM__LAYER_INPLACE))) {
+      L->din_reg = g;
+      continue;
+    }
+    L->din_reg = g == s->r_g[0] ? s->r_g[1] : s->r_g[0];
+    if (L->in.numel > s->per[L->din_reg]) s->per[L->din_reg] = L->in.numel;
+    g = L->din_reg;
+  }
+  /* every region a multiple of 64 bytes per example, so all start aligned */
+  s->prefix[0] = 0;
+  for (int r = 0; r < s->num_regions; r++) {
+    size_t per = (s->per[r] + FM__STACK_ALIGN - 1) / FM__STACK_ALIGN * FM__STACK_ALIGN;
+    FM_CHECK(per >= s->per[r] && s->prefix[r] <= SIZE_MAX / 16 - per, FM_ERR_OVERFLOW,
+             "model 'stack': the workspace per example overflows");
+    s->per[r] = per;
+    s->prefix[r + 1] = s->prefix[r] + per;
+  }
+  return FM_OK;
+}
+
+/* The tensors of every layer into l, in stack order. */
+static int fm__stack_layout(fm__stack *s, fm_layout *l) {
+  for (size_t i = 0; i < s->num_layers; i++) {
+    fm__layer *L = &s->layer[i];
+    if (!L->kind->tensors) continue;
+    fm__tensor_desc t[FM__LAYER_MAX_TENSORS];
+    L->num_tensors = L->kind->tensors(L, t);
+    size_t count = 0; /* earlier layers with the same prefix: Keras's dense_0, dense_1, ... */
+    for (size_t e = 0; e < i; e++)
+      if (s->layer[e].kind->prefix && strcmp(s->layer[e].kind->prefix, L->kind->prefix) == 0) count++;
+    for (size_t j = 0; j < L->num_tensors; j++) {
+      char name[FM_TENSOR_NAME_MAX];
+      snprintf(name, sizeof name, "%s_%zu/%s", L->kind->prefix, count, t[j].suffix);
+      FM_CALL(fm_layout_add(l, name, t[j].ndim, t[j].shape, 1));
+      L->tensor[j] = fm_layout_num_tensors(l) - 1;
+      L->woff[j] = fm_layout_tensor(l, L->tensor[j])->offset;
+    }
+  }
+  return FM_OK;
+}
+
+/* ---- the model ops ------------------------------------------------------------------------------------ */
+
+static size_t fm__stack_col_floats(const fm__stack *s, size_t n) {
+  size_t c = 0;
+  for (size_t i = 0; i < s->num_layers; i++)
+    if (s->layer[i].kind->col_floats) {
+      size_t ci = s->layer[i].kind->col_floats(&s->layer[i], n);
+      if (ci > c) c = ci;
+    }
+  return c;
+}
+
+static size_t fm__stack_workspace_size(const fm_model *m, size_t max_batch) {
+  const fm__stack *s = fm_model_data(m);
+  size_t per = s->prefix[s->num_regions], col = fm__stack_col_floats(s, max_batch);
+  if (per && max_batch > (SIZE_MAX / sizeof(float) - col) / per) return SIZE_MAX;
+  return (max_batch * per + col) * sizeof(float);
+}
+
+/* Region r of a batch of n (FM__REG_X: the input x; num_regions: the shared scratch). */
+static float *fm__reg(const fm__stack *s, void *ws, size_t n, int r, const float *x) {
+  return r == FM__REG_X ? (float *)x : (float *)ws + n * s->prefix[r];
+}
+
+static int fm__stack_init(const fm_model *m, float *w, uint64_t seed) {
+  const fm__stack *s = fm_model_data(m);
+  for (size_t i = 0; i < s->num_layers; i++) {
+    const fm__layer *L = &s->layer[i];
+    if (!L->num_tensors) continue;
+    fm__tensor_desc t[FM__LAYER_MAX_TENSORS];
+    L->kind->tensors(L, t);
+    for (size_t j = 0; j < L->num_tensors; j++) {
+      size_t numel = fm_layout_tensor(fm_model_layout(m), L->tensor[j])->numel;
+      if (t[j].fan_in)
+        fm__glorot_uniform_n(w + L->woff[j], numel, t[j].fan_in, t[j].fan_out, seed, L->tensor[j]);
+      else
+        memset(w + L->woff[j], 0, numel * sizeof *w);
+    }
+  }
+  return FM_OK;
+}
+
+static void fm__stack_pass(const fm__stack *s, const fm__layer *L, void *ws, const float *x, const float *w, float *dw,
+                           size_t n, fm__layer_pass *p) {
+  memset(p, 0, sizeof *p);
+  p->n = n;
+  p->in = fm__reg(s, ws, n, L->in_reg, x);
+  p->out = fm__reg(s, ws, n, L->out_reg, x);
+  p->aux = L->aux_reg >= 0 ? fm__reg(s, ws, n, L->aux_reg, x) : NULL;
+  p->col = fm__reg(s, ws, n, s->num_regions, x);
+  for (size_t j = 0; j < L->num_tensors; j++) {
+    p->w[j] = w + L->woff[j];
+    if (dw) p->dw[j] = dw + L->woff[j];
+  }
+}
+
+static int fm__stack_forward(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y, size_t n,
+                             int training, float *loss, float *probs) {
+  (void)training; /* the activations are always cached */
+  FM_CHECK(n <= INT_MAX, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit", fm_model_type(m), n);
+  const fm__stack *s = fm_model_data(m);
+  for (size_t i = 0; i < s->num_layers; i++) {
+    const fm__layer *L = &s->layer[i];
+    if (!L->kind->forward) continue; /* views and the loss */
+    fm__layer_pass p;
+    fm__stack_pass(s, L, ws, x, w, NULL, n, &p);
+    L->kind->forward(L, &p);
+  }
+  const float *p_logits = fm__reg(s, ws, n, s->r_logits, x);
+  float *p_probs = fm__reg(s, ws, n, s->r_probs, x);
+  *loss = fm__softmax_xent_forward(p_probs, p_logits, y, n, s->C);
+  if (probs) memcpy(probs, p_probs, n * s->C * sizeof *probs);
+  return FM_OK;
+}
+
+static int fm__stack_backward(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y, size_t n,
+                              float *dw) {
+  FM_CHECK(n <= INT_MAX, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit", fm_model_type(m), n);
+  const fm__stack *s = fm_model_data(m);
+  fm__softmax_xent_backward(fm__reg(s, ws, n, s->r_dlogits, x), fm__reg(s, ws, n, s->r_probs, x), y, n, s->C);
+  for (size_t i = s->num_layers; i-- > s->first_backward;) {
+    const fm__layer *L = &s->layer[i];
+    if (!L->kind->backward) continue; /* views and the loss pass the gradient through */
+    fm__layer_pass p;
+    fm__stack_pass(s, L, ws, x, w, dw, n, &p);
+    p.dout = fm__reg(s, ws, n, L->dout_reg, x);
+    p.din = L->din_reg >= 0 ? fm__reg(s, ws, n, L->din_reg, x) : NULL;
+    L->kind->backward(L, &p);
+  }
+  return FM_OK;
+}
+
+static void fm__stack_destroy(fm_model *m) { fm__free(fm_model_data(m)); }
+
+static const fm_model_ops fm__stack_ops = {
+    .workspace_size = fm__stack_workspace_size,
+    .init_weights = fm__stack_init,
+    .forward = fm__stack_forward,
+    .backward = fm__stack_backward,
+    .destroy = fm__stack_destroy,
+};
+
+int fm__stack_flops(const fm_model *m, fm_model_flops *out) {
+  const fm_model_ops *ops = fm__model_ops(m);
+  if (!ops || ops->forward != fm__stack_forward) return 0;
+  const fm__stack *s = fm_model_data(m);
+  memset(out, 0, sizeof *out);
+  for (size_t i = 0; i < s->num_layers; i++) {
+    const fm__layer *L = &s->layer[i];
+    if (!L->kind->flops) continue;
+    double f = L->kind->flops(L);
+    out->forward += f;
+    out->backward += f;                                          /* weight gradient */
+    if (i >= s->first_backward && L->din_reg >= 0) out->backward += f; /* input gradient */
+  }
+  out->train = out->forward + out->backward;
+  return 1;
+}
+
+/* ---- creation ---------------------------------------------------------------------------------------------- */
+
+/* "stack:" and the layers as parsed, without spaces and without the loss
+ * (implied), into a new string. */
+static char *fm__stack_type_name(const fm__stack *s) {
+  size_t cap = 8 + (size_t)s->num_layers * (16 + 12 * FM__LAYER_MAX_ARGS), k = 0;
+  char *t = fm__malloc(cap);
+  if (!t) return NULL;
+  k += (size_t)snprintf(t, cap, "stack:");
+  for (size_t i = 0; i < s->num_layers; i++) {
+    const fm__layer *L = &s->layer[i];
+    if (L->kind->flags & FM__LAYER_LOSS) continue;
+    k += (size_t)snprintf(t + k, cap - k, "%s%s", k > 6 ? "," : "", L->kind->name);
+    for (size_t a = 0; a < L->nargs; a++)
+      k += (size_t)snprintf(t + k, cap - k, "%s%zu%s", a ? "," : "(", L->arg[a], a + 1 == L->nargs ? ")" : "");
+  }
+  return t;
+}
+
+int fm__stack_create(const fm_input_spec *spec, const char *layers, const char *type, fm_model **out) {
+  FM_CHECK(out, FM_ERR_INVALID_ARG, "fm_model_create_stack: out is NULL");
+  *out = NULL;
+  FM_CHECK(layers, FM_ERR_INVALID_ARG, "fm_model_create_stack: the layer list is NULL");
+  FM_CALL(fm__input_spec_check(spec));
+  size_t cap = 1; /* every layer but the first follows a ',' */
+  for (const char *c = layers; *c; c++) cap += *c == ',';
+  FM_CHECK(cap <= FM__STACK_MAX_LAYERS, FM_ERR_INVALID_ARG, "model 'stack:%.64s...': more than %d layers", layers,
+           FM__STACK_MAX_LAYERS);
+  int rc = FM_OK;
+  fm_layout *l = NULL;
+  char *name = NULL;
+  size_t regions = 2 * cap + 4;
+  fm__stack *s = fm__calloc(1, sizeof *s + cap * sizeof(fm__layer) + (2 * regions + 1) * sizeof(size_t));
+  if (!s) return FM_ERR_NOMEM;
+  s->cap_layers = cap;
+  s->per = (size_t *)(void *)(s->layer + cap);
+  s->prefix = s->per + regions;
+  s->C = spec->num_classes;
+  FM_CALL_GOTO(rc, fm__stack_parse(s, layers), fail);
+  FM_CALL_GOTO(rc, fm__stack_shapes(s, spec), fail);
+  FM_CALL_GOTO(rc, fm__stack_plan_backward(s), fail);
+  FM_CALL_GOTO(rc, fm_layout_create(&l), fail);
+  FM_CALL_GOTO(rc, fm__stack_layout(s, l), fail);
+  for (size_t i = 0; i < s->num_layers; i++) s->layer[i].spec = s->layer[i].text = NULL; /* the caller's text */
+  name = type ? fm__strdup(type) : fm__stack_type_name(s);
+  if (!name) {
+    rc = FM_ERR_NOMEM;
+    goto fail;
+  }
+  rc = fm_model_create(name, &fm__stack_ops, spec, l, s, out); /* takes l, copies name */
+  l = NULL;
+  fm__free(name);
+  if (rc != FM_OK) goto fail;
+  return FM_OK;
+
+fail:
+  fm_layout_destroy(&l);
+  fm__free(s);
+  return rc;
+}
+
+int fm_model_create_stack(const fm_input_spec *spec, const char *layers, fm_model **out) {
+  return fm__stack_create(spec, layers, NULL, out);
+}
