@@ -77,7 +77,7 @@ static int my_backward(const fm_model *m, void *ws, const float *w, const float 
   return FM_OK;
 }
 
-static const fm_model_ops my_ops = {my_workspace_size, my_init, my_forward, my_backward, NULL};
+static const fm_model_ops my_ops = {my_workspace_size, my_init, my_forward, my_backward, NULL, NULL};
 
 /* Registry factory: "my_linear" takes no arguments. */
 static int my_factory(const fm_input_spec *spec, const char *args, fm_model **out) {

@@ -95,6 +95,12 @@ typedef struct fm_model_ops {
                   float *dw);
   /* Release the implementation's data (optional). */
   void (*destroy)(fm_model *m);
+  /* The random key of the training forward passes that follow on this ws
+   * (optional: models with dropout). The client work sets it before every
+   * local step: the run's seed, the round, the client's index in the
+   * population and its local step, counting batches from 0 across epochs,
+   * so the masks depend on none of ranks, threads or the cohort. */
+  void (*set_step)(const fm_model *m, void *ws, uint64_t seed, uint64_t round, uint64_t client, uint64_t step);
 } fm_model_ops;
 
 /* Create a model from a vtable. Takes ownership of layout (even on failure).
@@ -129,6 +135,9 @@ FM_EXTERN int fm_model_forward(const fm_model *m, void *ws, const float *w, cons
                                size_t n, int training, float *loss, float *probs);
 FM_EXTERN int fm_model_backward(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y,
                                 size_t n, float *dw);
+/* ops->set_step when the model has one; a no-op otherwise (ws may then be anything). */
+FM_EXTERN void fm_model_set_step(const fm_model *m, void *ws, uint64_t seed, uint64_t round, uint64_t client,
+                                 uint64_t step);
 
 /* ---- built-in models and the registry ------------------------------------ */
 

@@ -152,8 +152,9 @@ static int fm__local_training(fm__client_ctx *x) {
   fm_batch_iter it;
   fm_batch_iter_init(&it, &x->in->batching, x->ex->n, k->order, x->s->seed, x->s->round, x->client);
   size_t nb;
-  while ((nb = fm_batch_iter_next(&it, x->ex, k->xb, k->yb)) > 0) {
+  for (uint64_t step = 0; (nb = fm_batch_iter_next(&it, x->ex, k->xb, k->yb)) > 0; step++) {
     float loss = 0.0f;
+    fm_model_set_step(p->model, k->ws, x->s->seed, x->s->round, x->client, step); /* dropout's key */
     FM_CALL(fm_model_forward(p->model, k->ws, k->w, k->xb, k->yb, nb, 1, &loss, k->probs));
     /* Metrics see the predictions made before this batch's step (as TFF). */
     fm__metrics_update(p->model, k, nb, loss);

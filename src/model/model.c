@@ -245,3 +245,7 @@ int fm_model_backward(const fm_model *m, void *ws, const float *w, const float *
   FM_CHECK(dw, FM_ERR_INVALID_ARG, "model '%s': backward: gradient buffer dw is NULL", m->type);
   return m->ops.backward(m, ws, w, x, y, n, dw);
 }
+
+void fm_model_set_step(const fm_model *m, void *ws, uint64_t seed, uint64_t round, uint64_t client, uint64_t step) {
+  if (m && ws && m->ops.set_step) m->ops.set_step(m, ws, seed, round, client, step);
+}

@@ -26,7 +26,7 @@
 
 #define FM__REGISTRY_MAX 32
 #define FM__REGISTRY_NAME_MAX 32
-#define FM__REGISTRY_HELP_MAX 160
+#define FM__REGISTRY_HELP_MAX 200
 #define FM__MLP_MAX_HIDDEN 64
 
 typedef struct fm__model_entry {
@@ -120,6 +120,19 @@ static int fm__factory_2nn(const fm_input_spec *spec, const char *args, fm_model
   return fm_model_create_mlp(spec, hidden, 2, out);
 }
 
+/* TFF's EMNIST baseline create_conv_dropout_model (Keras defaults: 'valid'
+ * convolutions, MaxPool2D(2)); 1,199,882 parameters for 10 classes. */
+static int fm__factory_emnist_cnn_dropout(const fm_input_spec *spec, const char *args, fm_model **out) {
+  FM_CHECK(!args, FM_ERR_INVALID_ARG, "model 'emnist_cnn_dropout' takes no arguments (got 'emnist_cnn_dropout:%s')",
+           args);
+  FM_CHECK(spec && (spec->ndim == 2 || spec->ndim == 3), FM_ERR_SPEC_MISMATCH,
+           "emnist_cnn_dropout: input shape must be (H, W) or (H, W, C) per example, as EMNIST's (28, 28)");
+  return fm__stack_create(spec,
+                          "conv2d(32,3,valid),relu,conv2d(64,3,valid),relu,maxpool,dropout(0.25),flatten,dense(128),"
+                          "relu,dropout(0.5),dense",
+                          "emnist_cnn_dropout", out);
+}
+
 static int fm__factory_stack(const fm_input_spec *spec, const char *args, fm_model **out) {
   FM_CHECK(args, FM_ERR_INVALID_ARG,
            "model 'stack' needs its layers after ':' (e.g. 'stack:flatten,dense(200),relu,dense')");
@@ -137,11 +150,15 @@ static fm__model_entry fm__registry[FM__REGISTRY_MAX] = {
      " 5x5 kernels); input (H, W) or (H, W, C)",
      fm__factory_cnn},
     {"stack",
-     "layers, e.g. stack:conv2d(32,5),relu,maxpool,flatten,dense(128),relu,dense (dense, relu, conv2d, maxpool, "
-     "flatten, reshape, softmax)",
+     "layers, e.g. stack:conv2d(32,5),relu,maxpool,flatten,dense(128),relu,dense (dense relu sigmoid tanh "
+     "dropout(R) conv2d(F,K[,valid]) maxpool flatten reshape softmax)",
      fm__factory_stack},
+    {"emnist_cnn_dropout",
+     "TFF's EMNIST baseline cnn_dropout: 3x3 valid convs of 32 and 64, maxpool, dropout 0.25, dense 128, "
+     "dropout 0.5 (1,199,882 parameters, 10 classes)",
+     fm__factory_emnist_cnn_dropout},
 };
-static size_t fm__registry_n = 5;
+static size_t fm__registry_n = 6;
 
 static const fm__model_entry *fm__registry_find(const char *name, size_t len) {
   for (size_t i = 0; i < fm__registry_n; i++)

@@ -81,9 +81,41 @@ static const char *fm__skip_ws(const char *c) {
   return c;
 }
 
-/* One argument [a, a + len) of layer L: a decimal integer in 1..INT_MAX. */
+/* A rate argument of L: a decimal number in [0, 1). */
+static int fm__parse_rate(fm__layer *L, const char *a, size_t len) {
+  char buf[32];
+  char *end = NULL;
+  int ok = len > 0 && len < sizeof buf;
+  if (ok) {
+    memcpy(buf, a, len);
+    buf[len] = '\0';
+    errno = 0;
+    L->rate = strtod(buf, &end);
+    ok = errno == 0 && end == buf + len && L->rate >= 0 && L->rate < 1 && (isdigit((unsigned char)buf[0]) || buf[0] == '.');
+  }
+  if (!ok)
+    return FM_ERR(FM_ERR_INVALID_ARG, "model 'stack:%s': layer %zu '%s': bad rate '%.*s' (expected a number in [0, 1))",
+                  L->spec, L->pos, L->kind->name, (int)len, a);
+  L->arg[L->nargs++] = 0;
+  return FM_OK;
+}
+
+/* One argument [a, a + len) of layer L: a decimal integer in 1..INT_MAX (or
+ * the kind's rate, or its padding word). */
 static int fm__parse_arg(fm__layer *L, const char *a, size_t len) {
   const fm__layer_kind *k = L->kind;
+  if ((k->flags & FM__LAYER_RATE) && L->nargs == 0) return fm__parse_rate(L, a, len);
+  if ((k->flags & FM__LAYER_PADDING) && len > 0 && isalpha((unsigned char)a[0])) {
+    int same = len == 4 && !strncmp(a, "same", 4), valid = len == 5 && !strncmp(a, "valid", 5);
+    if (!(same || valid) || L->nargs + 1 != k->max_args)
+      return FM_ERR(FM_ERR_INVALID_ARG,
+                    "model 'stack:%s': layer %zu '%s': bad padding '%.*s' (expected 'same' or 'valid', last; usage: %s)",
+                    L->spec, L->pos, k->name, (int)len, a, k->usage);
+    L->valid = valid;
+    L->padding_given = 1;
+    L->arg[L->nargs++] = 0;
+    return FM_OK;
+  }
   const char *what = k->arg_names ? k->arg_names[L->nargs] : "argument";
   int ok = len > 0 && len < 12;
   for (size_t i = 0; ok && i < len; i++) ok = isdigit((unsigned char)a[i]) != 0;
@@ -178,6 +210,12 @@ static int fm__stack_parse(fm__stack *s, const char *spec) {
   for (size_t i = 0; i + 1 < s->num_layers; i++)
     if (s->layer[i].kind->flags & FM__LAYER_LOSS)
       return fm__layer_error(&s->layer[i], FM_ERR_INVALID_ARG, "the loss must be the last layer");
+  uint32_t drops = 0;
+  for (size_t i = 0; i < s->num_layers; i++)
+    if (s->layer[i].kind->flags & FM__LAYER_RATE) {
+      if (drops == 256) return fm__layer_error(&s->layer[i], FM_ERR_INVALID_ARG, "more than 256 dropout layers");
+      s->layer[i].dropout_index = drops++;
+    }
   return FM_OK;
 }
 
@@ -200,7 +238,7 @@ static int fm__stack_shapes(fm__stack *s, const fm_input_spec *spec) {
     memcpy(cur.d, spec->shape, sizeof cur.d);
   }
   cur.numel = spec->num_features;
-  int reg = FM__REG_X;
+  int reg = FM__REG_X, reg_needed = 0; /* reg_needed: reg is an output a backward reads */
   size_t total = 0;
   for (size_t i = 0; i < s->num_layers; i++) {
     fm__layer *L = &s->layer[i];
@@ -210,10 +248,13 @@ static int fm__stack_shapes(fm__stack *s, const fm_input_spec *spec) {
     if (L->kind->shape) FM_CALL(L->kind->shape(L, s->C));
     L->in_reg = reg;
     L->aux_reg = FM__REG_NONE;
-    if ((fl & (FM__LAYER_VIEW | FM__LAYER_LOSS)) || ((fl & FM__LAYER_INPLACE) && reg != FM__REG_X))
+    if ((fl & (FM__LAYER_VIEW | FM__LAYER_LOSS)) || ((fl & FM__LAYER_INPLACE) && reg != FM__REG_X && !reg_needed)) {
       L->out_reg = reg;
-    else
+      reg_needed |= (fl & FM__LAYER_NEEDS_OUT) != 0;
+    } else {
       L->out_reg = fm__new_region(s, L->out.numel);
+      reg_needed = (fl & FM__LAYER_NEEDS_OUT) != 0;
+    }
     if (L->kind->aux_floats) L->aux_reg = fm__new_region(s, L->kind->aux_floats(L));
     FM_CHECK(total <= SIZE_MAX / 16 - 2 * L->out.numel, FM_ERR_OVERFLOW,
              "model 'stack:%s': the activations per example overflow", L->spec);
@@ -304,16 +345,35 @@ static size_t fm__stack_col_floats(const fm__stack *s, size_t n) {
   return c;
 }
 
+/* The workspace starts with a header of FM__STACK_HDR floats (64 bytes, so
+ * the regions keep their alignment): the key fm_model_set_step wrote. */
+#define FM__STACK_HDR 16
+#define FM__STACK_KEY_MAGIC UINT64_C(0x6b65797374616b31)
+
 static size_t fm__stack_workspace_size(const fm_model *m, size_t max_batch) {
   const fm__stack *s = fm_model_data(m);
-  size_t per = s->prefix[s->num_regions], col = fm__stack_col_floats(s, max_batch);
+  size_t per = s->prefix[s->num_regions], col = fm__stack_col_floats(s, max_batch) + FM__STACK_HDR;
   if (per && max_batch > (SIZE_MAX / sizeof(float) - col) / per) return SIZE_MAX;
   return (max_batch * per + col) * sizeof(float);
 }
 
 /* Region r of a batch of n (FM__REG_X: the input x; num_regions: the shared scratch). */
 static float *fm__reg(const fm__stack *s, void *ws, size_t n, int r, const float *x) {
-  return r == FM__REG_X ? (float *)x : (float *)ws + n * s->prefix[r];
+  return r == FM__REG_X ? (float *)x : (float *)ws + FM__STACK_HDR + n * s->prefix[r];
+}
+
+static void fm__stack_set_step(const fm_model *m, void *ws, uint64_t seed, uint64_t round, uint64_t client,
+                               uint64_t step) {
+  (void)m;
+  uint64_t h[5] = {FM__STACK_KEY_MAGIC, seed, round, client, step};
+  memcpy(ws, h, sizeof h);
+}
+
+/* The key of the last fm_model_set_step on ws, or zeros if none was set. */
+static void fm__stack_key(const void *ws, uint64_t key[4]) {
+  uint64_t h[5];
+  memcpy(h, ws, sizeof h);
+  for (int i = 0; i < 4; i++) key[i] = h[0] == FM__STACK_KEY_MAGIC ? h[i + 1] : 0;
 }
 
 static int fm__stack_init(const fm_model *m, float *w, uint64_t seed) {
@@ -350,14 +410,18 @@ static void fm__stack_pass(const fm__stack *s, const fm__layer *L, void *ws, con
 
 static int fm__stack_forward(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y, size_t n,
                              int training, float *loss, float *probs) {
-  (void)training; /* the activations are always cached */
+  /* the activations are always cached; training switches dropout on */
   FM_CHECK(n <= INT_MAX, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit", fm_model_type(m), n);
   const fm__stack *s = fm_model_data(m);
+  uint64_t key[4];
+  fm__stack_key(ws, key);
   for (size_t i = 0; i < s->num_layers; i++) {
     const fm__layer *L = &s->layer[i];
     if (!L->kind->forward) continue; /* views and the loss */
     fm__layer_pass p;
     fm__stack_pass(s, L, ws, x, w, NULL, n, &p);
+    p.training = training != 0;
+    memcpy(p.key, key, sizeof key);
     L->kind->forward(L, &p);
   }
   const float *p_logits = fm__reg(s, ws, n, s->r_logits, x);
@@ -392,6 +456,7 @@ static const fm_model_ops fm__stack_ops = {
     .forward = fm__stack_forward,
     .backward = fm__stack_backward,
     .destroy = fm__stack_destroy,
+    .set_step = fm__stack_set_step,
 };
 
 int fm__stack_flops(const fm_model *m, fm_model_flops *out) {
@@ -415,8 +480,18 @@ int fm__stack_flops(const fm_model *m, fm_model_flops *out) {
 
 /* "stack:" and the layers as parsed, without spaces and without the loss
  * (implied), into a new string. */
+/* v with the fewest significant digits that read back as v. */
+static const char *fm__shortest(double v, char *buf, size_t cap) {
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, cap, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) break;
+  }
+  return buf;
+}
+
 static char *fm__stack_type_name(const fm__stack *s) {
-  size_t cap = 8 + (size_t)s->num_layers * (16 + 12 * FM__LAYER_MAX_ARGS), k = 0;
+  char num[32];
+  size_t cap = 8 + (size_t)s->num_layers * (16 + 28 * FM__LAYER_MAX_ARGS), k = 0;
   char *t = fm__malloc(cap);
   if (!t) return NULL;
   k += (size_t)snprintf(t, cap, "stack:");
@@ -424,8 +499,15 @@ static char *fm__stack_type_name(const fm__stack *s) {
     const fm__layer *L = &s->layer[i];
     if (L->kind->flags & FM__LAYER_LOSS) continue;
     k += (size_t)snprintf(t + k, cap - k, "%s%s", k > 6 ? "," : "", L->kind->name);
-    for (size_t a = 0; a < L->nargs; a++)
-      k += (size_t)snprintf(t + k, cap - k, "%s%zu%s", a ? "," : "(", L->arg[a], a + 1 == L->nargs ? ")" : "");
+    for (size_t a = 0; a < L->nargs; a++) {
+      const char *sep = a ? "," : "(", *close = a + 1 == L->nargs ? ")" : "";
+      if ((L->kind->flags & FM__LAYER_RATE) && a == 0)
+        k += (size_t)snprintf(t + k, cap - k, "%s%s%s", sep, fm__shortest(L->rate, num, sizeof num), close);
+      else if ((L->kind->flags & FM__LAYER_PADDING) && L->padding_given && a + 1 == L->nargs)
+        k += (size_t)snprintf(t + k, cap - k, "%s%s%s", sep, L->valid ? "valid" : "same", close);
+      else
+        k += (size_t)snprintf(t + k, cap - k, "%s%zu%s", sep, L->arg[a], close);
+    }
   }
   return t;
 }

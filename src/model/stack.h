@@ -26,7 +26,10 @@
 enum {
   FM__LAYER_VIEW = 1,    /* output IS the input buffer, reinterpreted (flatten, reshape): no compute */
   FM__LAYER_INPLACE = 2, /* forward overwrites its input (ReLU); backward updates the gradient in place */
-  FM__LAYER_LOSS = 4     /* names the loss; must be last; no compute of its own */
+  FM__LAYER_LOSS = 4,    /* names the loss; must be last; no compute of its own */
+  FM__LAYER_RATE = 8,    /* its first argument is a rate in [0, 1) (L->rate), not an integer */
+  FM__LAYER_PADDING = 16, /* its last argument may be the word 'same' or 'valid' (L->valid) */
+  FM__LAYER_NEEDS_OUT = 32 /* its backward reads its own output: no in-place layer may overwrite it */
 };
 
 typedef struct fm__shape {
@@ -50,6 +53,10 @@ typedef struct fm__layer {
   const fm__layer_kind *kind;
   size_t arg[FM__LAYER_MAX_ARGS]; /* the arguments as written */
   size_t nargs;
+  double rate;      /* FM__LAYER_RATE: the rate as written */
+  int valid;        /* FM__LAYER_PADDING: 1 for 'valid', 0 for 'same' (the default) */
+  int padding_given; /* the padding word was written */
+  uint32_t dropout_index; /* dropout layers: its index among the stack's dropout layers */
   size_t pos;       /* 1-based position in the stack */
   const char *spec; /* the whole layer list, and */
   const char *text; /* this layer, as written (both valid while the model is built) */
@@ -71,6 +78,8 @@ typedef struct fm__layer_pass {
   float *col;      /* scratch shared by all layers (im2col) */
   const float *w[FM__LAYER_MAX_TENSORS];
   float *dw[FM__LAYER_MAX_TENSORS]; /* backward: += into these */
+  int training;                     /* forward: a training pass (dropout is active) */
+  uint64_t key[4];                  /* forward: seed, round, client, step of fm_model_set_step */
   const float *dout;                /* backward: (n, out.numel) */
   float *din;                       /* backward: (n, in.numel), NULL when nothing before needs it; may == dout */
 } fm__layer_pass;

@@ -1,6 +1,7 @@
 /* src/model/stack_layers.c — the table of layer kinds a "stack:" model is
- * made of (stack.h): dense, relu, conv2d ('same'), maxpool (2x2 'same'),
- * flatten, reshape and the softmax cross-entropy loss, each as a shape
+ * made of (stack.h): dense, relu, sigmoid, tanh, dropout, conv2d ('same' or
+ * 'valid'), maxpool (2x2 'same'), flatten, reshape and the softmax
+ * cross-entropy loss, each as a shape
  * function, its parameter tensors with their initialisers, and a
  * forward/backward pair over the kernels of layers.h.
  *
@@ -23,6 +24,7 @@
 
 #include "internal.h"
 #include "layers.h"
+#include "seq.h"
 #include "stack.h"
 
 /* a * b into *out unless it exceeds limit. */
@@ -112,7 +114,43 @@ static void fm__relu_bwd(const fm__layer *L, const fm__layer_pass *p) {
   if (p->din) fm__relu_backward(p->din, p->dout, p->out, p->n * L->out.numel);
 }
 
-/* ---- conv2d(filters, kernel): stride 1, TF 'same' -------------------------------------- */
+/* ---- sigmoid, tanh: backward from the output ------------------------------------------- */
+
+static void fm__sigmoid_fwd(const fm__layer *L, const fm__layer_pass *p) {
+  fm__sigmoid_forward(p->out, p->in, p->n * L->out.numel);
+}
+
+static void fm__sigmoid_bwd(const fm__layer *L, const fm__layer_pass *p) {
+  if (p->din) fm__sigmoid_backward(p->din, p->dout, p->out, p->n * L->out.numel);
+}
+
+static void fm__tanh_fwd(const fm__layer *L, const fm__layer_pass *p) {
+  fm__tanh_forward(p->out, p->in, p->n * L->out.numel);
+}
+
+static void fm__tanh_bwd(const fm__layer *L, const fm__layer_pass *p) {
+  if (p->din) fm__tanh_backward(p->din, p->dout, p->out, p->n * L->out.numel);
+}
+
+/* ---- dropout(rate): Keras Dropout, training only ---------------------------------------- */
+
+static size_t fm__dropout_aux(const fm__layer *L) { return (L->out.numel + 3) / 4; /* one byte per unit */ }
+
+static void fm__dropout_fwd(const fm__layer *L, const fm__layer_pass *p) {
+  const size_t k = p->n * L->out.numel;
+  if (!p->training) { /* the identity at inference */
+    if (p->out != p->in) memcpy(p->out, p->in, k * sizeof *p->out);
+    return;
+  }
+  fm__dropout_key key = {p->key[0], p->key[1], p->key[2], p->key[3], L->dropout_index};
+  fm__dropout_forward(p->out, p->aux, p->in, k, (float)L->rate, &key);
+}
+
+static void fm__dropout_bwd(const fm__layer *L, const fm__layer_pass *p) {
+  if (p->din) fm__dropout_backward(p->din, p->dout, p->aux, p->n * L->out.numel, (float)L->rate);
+}
+
+/* ---- conv2d(filters, kernel[, same|valid]): stride 1, TF padding ------------------------ */
 
 static int fm__conv_shape(fm__layer *L, size_t num_classes) {
   (void)num_classes;
@@ -127,7 +165,14 @@ static int fm__conv_shape(fm__layer *L, size_t num_classes) {
     return fm__layer_error(L, FM_ERR_OVERFLOW,
                            "a %zux%zux%zu input with %zu filters of %zux%zu exceeds the BLAS dimension limit (%d)", H,
                            W, IC, F, K, K, INT_MAX);
-  fm__shape_image(&L->out, H, W, F);
+  if (L->valid) {
+    if (K > H || K > W)
+      return fm__layer_error(L, FM_ERR_SPEC_MISMATCH, "a %zux%zu 'valid' kernel does not fit its %zux%zu input", K, K,
+                             H, W);
+    fm__shape_image(&L->out, H - K + 1, W - K + 1, F);
+  } else {
+    fm__shape_image(&L->out, H, W, F);
+  }
   return FM_OK;
 }
 
@@ -139,6 +184,7 @@ static size_t fm__conv_tensors(const fm__layer *L, fm__tensor_desc *t) {
 }
 
 static size_t fm__conv_col(const fm__layer *L, size_t n) {
+  if (L->valid) return fm__conv2d_valid_col_floats(n, L->in.d[0], L->in.d[1], L->in.d[2], L->arg[1], L->arg[1]);
   return fm__conv2d_col_floats(n, L->in.d[0], L->in.d[1], L->in.d[2], L->arg[1], L->arg[1]);
 }
 
@@ -148,11 +194,21 @@ static double fm__conv_flops(const fm__layer *L) {
 }
 
 static void fm__conv_fwd(const fm__layer *L, const fm__layer_pass *p) {
+  if (L->valid) {
+    fm__conv2d_valid_forward(p->out, p->col, p->in, p->w[0], p->w[1], p->n, L->in.d[0], L->in.d[1], L->in.d[2],
+                             L->arg[1], L->arg[1], L->arg[0]);
+    return;
+  }
   fm__conv2d_forward(p->out, p->col, p->in, p->w[0], p->w[1], p->n, L->in.d[0], L->in.d[1], L->in.d[2], L->arg[1],
                      L->arg[1], L->arg[0]);
 }
 
 static void fm__conv_bwd(const fm__layer *L, const fm__layer_pass *p) {
+  if (L->valid) {
+    fm__conv2d_valid_backward(p->din, p->dw[0], p->dw[1], p->col, p->dout, p->in, p->w[0], p->n, L->in.d[0],
+                              L->in.d[1], L->in.d[2], L->arg[1], L->arg[1], L->arg[0]);
+    return;
+  }
   fm__conv2d_backward(p->din, p->dw[0], p->dw[1], p->col, p->dout, p->in, p->w[0], p->n, L->in.d[0], L->in.d[1],
                       L->in.d[2], L->arg[1], L->arg[1], L->arg[0]);
 }
@@ -218,7 +274,8 @@ static int fm__softmax_shape(fm__layer *L, size_t num_classes) {
 /* ---- the table ------------------------------------------------------------------------------ */
 
 static const char *const fm__units_arg[] = {"units"};
-static const char *const fm__conv_args[] = {"filters", "kernel size"};
+static const char *const fm__conv_args[] = {"filters", "kernel size", "padding"};
+static const char *const fm__rate_arg[] = {"rate"};
 static const char *const fm__pool_args[] = {"pool size"};
 static const char *const fm__reshape_args[] = {"height", "width", "channels"};
 
@@ -233,12 +290,32 @@ const fm__layer_kind fm__layer_kinds[] = {
      .flops = fm__dense_flops,
      .forward = fm__dense_fwd,
      .backward = fm__dense_bwd},
-    {.name = "relu", .usage = "relu", .flags = FM__LAYER_INPLACE, .forward = fm__relu_fwd, .backward = fm__relu_bwd},
+    {.name = "relu",
+     .usage = "relu",
+     .flags = FM__LAYER_INPLACE | FM__LAYER_NEEDS_OUT,
+     .forward = fm__relu_fwd,
+     .backward = fm__relu_bwd},
+    {.name = "sigmoid",
+     .usage = "sigmoid",
+     .flags = FM__LAYER_NEEDS_OUT,
+     .forward = fm__sigmoid_fwd,
+     .backward = fm__sigmoid_bwd},
+    {.name = "tanh", .usage = "tanh", .flags = FM__LAYER_NEEDS_OUT, .forward = fm__tanh_fwd, .backward = fm__tanh_bwd},
+    {.name = "dropout",
+     .usage = "dropout(rate), rate in [0, 1)",
+     .flags = FM__LAYER_RATE,
+     .min_args = 1,
+     .max_args = 1,
+     .arg_names = fm__rate_arg,
+     .aux_floats = fm__dropout_aux,
+     .forward = fm__dropout_fwd,
+     .backward = fm__dropout_bwd},
     {.name = "conv2d",
-     .usage = "conv2d(filters, kernel size)",
+     .usage = "conv2d(filters, kernel size[, same|valid])",
      .prefix = "conv2d",
+     .flags = FM__LAYER_PADDING,
      .min_args = 2,
-     .max_args = 2,
+     .max_args = 3,
      .arg_names = fm__conv_args,
      .shape = fm__conv_shape,
      .tensors = fm__conv_tensors,

@@ -532,7 +532,7 @@ static fm_layout *small_layout(void) {
 
 static void test_model_create_validation(void **state) {
   (void)state;
-  const fm_model_ops good = {dummy_ws, dummy_init, dummy_forward, dummy_backward, dummy_destroy};
+  const fm_model_ops good = {dummy_ws, dummy_init, dummy_forward, dummy_backward, dummy_destroy, NULL};
   fm_input_spec spec = make_spec(3, 2);
   fm_model *m = NULL;
 

@@ -108,7 +108,7 @@ static void sl_destroy(fm_model *m) {
   free(fm_model_data(m));
 }
 
-static const fm_model_ops sl_ops = {sl_workspace_size, sl_init, sl_forward, sl_backward, sl_destroy};
+static const fm_model_ops sl_ops = {sl_workspace_size, sl_init, sl_forward, sl_backward, sl_destroy, NULL};
 
 static int sl_factory(const fm_input_spec *spec, const char *args, fm_model **out) {
   double mult = 1.0;
@@ -152,7 +152,9 @@ static void test_builtin_names(void **state) {
   assert_non_null(strstr(help, "cnn:32,64,512"));
   assert_string_equal(fm_model_registry_name(4, &help), "stack");
   assert_non_null(strstr(help, "stack:conv2d(32,5)"));
-  assert_null(fm_model_registry_name(5, &help));
+  assert_string_equal(fm_model_registry_name(5, &help), "emnist_cnn_dropout");
+  assert_non_null(strstr(help, "1,199,882"));
+  assert_null(fm_model_registry_name(6, &help));
   assert_null(help);
 }
 
@@ -269,7 +271,7 @@ static void test_register_validation(void **state) {
   assert_int_equal(fm_model_register(NULL, sl_factory, "x"), FM_ERR_INVALID_ARG);
   assert_int_equal(fm_model_register("nofactory", NULL, "x"), FM_ERR_INVALID_ARG);
   assert_int_equal(fm_model_register("a_name_that_is_far_too_long_for_the_table", sl_factory, "x"), FM_ERR_INVALID_ARG);
-  assert_null(fm_model_registry_name(5, NULL)); /* nothing was added */
+  assert_null(fm_model_registry_name(6, NULL)); /* nothing was added */
 }
 
 static void test_user_model(void **state) {
@@ -278,7 +280,7 @@ static void test_user_model(void **state) {
   assert_int_equal(fm_model_register("scaled_linear", sl_factory, "again"), FM_ERR_INVALID_ARG);
   assert_non_null(strstr(fm_last_error(), "scaled_linear"));
   const char *help = NULL;
-  assert_string_equal(fm_model_registry_name(5, &help), "scaled_linear");
+  assert_string_equal(fm_model_registry_name(6, &help), "scaled_linear");
   assert_string_equal(help, "linear model on scaled features");
 
   const size_t D = 5, C = 3, N = 6;

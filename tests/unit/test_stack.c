@@ -341,12 +341,179 @@ static void test_stack_flops(void **state) {
   fm_model_destroy(&ref);
 }
 
+/* Training loss at w with the dropout key (seed 7, round 2, client 5, step). */
+static double train_loss(const fm_model *m, batch *b, const float *w, uint64_t step) {
+  float loss;
+  fm_model_set_step(m, b->ws, 7, 2, 5, step);
+  assert_int_equal(fm_model_forward(m, b->ws, w, b->x, b->y, b->N, 1, &loss, NULL), FM_OK);
+  return loss;
+}
+
+/* Central differences of the training loss against backward, the dropout
+ * masks held fixed by the key (every 'stride'-th weight): the fraction of
+ * the checked weights whose relative error exceeds 5e-2. */
+static double fd_bad_fraction(const fm_model *m, batch *b, uint64_t step, size_t stride, double *maxerr) {
+  float loss, *g = calloc(b->T, sizeof *g);
+  fm_model_set_step(m, b->ws, 7, 2, 5, step);
+  assert_int_equal(fm_model_forward(m, b->ws, b->w, b->x, b->y, b->N, 1, &loss, NULL), FM_OK);
+  assert_int_equal(fm_model_backward(m, b->ws, b->w, b->x, b->y, b->N, g), FM_OK);
+  size_t bad = 0, checked = 0;
+  *maxerr = 0;
+  for (size_t i = 0; i < b->T; i += stride, checked++) {
+    float keep = b->w[i], h = 1e-2f;
+    b->w[i] = keep + h;
+    double up = train_loss(m, b, b->w, step);
+    b->w[i] = keep - h;
+    double down = train_loss(m, b, b->w, step);
+    b->w[i] = keep;
+    double fd = (up - down) / (2.0 * h), err = fabs(fd - g[i]) / fmax(1e-2, fabs(fd) + fabs(g[i]));
+    bad += err > 5e-2;
+    if (err > *maxerr) *maxerr = err;
+  }
+  free(g);
+  return (double)bad / (double)checked;
+}
+
+/* The sequence-era layers in a stack: 'valid' convolutions, sigmoid, tanh
+ * (and a relu after a tanh), dropout with a fixed key; each against finite
+ * differences. Smooth stacks must match at every weight; with ReLU and
+ * max-pool a few weights may sit within h of a kink (at most 5 %). */
+static void test_stack_new_layers_gradients(void **state) {
+  (void)state;
+  fm_input_spec img = spec_of(3, 7, 6, 2, 4), flat = spec_of(1, 9, 0, 0, 3);
+  const struct {
+    const char *name;
+    const fm_input_spec *spec;
+    double allowed;
+  } cases[] = {
+      {"stack:conv2d(3,3,valid),tanh,conv2d(2,2,valid),sigmoid,flatten,dense", &img, 0},
+      {"stack:conv2d(3,2,valid),tanh,dropout(0.3),flatten,dense(5),sigmoid,dropout(0.4),dense", &img, 0},
+      {"stack:conv2d(3,2,same),relu,maxpool,dropout(0.3),flatten,dense(5),tanh,relu,dense", &img, 0.05},
+      {"stack:dense(8),sigmoid,dropout(0.5),dense(6),tanh,dropout(0.25),dense", &flat, 0},
+      {"stack:dense(6),tanh,relu,dense(4),relu,relu,sigmoid,tanh,dense", &flat, 0.05},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    fm_model *m = by_name(cases[c].name, cases[c].spec);
+    batch b = make_batch_keyed(m, 5, 5, -1.0, 23 + c, 3);
+    double maxerr, bad = fd_bad_fraction(m, &b, 4, 1, &maxerr);
+    if (bad > cases[c].allowed)
+      fail_msg("%s: finite differences: %.1f %% of the weights off (max relative error %g)", cases[c].name,
+               100 * bad, maxerr);
+    free_batch(&b);
+    fm_model_destroy(&m);
+  }
+}
+
+/* Dropout: the identity at inference; in training a function of the key
+ * only (same key, same loss; another step or client, another mask), with
+ * Keras's 1/(1 - rate) scaling, so the units it keeps sum to the input's
+ * scale; rate 0 is the identity in training too. */
+static void test_stack_dropout(void **state) {
+  (void)state;
+  fm_input_spec flat = spec_of(1, 40, 0, 0, 3);
+  fm_model *m = by_name("stack:dense(200),relu,dropout(0.5),dense", &flat);
+  fm_model *none = by_name("stack:dense(200),relu,dense", &flat);
+  fm_model *zero = by_name("stack:dense(200),relu,dropout(0),dense", &flat);
+  assert_string_equal(fm_model_type(zero), "stack:dense(200),relu,dropout(0),dense");
+  assert_string_equal(fm_model_type(m), "stack:dense(200),relu,dropout(0.5),dense");
+  batch b = make_batch_keyed(m, 16, 16, -1.0, 3, 1);
+  float l_eval, l_none, l_zero;
+  assert_int_equal(fm_model_forward(m, b.ws, b.w, b.x, b.y, b.N, 0, &l_eval, NULL), FM_OK);
+  assert_int_equal(fm_model_forward(none, b.ws, b.w, b.x, b.y, b.N, 0, &l_none, NULL), FM_OK);
+  assert_true(l_eval == l_none);
+  fm_model_set_step(zero, b.ws, 7, 2, 5, 0);
+  assert_int_equal(fm_model_forward(zero, b.ws, b.w, b.x, b.y, b.N, 1, &l_zero, NULL), FM_OK);
+  assert_true(l_zero == l_none);
+  double a = train_loss(m, &b, b.w, 3), a2 = train_loss(m, &b, b.w, 3), other = train_loss(m, &b, b.w, 4);
+  assert_true(a == a2);
+  assert_true(a != other && a != l_eval);
+  fm_model_set_step(m, b.ws, 7, 2, 6, 3); /* another client */
+  float l_client;
+  assert_int_equal(fm_model_forward(m, b.ws, b.w, b.x, b.y, b.N, 1, &l_client, NULL), FM_OK);
+  assert_true(l_client != a);
+  free_batch(&b);
+  fm_model_destroy(&m);
+  fm_model_destroy(&none);
+  fm_model_destroy(&zero);
+}
+
+/* TFF's EMNIST cnn_dropout: 1,199,882 parameters for 10 classes, Keras's
+ * tensor shapes, and it trains (the loss of a batch falls under SGD). */
+static void test_emnist_cnn_dropout(void **state) {
+  (void)state;
+  fm_input_spec s = spec_of(2, 28, 28, 0, 10);
+  fm_model *m = by_name("emnist_cnn_dropout", &s);
+  const fm_layout *l = fm_model_layout(m);
+  assert_int_equal(fm_layout_numel(l), 1199882);
+  assert_int_equal(fm_layout_num_tensors(l), 8);
+  assert_string_equal(fm_layout_tensor(l, 0)->name, "conv2d_0/kernel");
+  assert_int_equal(fm_layout_tensor(l, 2)->numel, 3 * 3 * 32 * 64);
+  assert_int_equal(fm_layout_tensor(l, 4)->numel, 12 * 12 * 64 * 128);
+  assert_string_equal(fm_model_type(m), "emnist_cnn_dropout");
+  fm_input_spec s62 = spec_of(2, 28, 28, 0, 62);
+  fm_model *m62 = by_name("emnist_cnn_dropout", &s62);
+  assert_int_equal(fm_layout_numel(fm_model_layout(m62)), 1199882 + 52 * 129);
+  fm_model_destroy(&m62);
+  fm_model *bad = (fm_model *)&bad;
+  fm_input_spec flat = spec_of(1, 784, 0, 0, 10);
+  assert_int_equal(fm_model_create_by_name("emnist_cnn_dropout", &flat, &bad), FM_ERR_SPEC_MISMATCH);
+  assert_int_equal(fm_model_create_by_name("emnist_cnn_dropout:3", &s, &bad), FM_ERR_INVALID_ARG);
+  batch b = make_batch_keyed(m, 8, 8, 0.0, 5, 4);
+  float *g = calloc(b.T, sizeof *g);
+  double first = train_loss(m, &b, b.w, 0), last = first;
+  for (int it = 0; it < 8; it++) {
+    train_loss(m, &b, b.w, (uint64_t)it);
+    memset(g, 0, b.T * sizeof *g);
+    assert_int_equal(fm_model_backward(m, b.ws, b.w, b.x, b.y, b.N, g), FM_OK);
+    for (size_t i = 0; i < b.T; i++) b.w[i] -= 0.05f * g[i];
+  }
+  float l_eval;
+  assert_int_equal(fm_model_forward(m, b.ws, b.w, b.x, b.y, b.N, 0, &l_eval, NULL), FM_OK);
+  last = l_eval;
+  if (!(last < first)) fail_msg("emnist_cnn_dropout: loss %g -> %g", first, last);
+  free(g);
+  free_batch(&b);
+  fm_model_destroy(&m);
+}
+
+/* Bad dropout rates and paddings name the layer. */
+static void test_stack_bad_new_layers(void **state) {
+  (void)state;
+  fm_input_spec flat = spec_of(1, 60, 0, 0, 10), image = spec_of(3, 8, 8, 1, 10);
+  const struct {
+    const char *name;
+    const fm_input_spec *spec;
+    int code;
+    const char *needle;
+  } cases[] = {
+      {"stack:dropout(1),dense", &flat, FM_ERR_INVALID_ARG, "bad rate '1'"},
+      {"stack:dropout(-0.1),dense", &flat, FM_ERR_INVALID_ARG, "bad rate '-0.1'"},
+      {"stack:dropout(x),dense", &flat, FM_ERR_INVALID_ARG, "bad rate 'x'"},
+      {"stack:dropout(nan),dense", &flat, FM_ERR_INVALID_ARG, "bad rate 'nan'"},
+      {"stack:dropout,dense", &flat, FM_ERR_INVALID_ARG, "missing arguments"},
+      {"stack:dropout(0.1,0.2),dense", &flat, FM_ERR_INVALID_ARG, "too many arguments"},
+      {"stack:conv2d(3,3,full),flatten,dense", &image, FM_ERR_INVALID_ARG, "bad padding 'full'"},
+      {"stack:conv2d(3,valid),flatten,dense", &image, FM_ERR_INVALID_ARG, "bad padding 'valid'"},
+      {"stack:conv2d(3,9,valid),flatten,dense", &image, FM_ERR_SPEC_MISMATCH, "does not fit its 8x8 input"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    fm_model *m = (fm_model *)&m;
+    int rc = fm_model_create_by_name(cases[i].name, cases[i].spec, &m);
+    if (rc != cases[i].code || !strstr(fm_last_error(), cases[i].needle))
+      fail_msg("%s: code %d (want %d), message '%s' (want '%s')", cases[i].name, rc, cases[i].code, fm_last_error(),
+               cases[i].needle);
+    assert_null(m);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stack_softmax_equivalent), cmocka_unit_test(test_stack_mlp_equivalent),
       cmocka_unit_test(test_stack_cnn_equivalent),     cmocka_unit_test(test_stack_reshape_is_a_view),
       cmocka_unit_test(test_stack_gradients),          cmocka_unit_test(test_stack_type_name),
       cmocka_unit_test(test_stack_bad_specs),          cmocka_unit_test(test_stack_flops),
+      cmocka_unit_test(test_stack_new_layers_gradients), cmocka_unit_test(test_stack_dropout),
+      cmocka_unit_test(test_emnist_cnn_dropout),       cmocka_unit_test(test_stack_bad_new_layers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

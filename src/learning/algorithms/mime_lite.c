@@ -51,7 +51,9 @@ static int mime_client_begin(fm__client_ctx *x) {
   fm_batch_iter_init(&it, &one, x->ex->n, k->order, 0, 0, x->client);
   size_t nb;
   float loss;
-  while ((nb = fm_batch_iter_next(&it, x->ex, k->xb, k->yb)) > 0) {
+  for (uint64_t b = 0; (nb = fm_batch_iter_next(&it, x->ex, k->xb, k->yb)) > 0; b++) {
+    /* dropout's key: steps of their own, apart from the local training's */
+    fm_model_set_step(p->model, k->ws, x->s->seed, x->s->round, x->client, UINT64_C(1) << 55 | b);
     FM_CALL(fm_model_forward(p->model, k->ws, w0, k->xb, k->yb, nb, 1, &loss, NULL));
     memset(k->grad, 0, t * sizeof(float));
     FM_CALL(fm_model_backward(p->model, k->ws, w0, k->xb, k->yb, nb, k->grad));
