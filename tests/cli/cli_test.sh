@@ -444,6 +444,17 @@ assert len(losses) == 4 and losses[-1] < losses[0], losses' cfg/metrics.jsonl ||
   expect_ok 1 train "${D[@]}" --model "$conv" --out conv1
   expect_ok 2 train "${D[@]}" --model "$conv" --out conv2 --threads 1
   same_weights conv1/weights.h5 conv2/weights.h5
+  # 'valid' convolutions and dropout: the masks follow (seed, round, client,
+  # step), so 1 rank and 2 ranks x 2 threads agree, and the loss still falls
+  drop='stack:reshape(6,10),conv2d(4,3,valid),relu,dropout(0.25),flatten,dense(8),tanh,dropout(0.5),dense'
+  expect_ok 1 train "${D[@]}" --model "$drop" --out drop1 --threads 1
+  expect_ok 2 train "${D[@]}" --model "$drop" --out drop2 --threads 2
+  same_weights drop1/weights.h5 drop2/weights.h5
+  same_metrics drop1/metrics.csv drop2/metrics.csv
+  python3 -c '
+import json, sys
+losses = [json.loads(l)["client_work"]["train"]["loss"] for l in open(sys.argv[1])]
+assert losses[-1] < losses[0], losses' drop1/metrics.jsonl || fail "the dropout stack did not learn"
   # bad stacks: one message naming the problem, exit 2, nothing written (--out included)
   bad() {
     local needle=$1 spec=$2; shift 2
@@ -460,6 +471,8 @@ assert len(losses) == 4 and losses[-1] < losses[0], losses' cfg/metrics.jsonl ||
   bad "layer 2: unknown layer 'lstm'" 'stack:flatten,lstm(8),dense' --data d.h5
   bad "layer 1 'conv2d(4,3)': needs an image input" 'stack:conv2d(4,3),relu,flatten,dense' --data d.h5
   bad "10 classes" 'stack:flatten,dense(7)' --data d.h5
+  bad "bad rate '1.5'" 'stack:flatten,dropout(1.5),dense' --data d.h5
+  bad "bad padding 'full'" 'stack:reshape(6,10),conv2d(4,3,full),flatten,dense' --data d.h5
   bad "layer 1 'conv2d(4,3)'" 'stack:conv2d(4,3),relu,flatten,dense' # generated data: no --data
   bad "unknown model type 'foo'" foo
   printf '[train]\nmodel = stack:flatten,dense(8),,dense\n' >bad.ini

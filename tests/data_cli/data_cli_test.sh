@@ -147,6 +147,14 @@ info)
     --clients-per-round 2 --rounds 2 --quiet --out emnist-2nn
   [ "$(wc -l <emnist-cnn/metrics.jsonl)" -eq 2 ] || fail "EMNIST CNN run incomplete"
   grep -q "^final test accuracy" out.txt || fail "EMNIST 2NN run printed no test accuracy"
+  # TFF's EMNIST baseline with dropout: its parameter count, and its dropout
+  # masks the same whichever rank or thread trains a client
+  expect_ok 1 train --data fx/fed_emnist_digitsonly.h5 --model emnist_cnn_dropout --clients-per-round 2 --rounds 2 \
+    --batch-size 5 --out emnist-drop1
+  grep -q "model emnist_cnn_dropout (1199882 parameters)" out.txt || fail "emnist_cnn_dropout: not 1,199,882 parameters"
+  expect_ok 2 train --data fx/fed_emnist_digitsonly.h5 --model emnist_cnn_dropout --clients-per-round 2 --rounds 2 \
+    --batch-size 5 --quiet --threads 1 --out emnist-drop2
+  h5diff -q emnist-drop1/weights.h5 emnist-drop2/weights.h5 >/dev/null || fail "emnist_cnn_dropout differs at 2 ranks"
   # CIFAR-100's uint8 images [N, 32, 32, 3] with int64 labels train too
   expect_ok 1 train --data fx/fed_cifar100.h5 --model cnn:4,8,16 --clients-per-round 1 --rounds 1 --quiet --out cifar
   info_has fx/float_labels.h5 "^label       none \('y' is float32"

@@ -127,6 +127,26 @@ tree_state)
   same_weights ref/weights.h5 run/weights.h5
   same_metrics ref/metrics.csv run/metrics.csv
   ;;
+dropout_state)
+  # a stack with dropout: its masks are keyed by (seed, round, client, step),
+  # nothing of them is state, so stopping at round 3, or kill -9, then
+  # resuming ends bit-identical to the uninterrupted run
+  dr=(--model "stack:dense(64),relu,dropout(0.4),dense(32),relu,dropout(0.2),dense" --epochs 2 --server-lr 0.8
+      --momentum 0.9 --checkpoint-every 2 --quiet --seed 11)
+  expect_ok 2 train --out ref --rounds 8 "${dr[@]}"
+  expect_ok 1 train --out run --rounds 3 "${dr[@]}"
+  expect_ok 2 train --resume run --rounds 8
+  same_weights ref/weights.h5 run/weights.h5
+  same_train_metrics ref/metrics.csv run/metrics.csv
+  rm -rf run
+  FEDMPI_DEBUG_CHECKPOINT_PAUSE_MS=150 start_bg 2 train --out run --rounds 8 "${dr[@]}"
+  wait_for "run/checkpoints/ckpt_00000004.h5" 90 || { cat bg.err; fail "no checkpoint of round 4"; }
+  kill_all "$bg"
+  no_leftovers run
+  expect_ok 2 train --resume run --rounds 8
+  same_weights ref/weights.h5 run/weights.h5
+  same_metrics ref/metrics.csv run/metrics.csv
+  ;;
 kill9)
   reference 14
   RANDOM=7 # the moments are random but the same each time the test runs
