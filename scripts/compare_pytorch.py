@@ -73,6 +73,9 @@ def load_clients(path, flat):
     return clients
 
 
+IMAGE_MODELS = ("cnn", "emnist_cnn_dropout")  # the rest take flat inputs
+
+
 def build_model(name, classes):
     if name == "softmax":
         m = nn.Sequential(nn.Linear(784, classes))
@@ -83,8 +86,12 @@ def build_model(name, classes):
             nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(7 * 7 * 64, 512), nn.ReLU(), nn.Linear(512, classes))
+    elif name == "emnist_cnn_dropout":  # TFF's EMNIST create_conv_dropout_model, as fedmpi's
+        m = nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
+            nn.Flatten(), nn.Linear(12 * 12 * 64, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, classes))
     else:
-        raise SystemExit(f"compare_pytorch.py: unknown model {name!r} (softmax, 2nn, cnn)")
+        raise SystemExit(f"compare_pytorch.py: unknown model {name!r} (softmax, 2nn, cnn, emnist_cnn_dropout)")
     for mod in m.modules():  # Keras's defaults, as fedmpi: Glorot-uniform kernels, zero biases
         if isinstance(mod, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(mod.weight)
@@ -151,6 +158,7 @@ class Worker:
 def evaluate(args, w, test):
     model = build_model(args.model, args.classes)
     set_flat(list(model.parameters()), w)
+    model.eval()  # dropout off, as fedmpi's evaluation
     with torch.no_grad():
         correct = total = 0
         for x, y in test:
@@ -164,7 +172,7 @@ def evaluate(args, w, test):
 def proc_main(args, conn):
     """A worker process: 1 thread, its own model, all clients preloaded."""
     torch.set_num_threads(1)
-    worker = Worker(args, load_clients(args.data, args.model != "cnn"))
+    worker = Worker(args, load_clients(args.data, args.model not in IMAGE_MODELS))
     conn.send("ready")
     while True:
         msg = conn.recv()
@@ -214,7 +222,7 @@ def run_main(args):
     torch.manual_seed(args.seed)
 
     t_load = time.perf_counter()
-    flat = args.model != "cnn"
+    flat = args.model not in IMAGE_MODELS
     worker = Worker(args, load_clients(args.data, flat)) if args.mode == "threads" else None
     for c in conns:
         if c.recv() != "ready":
@@ -273,7 +281,7 @@ def step_main(a):
     print(f"{'model':8} {'threads':>7} {'forward ms':>10} {'backward ms':>11} {'zero+sgd ms':>11} {'step ms':>8}")
     loaded = {}
     for name in a.models.split(","):
-        flat = name != "cnn"
+        flat = name not in IMAGE_MODELS
         if flat not in loaded:
             loaded[flat] = load_clients(a.data, flat)[0]
         x, y = loaded[flat][0][:a.batch_size], loaded[flat][1][:a.batch_size]
@@ -303,7 +311,7 @@ def step_main(a):
 
 # ---- the driver -------------------------------------------------------------------
 
-TARGETS = {"softmax": 20.0, "2nn": 3.0, "cnn": 1.5}
+TARGETS = {"softmax": 20.0, "2nn": 3.0, "cnn": 1.5, "emnist_cnn_dropout": 1.5}
 
 
 def cpu_busy():
@@ -384,7 +392,7 @@ def run_torch(a, model, rounds, mode):
 
 
 def compare_main(a):
-    rounds = {"softmax": 30, "2nn": 20, "cnn": 4}
+    rounds = {"softmax": 30, "2nn": 20, "cnn": 4, "emnist_cnn_dropout": 4}
     for item in filter(None, a.rounds.split(",")):
         k, _, v = item.partition("=")
         rounds[k] = int(v)
