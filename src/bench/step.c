@@ -45,6 +45,7 @@ int fm__bench_measure_step(const bench_cfg *c, const fm_model *model, const fm_m
   for (long i = -2; rc == FM_OK; i++) {
     float loss;
     double t0 = MPI_Wtime();
+    fm_model_set_step(model, ws, 1, 1, 0, 0); /* dropout's key: the same masks every step */
     rc = fm_model_forward(model, ws, w, ex.x, ex.y, n, 1, &loss, probs);
     double t1 = MPI_Wtime();
     if (rc == FM_OK) rc = fm_model_backward(model, ws, w, ex.x, ex.y, n, g);

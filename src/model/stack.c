@@ -51,6 +51,7 @@ typedef struct fm__stack {
   size_t *per;    /* (2 * cap_layers + 4) floats per example of each region, rounded up to FM__STACK_ALIGN */
   size_t *prefix; /* (num_regions + 1) running sums of per: region r of a batch of n starts at n * prefix[r] */
   size_t first_backward; /* layers before it need no backward */
+  int has_dropout;       /* a layer draws from the key of fm_model_set_step */
   fm__layer layer[];
 } fm__stack;
 
@@ -216,6 +217,7 @@ static int fm__stack_parse(fm__stack *s, const char *spec) {
       if (drops == 256) return fm__layer_error(&s->layer[i], FM_ERR_INVALID_ARG, "more than 256 dropout layers");
       s->layer[i].dropout_index = drops++;
     }
+  s->has_dropout = drops > 0;
   return FM_OK;
 }
 
@@ -369,7 +371,9 @@ static void fm__stack_set_step(const fm_model *m, void *ws, uint64_t seed, uint6
   memcpy(ws, h, sizeof h);
 }
 
-/* The key of the last fm_model_set_step on ws, or zeros if none was set. */
+/* The key of the last fm_model_set_step on ws, or zeros if none was set
+ * (the magic tells; a training pass of a model with dropout should follow a
+ * fm_model_set_step on its workspace, as the client work does). */
 static void fm__stack_key(const void *ws, uint64_t key[4]) {
   uint64_t h[5];
   memcpy(h, ws, sizeof h);
@@ -413,8 +417,8 @@ static int fm__stack_forward(const fm_model *m, void *ws, const float *w, const 
   /* the activations are always cached; training switches dropout on */
   FM_CHECK(n <= INT_MAX, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit", fm_model_type(m), n);
   const fm__stack *s = fm_model_data(m);
-  uint64_t key[4];
-  fm__stack_key(ws, key);
+  uint64_t key[4] = {0, 0, 0, 0};
+  if (training && s->has_dropout) fm__stack_key(ws, key); /* only a training pass with dropout reads it */
   for (size_t i = 0; i < s->num_layers; i++) {
     const fm__layer *L = &s->layer[i];
     if (!L->kind->forward) continue; /* views and the loss */

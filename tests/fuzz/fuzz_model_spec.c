@@ -26,6 +26,7 @@ static void try_spec(const char *text, int ndim, const size_t *shape, size_t cla
     float loss = 0;
     if (w && dw && x && ws) {
       fuzz_check_rc(fm_model_init_weights(m, w, 1));
+      fm_model_set_step(m, ws, 1, 1, 0, 0); /* dropout's key */
       fuzz_check_rc(fm_model_forward(m, ws, w, x, y, 2, 1, &loss, NULL));
       fuzz_check_rc(fm_model_backward(m, ws, w, x, y, 2, dw));
     }
