@@ -340,18 +340,24 @@ static int spec_build(const char *text, spec_node *n, fm_aggregator **out) {
                 text, t);
 }
 
-int fm_aggregator_create_from_spec(const char *spec, fm_aggregator **out) {
-  FM_CHECK(spec && out, FM_ERR_INVALID_ARG, "NULL argument");
-  *out = NULL;
+/* The whole text as one spec (what: "aggregator" or "metrics aggregator", for
+ * the message about trailing text). *root is set even on failure (free it). */
+static int spec_parse_all(const char *spec, const char *what, spec_node **root) {
   spec_parser s = {spec, spec};
-  spec_node *root = NULL;
-  int rc = spec_parse(&s, &root, 0);
+  int rc = spec_parse(&s, root, 0);
   if (rc == FM_OK) {
     spec_ws(&s);
     if (*s.p)
-      rc = FM_ERR(FM_ERR_CONFIG, "aggregator '%s': unexpected '%.10s' at offset %zu", spec, s.p,
-                  (size_t)(s.p - spec));
+      rc = FM_ERR(FM_ERR_CONFIG, "%s '%s': unexpected '%.10s' at offset %zu", what, spec, s.p, (size_t)(s.p - spec));
   }
+  return rc;
+}
+
+int fm_aggregator_create_from_spec(const char *spec, fm_aggregator **out) {
+  FM_CHECK(spec && out, FM_ERR_INVALID_ARG, "NULL argument");
+  *out = NULL;
+  spec_node *root = NULL;
+  int rc = spec_parse_all(spec, "aggregator", &root);
   if (rc == FM_OK) rc = spec_build(spec, root, out);
   spec_free(root);
   return rc;
@@ -386,15 +392,8 @@ static int spec_metric_ranges(const char *text, spec_node *n, fm_metric_value_ra
 
 int fm_process_set_metrics_aggregator(fm_process *p, const char *spec) {
   FM_CHECK(p && spec, FM_ERR_INVALID_ARG, "NULL argument");
-  spec_parser s = {spec, spec};
   spec_node *root = NULL;
-  int rc = spec_parse(&s, &root, 0);
-  if (rc == FM_OK) {
-    spec_ws(&s);
-    if (*s.p)
-      rc = FM_ERR(FM_ERR_CONFIG, "metrics aggregator '%s': unexpected '%.10s' at offset %zu", spec, s.p,
-                  (size_t)(s.p - spec));
-  }
+  int rc = spec_parse_all(spec, "metrics aggregator", &root);
   fm_metric_value_range r[SPEC_MAX_ARGS + 1];
   size_t nr = 0;
   if (rc == FM_OK && !strcmp(root->name, "sum_then_finalize")) {
