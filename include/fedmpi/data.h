@@ -33,8 +33,10 @@ typedef struct fm_examples {
   size_t n;             /* examples */
   size_t num_features;  /* D */
   float *x;             /* (n, D) features as float32 */
-  int32_t *y;           /* (n) labels */
+  int32_t *y;           /* (n, T) labels, T = num_targets */
   void *owner_;         /* internal: set when x and y are borrowed (fm_client_data_load_shared) */
+  size_t num_targets;   /* T, labels per example: 0 or 1 for one label (a class), L for a label
+                         * per time step (tokenised text: y = the next token at each of L steps) */
 } fm_examples;
 
 /* What the caller needs from a file (fm_client_data_open_kind). */
@@ -53,9 +55,16 @@ typedef enum fm_data_kind {
 /* Feature names. The kind is a separate argument of fm_client_data_open_kind
  * rather than a field here, so that existing {x, y} initialisers stay
  * complete (-Wmissing-field-initializers) and the struct keeps its size. */
+typedef struct fm_tokenizer fm_tokenizer; /* fedmpi/text.h */
+
 typedef struct fm_data_options {
   const char *x_feature; /* NULL: auto ("x", else "pixels", else "image") */
   const char *y_feature; /* NULL: auto ("y", else "label") */
+  /* Text (fedmpi/text.h): with a tokenizer, the file's string feature (x_feature,
+   * else the tokenizer's default feature) is tokenised into rows; without one, a
+   * file whose only usable feature is Shakespeare's 'snippets' strings gets
+   * TFF's character tokenizer. Borrowed: it must outlive the client data. */
+  const fm_tokenizer *tokenizer;
 } fm_data_options;
 
 /* Element type of a feature as stored in the file. */

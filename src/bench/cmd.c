@@ -220,7 +220,7 @@ static int prepare_default_data(cli_ctx *ctx, bench_cfg *c) {
 static int open_data(bench_env *e, bench_cfg *c, bench_plan *p) {
   cli_ctx *ctx = e->ctx;
   if (!c->data[0] && prepare_default_data(ctx, c) != FM_OK) return CLI_EXIT_FAILURE;
-  fm_data_options dopt = {NULL, NULL};
+  fm_data_options dopt = {.x_feature = NULL};
   int rc = fm_client_data_open(c->data, &dopt, &e->train);
   if (rc == FM_OK && c->test_data[0] && !c->no_eval) rc = fm_client_data_open(c->test_data, &dopt, &e->test);
   if (cli_agree(ctx, "bench", rc) != FM_OK) return CLI_EXIT_FAILURE;

@@ -277,7 +277,8 @@ static int data_info(cli_ctx *ctx, int argc, char **argv) {
   int rc = FM_OK;
   fm_client_data *cd = NULL;
   if (ctx->rank == 0) {
-    fm_data_options dopt = {c.x_feature[0] ? c.x_feature : NULL, c.y_feature[0] ? c.y_feature : NULL};
+    fm_data_options dopt = {.x_feature = c.x_feature[0] ? c.x_feature : NULL,
+                            .y_feature = c.y_feature[0] ? c.y_feature : NULL};
     rc = fm_client_data_open_kind(pos[0], &dopt, FM_DATA_ANY, &cd);
     if (rc == FM_OK) rc = describe(pos[0], cd);
     fflush(stdout);

@@ -373,7 +373,7 @@ static void test_feature_names(void **state) {
   assert_int_equal(fm_client_data_open("fx/no_x.h5", NULL, &cd), FM_ERR_FORMAT);
   assert_true(msg_has("client 'c0'"));
   assert_true(msg_has("'foo'")); /* lists what the client has */
-  fm_data_options opt = {"foo", NULL};
+  fm_data_options opt = {.x_feature = "foo"};
   assert_int_equal(fm_client_data_open("fx/no_x.h5", &opt, &cd), FM_OK);
   int ndim = 0;
   size_t shape[FM_MAX_DIMS];
@@ -381,7 +381,7 @@ static void test_feature_names(void **state) {
   assert_int_equal(ndim, 1);
   assert_int_equal(shape[0], 3);
   fm_client_data_close(&cd);
-  fm_data_options bad = {"nope", "label"};
+  fm_data_options bad = {.x_feature = "nope", .y_feature = "label"};
   assert_int_equal(fm_client_data_open("fx/no_x.h5", &bad, &cd), FM_ERR_FORMAT);
   assert_true(msg_has("no feature 'nope'"));
 }

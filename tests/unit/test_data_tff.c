@@ -254,10 +254,10 @@ static void test_open_any(void **state) {
   FM_ASSERT_ERR(FM_ERR_UNSUPPORTED, fm_client_data_load_labels(cd, 0, &ex));
   fm_client_data_close(&cd);
   /* a name given explicitly must exist and be usable, also with ANY */
-  fm_data_options o = {NULL, "nope"};
+  fm_data_options o = {.y_feature = "nope"};
   FM_ASSERT_ERR(FM_ERR_FORMAT, fm_client_data_open_kind("fx/fed_emnist_digitsonly.h5", &o, FM_DATA_ANY, &cd));
   FM_ASSERT_MSG_HAS("no feature 'nope'");
-  fm_data_options o2 = {NULL, "y"};
+  fm_data_options o2 = {.y_feature = "y"};
   FM_ASSERT_ERR(FM_ERR_FORMAT, fm_client_data_open_kind("fx/float_labels.h5", &o2, FM_DATA_ANY, &cd));
   FM_ASSERT_MSG_HAS("labels must be integers");
   FM_ASSERT_ERR(FM_ERR_INVALID_ARG, fm_client_data_open_kind("fx/float_labels.h5", NULL, (fm_data_kind)7, &cd));

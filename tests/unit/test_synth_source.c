@@ -428,10 +428,10 @@ static void test_spec(void **state) {
   FM_ASSERT_ERR(FM_ERR_CONFIG, fm_synth_parse_spec("train.h5", &o, &sp));
   /* not a spec: a file */
   FM_ASSERT_ERR(FM_ERR_IO, fm_client_data_open_spec("no-such-file.h5", NULL, &cd));
-  fm_data_options px = {"pixels", NULL};
+  fm_data_options px = {.x_feature = "pixels"};
   FM_ASSERT_ERR(FM_ERR_FORMAT, fm_client_data_open_spec("synthetic:clients=3", &px, &cd));
   FM_ASSERT_MSG_HAS("'pixels'");
-  fm_data_options xy = {"x", "y"};
+  fm_data_options xy = {.x_feature = "x", .y_feature = "y"};
   FM_ASSERT_OK(fm_client_data_open_spec("synthetic:clients=3", &xy, &cd));
   fm_client_data_close(&cd);
 }
