@@ -40,6 +40,13 @@ struct fm_metric {
   fm_metric_update_fn update;
   fm_metric_finalize_fn finalize;
   const void *data;         /* for the implementation */
+  /* 1: update() sees every prediction position of the batch. For a model with a
+   * label per time step (fm_model_num_targets T > 1) that is probs (n * T, C),
+   * y (n * T) and n * T positions; for a classifier it is the same as 0. Metrics
+   * that read probs and y set it (accuracy, top-k, recall and the masked ones
+   * do); metrics that count examples (loss, num_examples, num_batches) leave it
+   * 0 and see the batch's n sequences. */
+  int per_position;
 };
 
 /* Built-ins, as tff.learning.models.from_keras_model reports them. Static
@@ -57,6 +64,18 @@ FM_EXTERN const fm_metric *fm_metric_num_batches(void);  /* "num_batches": [numb
  * FM_ERR_INVALID_ARG for k == 0 or a class >= num_classes (when checked by the model). */
 FM_EXTERN int fm_metric_create_top_k(size_t k, fm_metric **out);
 FM_EXTERN int fm_metric_create_recall(size_t class_index, fm_metric **out);
+/* Metrics of models with a label per time step, as TFF's
+ * simulation/baselines/keras_metrics.py:
+ *   MaskedCategoricalAccuracy "<name>": [positions whose argmax is the label,
+ *     positions counted]; a position whose label is one of masked[] is not
+ *     counted (per_position);
+ *   NumTokensCounter "num_tokens": [labels that are not masked], an integer.
+ * masked: up to 8 token ids (copied). FM_ERR_INVALID_ARG for a NULL or
+ * empty name (masked accuracy), a name longer than 63 characters, or more
+ * than 8 masked tokens. Free with fm_metric_destroy. */
+FM_EXTERN int fm_metric_create_masked_accuracy(const char *name, const int32_t *masked, size_t num_masked,
+                                               fm_metric **out);
+FM_EXTERN int fm_metric_create_num_tokens(const int32_t *masked, size_t num_masked, fm_metric **out);
 FM_EXTERN void fm_metric_destroy(fm_metric **m);
 
 /* ---- reports -------------------------------------------------------------- */

@@ -83,9 +83,13 @@ typedef struct fm_model_ops {
   /* Write initial weights (all P floats, trainable and not) into w,
    * deterministically from seed (use fm_rng with FM_RNG_INIT). */
   int (*init_weights)(const fm_model *m, float *w, uint64_t seed);
-  /* Forward pass on a batch: x (N, D), y (N); N <= the max_batch ws was sized for.
+  /* Forward pass on a batch: x (N, D), y (N, T) with T = fm_model_num_targets
+   * (one label per example unless the model says otherwise; T = 0: y unused,
+   * may be NULL); N <= the max_batch ws was sized for.
    *   *loss  <- mean over the batch of the per-example loss
-   *   probs  <- (N, C) class probabilities, if probs != NULL
+   *   probs  <- (N, P) predictions, P = fm_model_prediction_size: by default the
+   *             C class probabilities; (T, C) per example for a label per time
+   *             step; if probs != NULL
    * With training = 1 it caches in ws what backward() needs. */
   int (*forward)(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y, size_t n,
                  int training, float *loss, float *probs);
@@ -127,6 +131,19 @@ FM_EXTERN const fm_metric *fm_model_metric(const fm_model *m, size_t i);
 FM_EXTERN int fm_model_add_metric(fm_model *m, const fm_metric *metric);
 /* Total unfinalized slots over all metrics. */
 FM_EXTERN size_t fm_model_num_metric_values(const fm_model *m);
+
+/* What the model trains on and predicts, for the client work's buffers and the
+ * metrics. num_targets T: labels per example in y, 1 by default (a class), T > 1
+ * a label per time step (y (N, T), e.g. the next character at each of 80
+ * steps), 0 none (the target is the input itself, as an autoencoder's).
+ * prediction_size P: floats per example forward() writes into probs, C by
+ * default; T * C for a label per step. An implementation sets them once, right
+ * after fm_model_create (FM_ERR_INVALID_ARG for P == 0, or T > 1 with P not a
+ * multiple of T). The data's labels per example must match T (T == 0 takes
+ * any). Not collective. */
+FM_EXTERN int fm_model_set_targets(fm_model *m, size_t num_targets, size_t prediction_size);
+FM_EXTERN size_t fm_model_num_targets(const fm_model *m);
+FM_EXTERN size_t fm_model_prediction_size(const fm_model *m);
 
 /* Checked dispatch (argument checks, then the vtable). Not collective. */
 FM_EXTERN size_t fm_model_workspace_size(const fm_model *m, size_t max_batch);

@@ -53,8 +53,9 @@ int fm__worker_create(const void *vcfg, void **out) {
   k->gacc = fm__malloc((t ? t : 1) * sizeof(float));
   k->scratch = fm__malloc((t ? t : 1) * sizeof(float));
   k->xb = fm__malloc(batch * spec->num_features * sizeof(float));
-  k->yb = fm__malloc(batch * sizeof(int32_t));
-  k->probs = fm__malloc(batch * spec->num_classes * sizeof(float));
+  const size_t T = fm_model_num_targets(model) ? fm_model_num_targets(model) : 1; /* the data's labels per example */
+  k->yb = fm__malloc(batch * T * sizeof(int32_t));
+  k->probs = fm__malloc(batch * fm_model_prediction_size(model) * sizeof(float));
   k->msum = fm__calloc(fm_model_num_metric_values(model) + 1, sizeof(double));
   k->mbatch = fm__calloc(mv + 1, sizeof(double));
   int rc = k->ws && k->w && k->grad && k->gacc && k->scratch && k->xb && k->yb && k->probs && k->msum && k->mbatch
@@ -93,10 +94,25 @@ int fm__load_client(const fm_model *model, const fm_client_data *data, uint64_t 
     fm_examples_free(ex);
     return rc;
   }
-  for (size_t i = 0; i < ex->n; i++) {
+  const size_t T = fm_model_num_targets(model), dt = ex->num_targets ? ex->num_targets : 1;
+  if (T == 0 || !ex->n) return FM_OK; /* the target is the input: labels are not read */
+  if (dt != T) {
+    int rc = T == 1 ? FM_ERR(FM_ERR_SPEC_MISMATCH,
+                             "%s: client '%s' has a label at each of %zu time steps (a sequence target), but model "
+                             "'%s' is a classifier with one label per example; use a sequence model such as "
+                             "shakespeare_lstm, or a stack ending in an LSTM with 'sequences' and 'dense'",
+                             fm_client_data_path(data), id, dt, fm_model_type(model))
+                    : FM_ERR(FM_ERR_SPEC_MISMATCH,
+                             "%s: client '%s' has %zu label(s) per example, but model '%s' predicts a label at each of "
+                             "%zu time steps (it needs tokenised text, e.g. Shakespeare's snippets)",
+                             fm_client_data_path(data), id, dt, fm_model_type(model), T);
+    fm_examples_free(ex);
+    return rc;
+  }
+  for (size_t i = 0; i < ex->n * T; i++) {
     if (ex->y[i] < 0 || (size_t)ex->y[i] >= spec->num_classes) {
       int rc = FM_ERR(FM_ERR_SPEC_MISMATCH, "%s: client '%s' example %zu has label %d, outside [0, %zu) of model '%s'",
-                      fm_client_data_path(data), id, i, (int)ex->y[i], spec->num_classes, fm_model_type(model));
+                      fm_client_data_path(data), id, i / T, (int)ex->y[i], spec->num_classes, fm_model_type(model));
       fm_examples_free(ex);
       return rc;
     }
@@ -106,11 +122,12 @@ int fm__load_client(const fm_model *model, const fm_client_data *data, uint64_t 
 
 void fm__metrics_update(const fm_model *model, fm__worker *k, size_t nb, float loss) {
   const fm_input_spec *spec = fm_model_input_spec(model);
+  const size_t T = fm_model_num_targets(model) > 1 ? fm_model_num_targets(model) : 1;
   size_t off = 0;
   for (size_t i = 0; i < fm_model_num_metrics(model); i++) {
     const fm_metric *m = fm_model_metric(model, i);
     memset(k->mbatch, 0, m->num_values * sizeof(double));
-    m->update(m, k->probs, k->yb, nb, spec->num_classes, (double)loss, k->mbatch);
+    m->update(m, k->probs, k->yb, m->per_position ? nb * T : nb, spec->num_classes, (double)loss, k->mbatch);
     for (size_t j = 0; j < m->num_values; j++) k->msum[off + j] += k->mbatch[j];
     off += m->num_values;
   }

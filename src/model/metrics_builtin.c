@@ -84,7 +84,8 @@ static double fm__identity_finalize(const fm_metric *m, const double *sums) {
 }
 
 static const fm_metric fm__metric_accuracy = {
-    .name = "accuracy", .num_values = 2, .update = fm__accuracy_update, .finalize = fm__ratio_finalize};
+    .name = "accuracy", .num_values = 2, .update = fm__accuracy_update, .finalize = fm__ratio_finalize,
+    .per_position = 1};
 static const fm_metric fm__metric_loss = {
     .name = "loss", .num_values = 2, .update = fm__loss_update, .finalize = fm__ratio_finalize};
 static const fm_metric fm__metric_num_examples = {.name = "num_examples",

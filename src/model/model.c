@@ -31,6 +31,8 @@ struct fm_model {
   /* user metrics (accuracy first by default); the built-ins follow them */
   const fm_metric **user;
   size_t num_user, cap_user;
+  size_t num_targets; /* labels per example (T): 1 by default */
+  size_t pred_size;   /* floats of probs per example (P): C by default */
 };
 
 /* ---- input spec ------------------------------------------------------------ */
@@ -116,6 +118,8 @@ int fm_model_create(const char *type, const fm_model_ops *ops, const fm_input_sp
   m->spec = *spec;
   m->layout = layout;
   m->data = data;
+  m->num_targets = 1;
+  m->pred_size = spec->num_classes;
   *out = m;
   return FM_OK;
 
@@ -147,6 +151,26 @@ const fm_layout *fm_model_layout(const fm_model *m) { return m ? m->layout : NUL
 const fm_input_spec *fm_model_input_spec(const fm_model *m) { return m ? &m->spec : NULL; }
 void *fm_model_data(const fm_model *m) { return m ? m->data : NULL; }
 const fm_model_ops *fm__model_ops(const fm_model *m) { return m ? &m->ops : NULL; }
+
+int fm_model_set_targets(fm_model *m, size_t num_targets, size_t prediction_size) {
+  FM_CHECK(m, FM_ERR_INVALID_ARG, "fm_model_set_targets: model is NULL");
+  FM_CHECK(prediction_size > 0, FM_ERR_INVALID_ARG, "model '%s': a prediction size of 0", m->type);
+  FM_CHECK(num_targets <= 1 || prediction_size % num_targets == 0, FM_ERR_INVALID_ARG,
+           "model '%s': a prediction size of %zu is not a whole number of values for each of %zu targets", m->type,
+           prediction_size, num_targets);
+  FM_CHECK(num_targets <= (size_t)INT32_MAX, FM_ERR_INVALID_ARG, "model '%s': %zu targets per example", m->type,
+           num_targets);
+  m->num_targets = num_targets;
+  m->pred_size = prediction_size;
+  return FM_OK;
+}
+
+size_t fm_model_num_targets(const fm_model *m) { return m ? m->num_targets : 0; }
+size_t fm_model_prediction_size(const fm_model *m) { return m ? m->pred_size : 0; }
+
+void fm__model_clear_user_metrics(fm_model *m) {
+  if (m) m->num_user = 0;
+}
 
 /* ---- metrics ------------------------------------------------------------------ */
 
@@ -224,11 +248,13 @@ static int fm__check_batch(const fm_model *m, const char *what, const void *ws, 
            what);
   FM_CHECK(w, FM_ERR_INVALID_ARG, "model '%s': %s: weights are NULL", m->type, what);
   FM_CHECK(x, FM_ERR_INVALID_ARG, "model '%s': %s: features x are NULL", m->type, what);
+  if (m->num_targets == 0) return FM_OK; /* no labels: the target is the input */
   FM_CHECK(y, FM_ERR_INVALID_ARG, "model '%s': %s: labels y are NULL", m->type, what);
-  for (size_t i = 0; i < n; i++)
+  const size_t T = m->num_targets;
+  for (size_t i = 0; i < n * T; i++)
     FM_CHECK(y[i] >= 0 && (size_t)y[i] < m->spec.num_classes, FM_ERR_SPEC_MISMATCH,
-             "model '%s': %s: label %ld of example %zu outside [0, %zu)", m->type, what, (long)y[i], i,
-             m->spec.num_classes);
+             "model '%s': %s: label %ld of example %zu%s outside [0, %zu)", m->type, what, (long)y[i], i / T,
+             T > 1 ? " (at a time step)" : "", m->spec.num_classes);
   return FM_OK;
 }
 

@@ -16,4 +16,8 @@ int fm__input_spec_check_blas(const fm_input_spec *spec, const char *model);
 /* The model's vtable (its copy), to tell an implementation's own models apart. */
 const fm_model_ops *fm__model_ops(const fm_model *m);
 
+/* Drop the default user metrics (accuracy): for models whose own metrics replace
+ * it (sequence models, the autoencoder), before adding theirs. */
+void fm__model_clear_user_metrics(fm_model *m);
+
 #endif

@@ -133,6 +133,63 @@ static int fm__factory_emnist_cnn_dropout(const fm_input_spec *spec, const char 
                           "emnist_cnn_dropout", out);
 }
 
+/* TFF's Shakespeare baseline (char_prediction_models.create_recurrent_model):
+ * Embedding(90, 8, mask_zero) -> LSTM(256, return_sequences) x 2 -> Dense(90)
+ * at every step; 820,522 parameters on the 90 ids of the character
+ * tokenizer. Metrics num_tokens and accuracy with the pad masked. */
+static int fm__factory_shakespeare_lstm(const fm_input_spec *spec, const char *args, fm_model **out) {
+  FM_CHECK(!args, FM_ERR_INVALID_ARG, "model 'shakespeare_lstm' takes no arguments (got 'shakespeare_lstm:%s')", args);
+  FM_CHECK(spec && spec->ndim == 1, FM_ERR_SPEC_MISMATCH,
+           "shakespeare_lstm: input must be rows of character ids, (L) per example (Shakespeare's 'snippets' "
+           "tokenised), got %d dimensions (%zu features): image data?",
+           spec ? spec->ndim : 0, spec ? spec->num_features : 0);
+  return fm__stack_create(spec, "embedding(8,mask_zero),lstm(256,sequences),lstm(256,sequences),dense",
+                          "shakespeare_lstm", out);
+}
+
+/* TFF's Stack Overflow baseline (word_prediction_models.create_recurrent_model
+ * with its defaults): Embedding(V + 4, 96, mask_zero) -> LSTM(670,
+ * return_sequences) -> Dense(96) -> Dense(V + 4), 4,050,748 parameters for
+ * V = 10000. Metrics as its task: num_tokens, accuracy,
+ * accuracy_without_out_of_vocab, accuracy_without_out_of_vocab_or_end_of_sentence
+ * (pad 0, OOV V + 1, EOS V + 3 of the word tokenizer). */
+static int fm__factory_stackoverflow_nwp(const fm_input_spec *spec, const char *args, fm_model **out) {
+  FM_CHECK(!args, FM_ERR_INVALID_ARG, "model 'stackoverflow_nwp' takes no arguments (got 'stackoverflow_nwp:%s')", args);
+  FM_CHECK(spec && spec->ndim == 1, FM_ERR_SPEC_MISMATCH,
+           "stackoverflow_nwp: input must be rows of word ids, (L) per example (Stack Overflow's 'tokens' "
+           "tokenised), got %d dimensions (%zu features): image data?",
+           spec ? spec->ndim : 0, spec ? spec->num_features : 0);
+  FM_CHECK(spec->num_classes >= 5, FM_ERR_SPEC_MISMATCH,
+           "stackoverflow_nwp: %zu ids is no word vocabulary (V words + pad, OOV, BOS, EOS)", spec->num_classes);
+  FM_CALL(fm__stack_create(spec, "embedding(96,mask_zero),lstm(670,sequences),dense(96),dense", "stackoverflow_nwp",
+                           out));
+  const int32_t V = (int32_t)spec->num_classes - 4, pad = 0, oov = V + 1, eos = V + 3;
+  const int32_t no_oov[2] = {pad, oov}, no_oov_eos[3] = {pad, eos, oov};
+  fm_metric *a = NULL, *b = NULL;
+  int rc = fm_metric_create_masked_accuracy("accuracy_without_out_of_vocab", no_oov, 2, &a);
+  if (rc == FM_OK) rc = fm__stack_add_owned_metric(*out, a);
+  if (rc == FM_OK)
+    rc = fm_metric_create_masked_accuracy("accuracy_without_out_of_vocab_or_end_of_sentence", no_oov_eos, 3, &b);
+  if (rc == FM_OK) rc = fm__stack_add_owned_metric(*out, b);
+  if (rc != FM_OK) fm_model_destroy(out);
+  return rc;
+}
+
+/* TFF's EMNIST autoencoder (emnist_models.create_autoencoder_model): dense
+ * 1000-500-250-30-250-500-1000-784, sigmoid but the linear bottleneck, mean
+ * squared error against the input; 2,837,314 parameters. */
+static int fm__factory_emnist_autoencoder(const fm_input_spec *spec, const char *args, fm_model **out) {
+  FM_CHECK(!args, FM_ERR_INVALID_ARG, "model 'emnist_autoencoder' takes no arguments (got 'emnist_autoencoder:%s')",
+           args);
+  FM_CHECK(spec && spec->num_features == 784, FM_ERR_SPEC_MISMATCH,
+           "emnist_autoencoder: input must be EMNIST's 28x28 = 784 pixels per example, got %zu features",
+           spec ? spec->num_features : 0);
+  return fm__stack_create(spec,
+                          "flatten,dense(1000),sigmoid,dense(500),sigmoid,dense(250),sigmoid,dense(30),dense(250),"
+                          "sigmoid,dense(500),sigmoid,dense(1000),sigmoid,dense(784),sigmoid,mse",
+                          "emnist_autoencoder", out);
+}
+
 static int fm__factory_stack(const fm_input_spec *spec, const char *args, fm_model **out) {
   FM_CHECK(args, FM_ERR_INVALID_ARG,
            "model 'stack' needs its layers after ':' (e.g. 'stack:flatten,dense(200),relu,dense')");
@@ -151,14 +208,26 @@ static fm__model_entry fm__registry[FM__REGISTRY_MAX] = {
      fm__factory_cnn},
     {"stack",
      "layers, e.g. stack:conv2d(32,5),relu,maxpool,flatten,dense(128),relu,dense (dense relu sigmoid tanh "
-     "dropout(R) conv2d(F,K[,valid]) maxpool flatten reshape softmax)",
+     "dropout(R) conv2d(F,K[,valid]) maxpool flatten reshape embedding lstm softmax mse)",
      fm__factory_stack},
     {"emnist_cnn_dropout",
      "TFF's EMNIST baseline cnn_dropout: 3x3 valid convs of 32 and 64, maxpool, dropout 0.25, dense 128, "
      "dropout 0.5 (1,199,882 parameters, 10 classes)",
      fm__factory_emnist_cnn_dropout},
+    {"shakespeare_lstm",
+     "TFF's Shakespeare next-character baseline: embedding 8 (mask_zero), 2 LSTMs of 256, dense per step "
+     "(820,522 parameters on 90 ids)",
+     fm__factory_shakespeare_lstm},
+    {"stackoverflow_nwp",
+     "TFF's Stack Overflow next-word baseline: embedding 96 (mask_zero), LSTM 670, dense 96, dense per step "
+     "(4,050,748 parameters for 10,000 words)",
+     fm__factory_stackoverflow_nwp},
+    {"emnist_autoencoder",
+     "TFF's EMNIST autoencoder: dense 1000-500-250-30-250-500-1000-784, sigmoid, mean squared error "
+     "(2,837,314 parameters)",
+     fm__factory_emnist_autoencoder},
 };
-static size_t fm__registry_n = 6;
+static size_t fm__registry_n = 9;
 
 static const fm__model_entry *fm__registry_find(const char *name, size_t len) {
   for (size_t i = 0; i < fm__registry_n; i++)

@@ -36,15 +36,27 @@
 #include "internal.h"
 #include "layers.h"
 #include "model_private.h"
+#include "seq.h"
 
 #define FM__STACK_MAX_LAYERS 1024
 #define FM__STACK_ALIGN 16 /* floats: every region is a multiple of 64 bytes per example */
 #define FM__REG_X (-1)     /* the model's input x */
 #define FM__REG_NONE (-2)
 
+/* The loss the stack ends in. */
+enum { FM__LOSS_XENT = 0, FM__LOSS_SEQ_XENT = 1, FM__LOSS_MSE = 2 };
+#define FM__STACK_MAX_OWNED 8
+
 typedef struct fm__stack {
   size_t num_layers, cap_layers;
   size_t C;                         /* classes */
+  int loss;                         /* FM__LOSS_*: softmax cross-entropy per example or per step, or MSE */
+  size_t T;                         /* time steps of the logits (FM__LOSS_SEQ_XENT), else 1 */
+  size_t D;                         /* the input's features (the MSE target) */
+  size_t max_rows;                  /* the most rows per example any layer multiplies (T of a sequence, else 1) */
+  int mask_layer;                   /* the embedding whose mask reaches the loss, or -1 */
+  fm_metric *owned[FM__STACK_MAX_OWNED]; /* metrics the model reports and the stack frees */
+  size_t num_owned;
   int num_regions;                  /* per-example regions: layer outputs and caches, then */
   int r_logits, r_probs, r_dlogits; /* (the logits are a layer's output region) */
   int r_g[2];                       /* the gradient ping-pong */
@@ -106,13 +118,23 @@ static int fm__parse_rate(fm__layer *L, const char *a, size_t len) {
 static int fm__parse_arg(fm__layer *L, const char *a, size_t len) {
   const fm__layer_kind *k = L->kind;
   if ((k->flags & FM__LAYER_RATE) && L->nargs == 0) return fm__parse_rate(L, a, len);
-  if ((k->flags & FM__LAYER_PADDING) && len > 0 && isalpha((unsigned char)a[0])) {
-    int same = len == 4 && !strncmp(a, "same", 4), valid = len == 5 && !strncmp(a, "valid", 5);
-    if (!(same || valid) || L->nargs + 1 != k->max_args)
-      return FM_ERR(FM_ERR_INVALID_ARG,
-                    "model 'stack:%s': layer %zu '%s': bad padding '%.*s' (expected 'same' or 'valid', last; usage: %s)",
-                    L->spec, L->pos, k->name, (int)len, a, k->usage);
-    L->valid = valid;
+  FM_CHECK(!L->padding_given, FM_ERR_INVALID_ARG, "model 'stack:%s': layer %zu '%s': an argument after '%s' (it comes last; usage: %s)",
+           L->spec, L->pos, k->name, k->words ? k->words[L->word - 1] : "", k->usage);
+  if (k->words && len > 0 && isalpha((unsigned char)a[0])) {
+    int w = 0;
+    for (int j = 0; k->words[j] && !w; j++)
+      if (strlen(k->words[j]) == len && !strncmp(a, k->words[j], len)) w = j + 1;
+    if (!w || L->nargs < k->min_args) {
+      char exp[128];
+      size_t e = 0;
+      for (int j = 0; k->words[j] && e < sizeof exp; j++)
+        e += (size_t)snprintf(exp + e, sizeof exp - e, "%s'%s'", j == 0 ? "" : k->words[j + 1] ? ", " : " or ",
+                              k->words[j]);
+      return FM_ERR(FM_ERR_INVALID_ARG, "model 'stack:%s': layer %zu '%s': bad %s '%.*s' (expected %s, last; usage: %s)",
+                    L->spec, L->pos, k->name, k->word_what, (int)len, a, exp, k->usage);
+    }
+    L->word = w;
+    L->valid = (k->flags & FM__LAYER_PADDING) && w == 2; /* words {"same", "valid"} */
     L->padding_given = 1;
     L->arg[L->nargs++] = 0;
     return FM_OK;
@@ -241,13 +263,19 @@ static int fm__stack_shapes(fm__stack *s, const fm_input_spec *spec) {
   }
   cur.numel = spec->num_features;
   int reg = FM__REG_X, reg_needed = 0; /* reg_needed: reg is an output a backward reads */
+  int mask = -1;                       /* the embedding whose mask flows along the time axis */
   size_t total = 0;
+  s->max_rows = 1;
   for (size_t i = 0; i < s->num_layers; i++) {
     fm__layer *L = &s->layer[i];
     const int fl = L->kind->flags;
     L->in = cur;
     L->out = cur;
+    L->mask_src = mask;
     if (L->kind->shape) FM_CALL(L->kind->shape(L, s->C));
+    if (L->out.ndim != 2) mask = -1; /* the time axis is gone: so is Keras's mask */
+    else if (L->kind->prefix && !strcmp(L->kind->prefix, "embedding") && L->word == 1) mask = (int)i;
+    if (L->in.ndim == 2 && L->in.d[0] > s->max_rows) s->max_rows = L->in.d[0];
     L->in_reg = reg;
     L->aux_reg = FM__REG_NONE;
     if ((fl & (FM__LAYER_VIEW | FM__LAYER_LOSS)) || ((fl & FM__LAYER_INPLACE) && reg != FM__REG_X && !reg_needed)) {
@@ -265,11 +293,25 @@ static int fm__stack_shapes(fm__stack *s, const fm_input_spec *spec) {
     cur = L->out;
   }
   fm__layer *last = &s->layer[s->num_layers - 1];
-  if (cur.ndim != 1 || cur.numel != s->C)
+  s->mask_layer = mask;
+  s->T = 1;
+  s->D = spec->num_features;
+  if (last->kind->flags & FM__LAYER_LOSS && !strcmp(last->kind->name, "mse")) {
+    s->loss = FM__LOSS_MSE;
+    if (cur.numel != spec->num_features)
+      return fm__layer_error(last, FM_ERR_SPEC_MISMATCH,
+                             "the mean squared error compares the output with the input, but the stack ends with %zu "
+                             "values per example and the input has %zu; end it with 'dense(%zu)'",
+                             cur.numel, spec->num_features, spec->num_features);
+  } else if (cur.ndim == 2 && cur.d[1] == s->C) {
+    s->loss = FM__LOSS_SEQ_XENT; /* a label at each of T steps */
+    s->T = cur.d[0];
+  } else if (cur.ndim != 1 || cur.numel != s->C) {
     return fm__layer_error(last, FM_ERR_SPEC_MISMATCH,
                            "the stack ends with %zu values per example but the data has %zu classes; end it with "
-                           "'dense' (as many units as classes)",
-                           cur.numel, s->C);
+                           "'dense' (as many units as classes%s)",
+                           cur.numel, s->C, cur.ndim == 2 ? ", at every step" : "");
+  }
   if (reg == FM__REG_X)
     return fm__layer_error(last, FM_ERR_INVALID_ARG, "the stack computes nothing from its input; add e.g. 'dense'");
   s->r_logits = reg;
@@ -279,8 +321,9 @@ static int fm__stack_shapes(fm__stack *s, const fm_input_spec *spec) {
 /* Backward regions: each layer's output gradient, and where its input
  * gradient goes (in place, or the ping-pong buffer dout is not in). */
 static int fm__stack_plan_backward(fm__stack *s) {
-  s->r_probs = fm__new_region(s, s->C);
-  s->r_dlogits = fm__new_region(s, s->C);
+  const size_t out_numel = s->loss == FM__LOSS_MSE ? s->D : s->T * s->C;
+  s->r_probs = fm__new_region(s, out_numel);
+  s->r_dlogits = fm__new_region(s, out_numel);
   s->r_g[0] = fm__new_region(s, 0);
   s->r_g[1] = fm__new_region(s, 0);
   int g = s->r_dlogits;
@@ -389,14 +432,37 @@ static int fm__stack_init(const fm_model *m, float *w, uint64_t seed) {
     L->kind->tensors(L, t);
     for (size_t j = 0; j < L->num_tensors; j++) {
       size_t numel = fm_layout_tensor(fm_model_layout(m), L->tensor[j])->numel;
-      if (t[j].fan_in)
-        fm__glorot_uniform_n(w + L->woff[j], numel, t[j].fan_in, t[j].fan_out, seed, L->tensor[j]);
-      else
-        memset(w + L->woff[j], 0, numel * sizeof *w);
+      float *wt = w + L->woff[j];
+      switch (t[j].init) {
+        case FM__INIT_ORTHOGONAL: {
+          double *work = fm__malloc(fm__orthogonal_work_doubles(t[j].shape[0], t[j].shape[1]) * sizeof *work);
+          if (!work) return FM_ERR_NOMEM;
+          int info = fm__orthogonal_init(wt, work, t[j].shape[0], t[j].shape[1], seed, L->tensor[j]);
+          fm__free(work);
+          FM_CHECK(info == 0, FM_ERR_INVALID_ARG, "%s: the orthogonal initialiser of tensor %zu failed (LAPACK info %d)",
+                   fm_model_type(m), L->tensor[j], info);
+          break;
+        }
+        case FM__INIT_LSTM_BIAS:
+          fm__lstm_bias_init(wt, numel / 4);
+          break;
+        case FM__INIT_UNIFORM:
+          fm__embedding_init(wt, t[j].shape[0], t[j].shape[1], seed, L->tensor[j]);
+          break;
+        case FM__INIT_GLOROT:
+        default:
+          if (t[j].fan_in)
+            fm__glorot_uniform_n(wt, numel, t[j].fan_in, t[j].fan_out, seed, L->tensor[j]);
+          else
+            memset(wt, 0, numel * sizeof *w);
+      }
     }
   }
   return FM_OK;
 }
+
+/* The token mask an embedding keeps in its cache for a batch of n: after the n * T int32 tokens. */
+static const uint8_t *fm__mask_of(const fm__stack *s, void *ws, size_t n, int layer, const float *x);
 
 static void fm__stack_pass(const fm__stack *s, const fm__layer *L, void *ws, const float *x, const float *w, float *dw,
                            size_t n, fm__layer_pass *p) {
@@ -406,17 +472,54 @@ static void fm__stack_pass(const fm__stack *s, const fm__layer *L, void *ws, con
   p->out = fm__reg(s, ws, n, L->out_reg, x);
   p->aux = L->aux_reg >= 0 ? fm__reg(s, ws, n, L->aux_reg, x) : NULL;
   p->col = fm__reg(s, ws, n, s->num_regions, x);
+  p->mask = L->mask_src >= 0 ? fm__mask_of(s, ws, n, L->mask_src, x) : NULL;
   for (size_t j = 0; j < L->num_tensors; j++) {
     p->w[j] = w + L->woff[j];
     if (dw) p->dw[j] = dw + L->woff[j];
   }
 }
 
+static const uint8_t *fm__mask_of(const fm__stack *s, void *ws, size_t n, int layer, const float *x) {
+  const fm__layer *E = &s->layer[layer];
+  return (const uint8_t *)((const int32_t *)(const void *)fm__reg(s, ws, n, E->aux_reg, x) + n * E->in.numel);
+}
+
+/* An embedding's input: every x an integer id in [0, V). */
+static int fm__check_tokens(const fm_model *m, const fm__layer *E, const float *x, size_t n) {
+  const size_t T = E->in.numel, V = E->arg[FM__LAYER_MAX_ARGS - 1];
+  for (size_t i = 0; i < n * T; i++) {
+    float v = x[i];
+    FM_CHECK(v >= 0.0f && v < (float)V && v == (float)(int32_t)v, FM_ERR_SPEC_MISMATCH,
+             "model '%s': input %zu of example %zu is %g, not a token id in [0, %zu): the embedding reads tokenised "
+             "text (for images use a model without an embedding)",
+             fm_model_type(m), i % T, i / T, (double)v, V);
+  }
+  return FM_OK;
+}
+
+/* Mean squared and mean absolute error of each example, the autoencoder's
+ * "predictions" (Keras's MeanSquaredError / MeanAbsoluteError metrics). */
+static void fm__recon_errors(float *out, const float *pred, const float *x, size_t n, size_t D) {
+  for (size_t i = 0; i < n; i++) {
+    double sq = 0, ab = 0;
+    for (size_t j = 0; j < D; j++) {
+      double d = (double)pred[i * D + j] - (double)x[i * D + j];
+      sq += d * d;
+      ab += d < 0 ? -d : d;
+    }
+    out[2 * i] = (float)(sq / (double)D);
+    out[2 * i + 1] = (float)(ab / (double)D);
+  }
+}
+
 static int fm__stack_forward(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y, size_t n,
                              int training, float *loss, float *probs) {
   /* the activations are always cached; training switches dropout on */
-  FM_CHECK(n <= INT_MAX, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit", fm_model_type(m), n);
   const fm__stack *s = fm_model_data(m);
+  FM_CHECK(n <= INT_MAX / s->max_rows, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit",
+           fm_model_type(m), n);
+  if (s->layer[0].kind->prefix && !strcmp(s->layer[0].kind->prefix, "embedding"))
+    FM_CALL(fm__check_tokens(m, &s->layer[0], x, n));
   uint64_t key[4] = {0, 0, 0, 0};
   if (training && s->has_dropout) fm__stack_key(ws, key); /* only a training pass with dropout reads it */
   for (size_t i = 0; i < s->num_layers; i++) {
@@ -430,16 +533,35 @@ static int fm__stack_forward(const fm_model *m, void *ws, const float *w, const 
   }
   const float *p_logits = fm__reg(s, ws, n, s->r_logits, x);
   float *p_probs = fm__reg(s, ws, n, s->r_probs, x);
-  *loss = fm__softmax_xent_forward(p_probs, p_logits, y, n, s->C);
-  if (probs) memcpy(probs, p_probs, n * s->C * sizeof *probs);
+  if (s->loss == FM__LOSS_MSE) {
+    *loss = fm__mse_forward(p_logits, x, n * s->D);
+    if (probs) fm__recon_errors(probs, p_logits, x, n, s->D);
+    return FM_OK;
+  }
+  if (s->loss == FM__LOSS_SEQ_XENT) {
+    size_t valid = 0;
+    const uint8_t *mask = s->mask_layer >= 0 ? fm__mask_of(s, ws, n, s->mask_layer, x) : NULL;
+    *loss = fm__seq_xent_forward(p_probs, &valid, p_logits, y, mask, n * s->T, s->C);
+  } else {
+    *loss = fm__softmax_xent_forward(p_probs, p_logits, y, n, s->C);
+  }
+  if (probs) memcpy(probs, p_probs, n * s->T * s->C * sizeof *probs);
   return FM_OK;
 }
 
 static int fm__stack_backward(const fm_model *m, void *ws, const float *w, const float *x, const int32_t *y, size_t n,
                               float *dw) {
-  FM_CHECK(n <= INT_MAX, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit", fm_model_type(m), n);
   const fm__stack *s = fm_model_data(m);
-  fm__softmax_xent_backward(fm__reg(s, ws, n, s->r_dlogits, x), fm__reg(s, ws, n, s->r_probs, x), y, n, s->C);
+  FM_CHECK(n <= INT_MAX / s->max_rows, FM_ERR_OVERFLOW, "%s: batch of %zu examples exceeds the BLAS limit",
+           fm_model_type(m), n);
+  float *dlogits = fm__reg(s, ws, n, s->r_dlogits, x);
+  if (s->loss == FM__LOSS_MSE)
+    fm__mse_backward(dlogits, fm__reg(s, ws, n, s->r_logits, x), x, n * s->D);
+  else if (s->loss == FM__LOSS_SEQ_XENT)
+    fm__seq_xent_backward(dlogits, fm__reg(s, ws, n, s->r_probs, x), y,
+                          s->mask_layer >= 0 ? fm__mask_of(s, ws, n, s->mask_layer, x) : NULL, n * s->T, s->C);
+  else
+    fm__softmax_xent_backward(dlogits, fm__reg(s, ws, n, s->r_probs, x), y, n, s->C);
   for (size_t i = s->num_layers; i-- > s->first_backward;) {
     const fm__layer *L = &s->layer[i];
     if (!L->kind->backward) continue; /* views and the loss pass the gradient through */
@@ -452,7 +574,72 @@ static int fm__stack_backward(const fm_model *m, void *ws, const float *w, const
   return FM_OK;
 }
 
-static void fm__stack_destroy(fm_model *m) { fm__free(fm_model_data(m)); }
+static void fm__stack_destroy(fm_model *m) {
+  fm__stack *s = fm_model_data(m);
+  for (size_t i = 0; s && i < s->num_owned; i++) fm_metric_destroy(&s->owned[i]);
+  fm__free(s);
+}
+
+/* ---- the metrics of sequence models and of the autoencoder ------------------------------------- */
+
+/* probs of an MSE stack: (n, 2) per-example [mean squared error, mean absolute error]. */
+static void fm__recon_update(const fm_metric *m, const float *probs, const int32_t *y, size_t n, size_t num_classes,
+                             double loss, double *out) {
+  (void)y;
+  (void)num_classes;
+  (void)loss;
+  const size_t which = m->data == (const void *)"mae";
+  for (size_t i = 0; i < n; i++) out[0] += (double)probs[2 * i + which];
+  out[1] += (double)n;
+}
+
+static double fm__recon_finalize(const fm_metric *m, const double *sums) {
+  (void)m;
+  return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+}
+
+static const fm_metric fm__metric_mse = {.name = "mean_squared_error",
+                                         .num_values = 2,
+                                         .update = fm__recon_update,
+                                         .finalize = fm__recon_finalize,
+                                         .data = "mse"};
+static const fm_metric fm__metric_mae = {.name = "mean_absolute_error",
+                                         .num_values = 2,
+                                         .update = fm__recon_update,
+                                         .finalize = fm__recon_finalize,
+                                         .data = "mae"};
+
+int fm__stack_add_owned_metric(fm_model *m, fm_metric *metric) {
+  fm__stack *s = fm_model_data(m);
+  int rc = s->num_owned < FM__STACK_MAX_OWNED ? fm_model_add_metric(m, metric) : FM_ERR_OVERFLOW;
+  if (rc != FM_OK) {
+    fm_metric_destroy(&metric);
+    return rc;
+  }
+  s->owned[s->num_owned++] = metric;
+  return FM_OK;
+}
+
+/* TFF's metrics for the loss the stack ends in: a label per step reports
+ * num_tokens and the accuracy with the pad token (0) masked, as its
+ * Shakespeare task; the autoencoder mean_squared_error and mean_absolute_error. */
+static int fm__stack_set_metrics(fm_model *m) {
+  const fm__stack *s = fm_model_data(m);
+  if (s->loss == FM__LOSS_XENT) return FM_OK;
+  fm__model_clear_user_metrics(m);
+  if (s->loss == FM__LOSS_MSE) {
+    FM_CALL(fm_model_set_targets(m, 0, 2));
+    FM_CALL(fm_model_add_metric(m, &fm__metric_mse));
+    return fm_model_add_metric(m, &fm__metric_mae);
+  }
+  FM_CALL(fm_model_set_targets(m, s->T, s->T * s->C));
+  const int32_t pad = 0;
+  fm_metric *nt = NULL, *acc = NULL;
+  FM_CALL(fm_metric_create_num_tokens(&pad, 1, &nt));
+  FM_CALL(fm__stack_add_owned_metric(m, nt));
+  FM_CALL(fm_metric_create_masked_accuracy("accuracy", &pad, 1, &acc));
+  return fm__stack_add_owned_metric(m, acc);
+}
 
 static const fm_model_ops fm__stack_ops = {
     .workspace_size = fm__stack_workspace_size,
@@ -507,8 +694,8 @@ static char *fm__stack_type_name(const fm__stack *s) {
       const char *sep = a ? "," : "(", *close = a + 1 == L->nargs ? ")" : "";
       if ((L->kind->flags & FM__LAYER_RATE) && a == 0)
         k += (size_t)snprintf(t + k, cap - k, "%s%s%s", sep, fm__shortest(L->rate, num, sizeof num), close);
-      else if ((L->kind->flags & FM__LAYER_PADDING) && L->padding_given && a + 1 == L->nargs)
-        k += (size_t)snprintf(t + k, cap - k, "%s%s%s", sep, L->valid ? "valid" : "same", close);
+      else if (L->kind->words && L->padding_given && a + 1 == L->nargs)
+        k += (size_t)snprintf(t + k, cap - k, "%s%s%s", sep, L->kind->words[L->word - 1], close);
       else
         k += (size_t)snprintf(t + k, cap - k, "%s%zu%s", sep, L->arg[a], close);
     }
@@ -550,7 +737,9 @@ int fm__stack_create(const fm_input_spec *spec, const char *layers, const char *
   l = NULL;
   fm__free(name);
   if (rc != FM_OK) goto fail;
-  return FM_OK;
+  rc = fm__stack_set_metrics(*out);
+  if (rc != FM_OK) fm_model_destroy(out); /* frees s */
+  return rc;
 
 fail:
   fm_layout_destroy(&l);

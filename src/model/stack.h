@@ -10,7 +10,8 @@
  * Adding a layer is adding one row and its functions; the builder, the
  * parser, the layout, the initialisation and the workspace plan are generic.
  *
- * Shapes are per example: (F) flat, or (H, W, C) an NHWC image. */
+ * Shapes are per example: (F) flat, (T, F) a sequence of T steps of F
+ * features (after an embedding), or (H, W, C) an NHWC image. */
 #ifndef FEDMPI_MODEL_STACK_H
 #define FEDMPI_MODEL_STACK_H
 
@@ -28,23 +29,32 @@ enum {
   FM__LAYER_INPLACE = 2, /* forward overwrites its input (ReLU); backward updates the gradient in place */
   FM__LAYER_LOSS = 4,    /* names the loss; must be last; no compute of its own */
   FM__LAYER_RATE = 8,    /* its first argument is a rate in [0, 1) (L->rate), not an integer */
-  FM__LAYER_PADDING = 16, /* its last argument may be the word 'same' or 'valid' (L->valid) */
+  FM__LAYER_PADDING = 16, /* its last argument may be the word 'same' or 'valid' (L->valid), one of kind->words */
   FM__LAYER_NEEDS_OUT = 32 /* its backward reads its own output: no in-place layer may overwrite it */
 };
 
 typedef struct fm__shape {
-  int ndim; /* 1: (F); 3: (H, W, C) */
+  int ndim; /* 1: (F); 2: (T, F); 3: (H, W, C) */
   size_t d[FM_MAX_DIMS];
   size_t numel;
 } fm__shape;
 
+/* How a parameter tensor starts (Keras's initialisers). */
+typedef enum fm__init {
+  FM__INIT_GLOROT = 0,   /* Glorot uniform with the fans, or zeros when fan_in == 0 */
+  FM__INIT_ORTHOGONAL,   /* Keras Orthogonal (the LSTM's recurrent kernel), a 2-D shape */
+  FM__INIT_LSTM_BIAS,    /* zeros but the forget gate's 1 (unit_forget_bias), shape (4U) */
+  FM__INIT_UNIFORM       /* U(-0.05, 0.05), Keras's 'uniform' (embeddings), a 2-D shape */
+} fm__init;
+
 /* One parameter tensor of a layer: "<prefix>_<i>/<suffix>", its shape, and
- * its initialiser: Glorot uniform with these fans, or zeros when fan_in == 0. */
+ * its initialiser. */
 typedef struct fm__tensor_desc {
   const char *suffix;
   int ndim;
   size_t shape[FM_MAX_DIMS];
   size_t fan_in, fan_out;
+  fm__init init;
 } fm__tensor_desc;
 
 typedef struct fm__layer_kind fm__layer_kind;
@@ -55,7 +65,9 @@ typedef struct fm__layer {
   size_t nargs;
   double rate;      /* FM__LAYER_RATE: the rate as written */
   int valid;        /* FM__LAYER_PADDING: 1 for 'valid', 0 for 'same' (the default) */
-  int padding_given; /* the padding word was written */
+  int padding_given; /* a word argument was written (padding, mask_zero, sequences) */
+  int word;         /* which of kind->words it was: 1-based, 0 none */
+  int mask_src;     /* the layer whose token mask reaches this one (an embedding with mask_zero), or -1 */
   uint32_t dropout_index; /* dropout layers: its index among the stack's dropout layers */
   size_t pos;       /* 1-based position in the stack */
   const char *spec; /* the whole layer list, and */
@@ -80,6 +92,7 @@ typedef struct fm__layer_pass {
   float *dw[FM__LAYER_MAX_TENSORS]; /* backward: += into these */
   int training;                     /* forward: a training pass (dropout is active) */
   uint64_t key[4];                  /* forward: seed, round, client, step of fm_model_set_step */
+  const uint8_t *mask;              /* (n, T) Keras's mask from an embedding with mask_zero, or NULL */
   const float *dout;                /* backward: (n, out.numel) */
   float *din;                       /* backward: (n, in.numel), NULL when nothing before needs it; may == dout */
 } fm__layer_pass;
@@ -91,6 +104,8 @@ struct fm__layer_kind {
   int flags;
   size_t min_args, max_args;
   const char *const *arg_names; /* max_args names, for messages */
+  const char *const *words;     /* the words its last argument may be (NULL-ended), or NULL */
+  const char *word_what;        /* what such a word is called in messages: "padding" */
   /* L->in -> L->out; records an error naming L (use fm__layer_error). NULL: out = in. */
   int (*shape)(fm__layer *L, size_t num_classes);
   /* The parameter tensors, written into t (at most FM__LAYER_MAX_TENSORS). NULL: none. */
@@ -120,6 +135,10 @@ int fm__layer_error(const fm__layer *L, int code, const char *fmt, ...)
  * forward again) plus each input gradient the plan computes (all but the
  * first layer reading the input). 0 for any other model. */
 int fm__stack_flops(const fm_model *m, fm_model_flops *out);
+
+/* Add metric to m (a stack model) and free it with the model; on failure it
+ * is freed at once. For named models with metrics of their own. */
+int fm__stack_add_owned_metric(fm_model *m, fm_metric *metric);
 
 /* Build a stack model from the text after "stack:". type: the type name
  * to record (NULL: "stack:" + the canonical spec). */

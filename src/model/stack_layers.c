@@ -40,6 +40,13 @@ static void fm__shape_flat(fm__shape *s, size_t f) {
   s->d[0] = s->numel = f;
 }
 
+static void fm__shape_seq(fm__shape *s, size_t t, size_t f) {
+  memset(s, 0, sizeof *s);
+  s->ndim = 2;
+  s->d[0] = t, s->d[1] = f;
+  s->numel = t * f;
+}
+
 static void fm__shape_image(fm__shape *s, size_t h, size_t w, size_t c) {
   memset(s, 0, sizeof *s);
   s->ndim = 3;
@@ -73,33 +80,149 @@ static int fm__need_image(const fm__layer *L) {
 
 /* ---- dense(units) --------------------------------------------------------------------
  * out (n, U) = in (n, F) @ kernel (F, U) + bias (U). Bare "dense" has as many
- * units as the data has classes. */
+ * units as the data has classes. On a sequence (T, F) it is applied at every
+ * step (Keras's Dense on a 3-D input): out (n * T, U) = in (n * T, F) @ kernel. */
+
+/* Rows per example (T of a sequence, else 1) and features per row. */
+static size_t fm__rows(const fm__shape *s) { return s->ndim == 2 ? s->d[0] : 1; }
+static size_t fm__row_features(const fm__shape *s) { return s->ndim == 2 ? s->d[1] : s->numel; }
 
 static int fm__dense_shape(fm__layer *L, size_t num_classes) {
-  FM_CALL(fm__need_flat(L));
-  size_t units = L->nargs ? L->arg[0] : num_classes;
-  if (L->in.numel > INT_MAX || units > INT_MAX)
-    return fm__layer_error(L, FM_ERR_OVERFLOW, "%zu inputs x %zu units exceed the BLAS dimension limit (%d)",
-                           L->in.numel, units, INT_MAX);
-  fm__shape_flat(&L->out, units);
+  if (L->in.ndim != 2) FM_CALL(fm__need_flat(L));
+  size_t units = L->nargs ? L->arg[0] : num_classes, F = fm__row_features(&L->in), T = fm__rows(&L->in);
+  if (F > INT_MAX || units > INT_MAX || (T > 1 && units > SIZE_MAX / 8 / T))
+    return fm__layer_error(L, FM_ERR_OVERFLOW, "%zu inputs x %zu units exceed the BLAS dimension limit (%d)", F, units,
+                           INT_MAX);
+  if (L->in.ndim == 2)
+    fm__shape_seq(&L->out, T, units);
+  else
+    fm__shape_flat(&L->out, units);
   return FM_OK;
 }
 
 static size_t fm__dense_tensors(const fm__layer *L, fm__tensor_desc *t) {
-  size_t F = L->in.numel, U = L->out.numel;
-  t[0] = (fm__tensor_desc){"kernel", 2, {F, U}, F, U};
-  t[1] = (fm__tensor_desc){"bias", 1, {U}, 0, 0};
+  size_t F = fm__row_features(&L->in), U = fm__row_features(&L->out);
+  t[0] = (fm__tensor_desc){"kernel", 2, {F, U}, F, U, FM__INIT_GLOROT};
+  t[1] = (fm__tensor_desc){"bias", 1, {U}, 0, 0, FM__INIT_GLOROT};
   return 2;
 }
 
-static double fm__dense_flops(const fm__layer *L) { return 2.0 * (double)L->in.numel * (double)L->out.numel; }
+static double fm__dense_flops(const fm__layer *L) { return 2.0 * (double)L->in.numel * (double)fm__row_features(&L->out); }
 
 static void fm__dense_fwd(const fm__layer *L, const fm__layer_pass *p) {
-  fm__dense_forward(p->out, p->in, p->w[0], p->w[1], p->n, L->in.numel, L->out.numel);
+  fm__dense_forward(p->out, p->in, p->w[0], p->w[1], p->n * fm__rows(&L->in), fm__row_features(&L->in),
+                    fm__row_features(&L->out));
 }
 
 static void fm__dense_bwd(const fm__layer *L, const fm__layer_pass *p) {
-  fm__dense_backward(p->din, p->dw[0], p->dw[1], p->dout, p->in, p->w[0], p->n, L->in.numel, L->out.numel);
+  fm__dense_backward(p->din, p->dw[0], p->dw[1], p->dout, p->in, p->w[0], p->n * fm__rows(&L->in),
+                     fm__row_features(&L->in), fm__row_features(&L->out));
+}
+
+/* ---- embedding([vocab,] dim[, mask_zero]): Keras Embedding ------------------------------
+ * The first layer: x (n, T) holds token ids (floats that are integers in
+ * [0, vocab), checked by stack.c before the pass). out (n, T, D) = E[x].
+ * vocab defaults to the data's number of classes (for next-token tasks the
+ * ids and the classes are the same set). aux: the tokens as int32 (n * T),
+ * then the mask (n * T bytes), batch-major. */
+
+static size_t fm__emb_vocab(const fm__layer *L, size_t num_classes) {
+  size_t ints = L->nargs - (L->padding_given ? 1u : 0u);
+  return ints == 2 ? L->arg[0] : num_classes;
+}
+static size_t fm__emb_dim(const fm__layer *L) {
+  size_t ints = L->nargs - (L->padding_given ? 1u : 0u);
+  return L->arg[ints - 1];
+}
+
+static int fm__embedding_shape(fm__layer *L, size_t num_classes) {
+  char b[96];
+  if (L->pos != 1) return fm__layer_error(L, FM_ERR_INVALID_ARG, "an embedding must be the first layer (it reads token ids)");
+  if (L->in.ndim != 1)
+    return fm__layer_error(L, FM_ERR_SPEC_MISMATCH,
+                           "needs token ids, a flat (T) input per example, but gets %s (image data? an embedding reads "
+                           "tokenised text)",
+                           fm__shape_str(&L->in, b, sizeof b));
+  if (L->nargs - (L->padding_given ? 1u : 0u) > 2)
+    return fm__layer_error(L, FM_ERR_INVALID_ARG, "too many numbers (usage: %s)", L->kind->usage);
+  size_t V = fm__emb_vocab(L, num_classes), D = fm__emb_dim(L), T = L->in.numel, unused;
+  if (V > (size_t)1 << 24 || !fm__mul_le(T, D, INT_MAX, &unused) || !fm__mul_le(V, D, SIZE_MAX / 8, &unused))
+    return fm__layer_error(L, FM_ERR_OVERFLOW, "a vocabulary of %zu x %zu dimensions over %zu steps exceeds the limits "
+                           "(ids up to 2^24, BLAS's int dimensions)", V, D, T);
+  L->arg[FM__LAYER_MAX_ARGS - 1] = V; /* the resolved vocabulary */
+  fm__shape_seq(&L->out, T, D);
+  return FM_OK;
+}
+
+static size_t fm__embedding_tensors(const fm__layer *L, fm__tensor_desc *t) {
+  size_t V = L->arg[FM__LAYER_MAX_ARGS - 1], D = fm__emb_dim(L);
+  t[0] = (fm__tensor_desc){"embeddings", 2, {V, D}, 0, 0, FM__INIT_UNIFORM};
+  return 1;
+}
+
+static size_t fm__embedding_aux(const fm__layer *L) { return L->in.numel + (L->in.numel + 3) / 4; }
+
+static void fm__embedding_fwd(const fm__layer *L, const fm__layer_pass *p) {
+  const size_t M = p->n * L->in.numel;
+  int32_t *tok = p->aux;
+  for (size_t m = 0; m < M; m++) tok[m] = (int32_t)p->in[m]; /* checked: integers in [0, V) */
+  fm__token_mask((uint8_t *)(tok + M), tok, M);
+  fm__embedding_forward(p->out, tok, p->w[0], M, fm__emb_dim(L));
+}
+
+static void fm__embedding_bwd(const fm__layer *L, const fm__layer_pass *p) {
+  const size_t M = p->n * L->in.numel;
+  fm__embedding_backward(p->dw[0], p->dout, p->aux, M, fm__emb_dim(L), L->word == 1);
+}
+
+/* ---- lstm(units[, sequences|last]): Keras LSTM ----------------------------------------------
+ * in (T, F) -> (T, U) with 'sequences' (return_sequences=True), else (U), the
+ * last state (Keras's default). The mask of an embedding with mask_zero
+ * before it carries the state through padded steps. aux: the cache
+ * fm__lstm_forward keeps; the shared scratch: backward's. */
+
+static int fm__lstm_shape(fm__layer *L, size_t num_classes) {
+  (void)num_classes;
+  char b[96];
+  if (L->in.ndim != 2)
+    return fm__layer_error(L, FM_ERR_SPEC_MISMATCH,
+                           "needs a sequence (T, F) per example, e.g. after 'embedding', but gets %s",
+                           fm__shape_str(&L->in, b, sizeof b));
+  size_t T = L->in.d[0], F = L->in.d[1], U = L->arg[0], g, unused;
+  if (!fm__mul_le(U, 4, INT_MAX, &g) || F > INT_MAX || !fm__mul_le(T, g * 2, SIZE_MAX / 8, &unused))
+    return fm__layer_error(L, FM_ERR_OVERFLOW, "%zu units over %zu steps of %zu features exceed the BLAS limits", U, T, F);
+  if (L->word == 1)
+    fm__shape_seq(&L->out, T, U);
+  else
+    fm__shape_flat(&L->out, U);
+  return FM_OK;
+}
+
+static size_t fm__lstm_tensors(const fm__layer *L, fm__tensor_desc *t) {
+  size_t F = L->in.d[1], U = L->arg[0];
+  t[0] = (fm__tensor_desc){"kernel", 2, {F, 4 * U}, F, 4 * U, FM__INIT_GLOROT};
+  t[1] = (fm__tensor_desc){"recurrent_kernel", 2, {U, 4 * U}, 0, 0, FM__INIT_ORTHOGONAL};
+  t[2] = (fm__tensor_desc){"bias", 1, {4 * U}, 0, 0, FM__INIT_LSTM_BIAS};
+  return 3;
+}
+
+static size_t fm__lstm_aux(const fm__layer *L) { return fm__lstm_cache_floats(1, L->in.d[0], L->arg[0]); }
+
+static size_t fm__lstm_col(const fm__layer *L, size_t n) { return fm__lstm_scratch_floats(n, L->in.d[0], L->arg[0]); }
+
+/* 2 T (F + U) 4U: the input projection and the recurrent product of every step */
+static double fm__lstm_flops(const fm__layer *L) {
+  return 2.0 * (double)L->in.d[0] * ((double)L->in.d[1] + (double)L->arg[0]) * 4.0 * (double)L->arg[0];
+}
+
+static void fm__lstm_fwd(const fm__layer *L, const fm__layer_pass *p) {
+  fm__lstm_forward(p->out, p->aux, p->in, p->mask, p->w[0], p->w[1], p->w[2], p->n, L->in.d[0], L->in.d[1],
+                   L->arg[0], L->word == 1);
+}
+
+static void fm__lstm_bwd(const fm__layer *L, const fm__layer_pass *p) {
+  fm__lstm_backward(p->din, p->dw[0], p->dw[1], p->dw[2], p->col, p->dout, p->aux, p->in, p->mask, p->w[0], p->w[1],
+                    p->n, L->in.d[0], L->in.d[1], L->arg[0], L->word == 1);
 }
 
 /* ---- relu ------------------------------------------------------------------------------ */
@@ -178,8 +301,8 @@ static int fm__conv_shape(fm__layer *L, size_t num_classes) {
 
 static size_t fm__conv_tensors(const fm__layer *L, fm__tensor_desc *t) {
   size_t IC = L->in.d[2], F = L->arg[0], K = L->arg[1];
-  t[0] = (fm__tensor_desc){"kernel", 4, {K, K, IC, F}, K * K * IC, K * K * F}; /* Keras's fans */
-  t[1] = (fm__tensor_desc){"bias", 1, {F}, 0, 0};
+  t[0] = (fm__tensor_desc){"kernel", 4, {K, K, IC, F}, K * K * IC, K * K * F, FM__INIT_GLOROT}; /* Keras's fans */
+  t[1] = (fm__tensor_desc){"bias", 1, {F}, 0, 0, FM__INIT_GLOROT};
   return 2;
 }
 
@@ -264,11 +387,19 @@ static int fm__reshape_shape(fm__layer *L, size_t num_classes) {
 
 static int fm__softmax_shape(fm__layer *L, size_t num_classes) {
   char b[96];
-  if (L->in.ndim == 1 && L->in.numel == num_classes) return FM_OK;
+  if ((L->in.ndim == 1 && L->in.numel == num_classes) || (L->in.ndim == 2 && L->in.d[1] == num_classes)) return FM_OK;
   return fm__layer_error(L, FM_ERR_SPEC_MISMATCH,
                          "the softmax cross-entropy needs one logit per class, %zu, but gets %s; end the stack with "
                          "'dense' (as many units as classes)",
                          num_classes, fm__shape_str(&L->in, b, sizeof b));
+}
+
+/* ---- mse: the loss, mean squared error against the input (an autoencoder) ----------------------- */
+
+static int fm__mse_shape(fm__layer *L, size_t num_classes) {
+  (void)num_classes;
+  (void)L;
+  return FM_OK; /* stack.c compares the output with the input: it knows the input */
 }
 
 /* ---- the table ------------------------------------------------------------------------------ */
@@ -278,6 +409,11 @@ static const char *const fm__conv_args[] = {"filters", "kernel size", "padding"}
 static const char *const fm__rate_arg[] = {"rate"};
 static const char *const fm__pool_args[] = {"pool size"};
 static const char *const fm__reshape_args[] = {"height", "width", "channels"};
+static const char *const fm__padding_words[] = {"same", "valid", NULL};
+static const char *const fm__embedding_args[] = {"vocabulary size or dimension", "dimension", "mask_zero"};
+static const char *const fm__mask_words[] = {"mask_zero", NULL};
+static const char *const fm__lstm_args[] = {"units", "return"};
+static const char *const fm__return_words[] = {"sequences", "last", NULL};
 
 const fm__layer_kind fm__layer_kinds[] = {
     {.name = "dense",
@@ -317,6 +453,8 @@ const fm__layer_kind fm__layer_kinds[] = {
      .min_args = 2,
      .max_args = 3,
      .arg_names = fm__conv_args,
+     .words = fm__padding_words,
+     .word_what = "padding",
      .shape = fm__conv_shape,
      .tensors = fm__conv_tensors,
      .col_floats = fm__conv_col,
@@ -339,9 +477,41 @@ const fm__layer_kind fm__layer_kinds[] = {
      .max_args = 3,
      .arg_names = fm__reshape_args,
      .shape = fm__reshape_shape},
+    {.name = "embedding",
+     .usage = "embedding([vocabulary,] dimension[, mask_zero]), first; vocabulary defaults to the classes",
+     .prefix = "embedding",
+     .min_args = 1,
+     .max_args = 3,
+     .arg_names = fm__embedding_args,
+     .words = fm__mask_words,
+     .word_what = "option",
+     .shape = fm__embedding_shape,
+     .tensors = fm__embedding_tensors,
+     .aux_floats = fm__embedding_aux,
+     .forward = fm__embedding_fwd,
+     .backward = fm__embedding_bwd},
+    {.name = "lstm",
+     .usage = "lstm(units[, sequences|last]), on a sequence (T, F)",
+     .prefix = "lstm",
+     .min_args = 1,
+     .max_args = 2,
+     .arg_names = fm__lstm_args,
+     .words = fm__return_words,
+     .word_what = "return mode",
+     .shape = fm__lstm_shape,
+     .tensors = fm__lstm_tensors,
+     .aux_floats = fm__lstm_aux,
+     .col_floats = fm__lstm_col,
+     .flops = fm__lstm_flops,
+     .forward = fm__lstm_fwd,
+     .backward = fm__lstm_bwd},
     {.name = "softmax",
      .usage = "softmax (the loss, softmax cross-entropy; last)",
      .flags = FM__LAYER_LOSS,
      .shape = fm__softmax_shape},
+    {.name = "mse",
+     .usage = "mse (the loss, mean squared error against the input: an autoencoder; last)",
+     .flags = FM__LAYER_LOSS,
+     .shape = fm__mse_shape},
     {.name = NULL},
 };

@@ -468,7 +468,7 @@ assert losses[-1] < losses[0], losses' drop1/metrics.jsonl || fail "the dropout 
   bad "unbalanced ')'" 'stack:flatten,dense(4))' --data d.h5
   bad "bad units '0'" 'stack:flatten,dense(0),dense' --data d.h5
   bad "bad units '-2'" 'stack:flatten,dense(-2),dense' --data d.h5
-  bad "layer 2: unknown layer 'lstm'" 'stack:flatten,lstm(8),dense' --data d.h5
+  bad "layer 2: unknown layer 'gru'" 'stack:flatten,gru(8),dense' --data d.h5
   bad "layer 1 'conv2d(4,3)': needs an image input" 'stack:conv2d(4,3),relu,flatten,dense' --data d.h5
   bad "10 classes" 'stack:flatten,dense(7)' --data d.h5
   bad "bad rate '1.5'" 'stack:flatten,dropout(1.5),dense' --data d.h5

@@ -613,7 +613,7 @@ static void test_model_metrics_list(void **state) {
     assert_int_equal(fm_model_add_metric(m, fm_model_metric(m, i)), FM_ERR_INVALID_ARG);
     assert_non_null(strstr(fm_last_error(), names[i]));
   }
-  fm_metric bad = {"", 1, 0, top2_update, top2_finalize, NULL};
+  fm_metric bad = {"", 1, 0, top2_update, top2_finalize, NULL, 0};
   assert_int_equal(fm_model_add_metric(m, &bad), FM_ERR_INVALID_ARG);
   bad.name = "nofinal";
   bad.finalize = NULL;
@@ -629,7 +629,7 @@ static void test_model_metrics_list(void **state) {
   static fm_metric extra[6];
   char *extra_names[6] = {"top2", "m1", "m2", "m3", "m4", "m5"};
   for (size_t i = 0; i < 6; i++) {
-    extra[i] = (fm_metric){extra_names[i], 2, 0, top2_update, top2_finalize, NULL};
+    extra[i] = (fm_metric){extra_names[i], 2, 0, top2_update, top2_finalize, NULL, 0};
     assert_int_equal(fm_model_add_metric(m, &extra[i]), FM_OK);
   }
   assert_int_equal(fm_model_num_metrics(m), 10);

@@ -154,7 +154,13 @@ static void test_builtin_names(void **state) {
   assert_non_null(strstr(help, "stack:conv2d(32,5)"));
   assert_string_equal(fm_model_registry_name(5, &help), "emnist_cnn_dropout");
   assert_non_null(strstr(help, "1,199,882"));
-  assert_null(fm_model_registry_name(6, &help));
+  assert_string_equal(fm_model_registry_name(6, &help), "shakespeare_lstm");
+  assert_non_null(strstr(help, "820,522"));
+  assert_string_equal(fm_model_registry_name(7, &help), "stackoverflow_nwp");
+  assert_non_null(strstr(help, "4,050,748"));
+  assert_string_equal(fm_model_registry_name(8, &help), "emnist_autoencoder");
+  assert_non_null(strstr(help, "2,837,314"));
+  assert_null(fm_model_registry_name(9, &help));
   assert_null(help);
 }
 
@@ -271,7 +277,7 @@ static void test_register_validation(void **state) {
   assert_int_equal(fm_model_register(NULL, sl_factory, "x"), FM_ERR_INVALID_ARG);
   assert_int_equal(fm_model_register("nofactory", NULL, "x"), FM_ERR_INVALID_ARG);
   assert_int_equal(fm_model_register("a_name_that_is_far_too_long_for_the_table", sl_factory, "x"), FM_ERR_INVALID_ARG);
-  assert_null(fm_model_registry_name(6, NULL)); /* nothing was added */
+  assert_null(fm_model_registry_name(9, NULL)); /* nothing was added */
 }
 
 static void test_user_model(void **state) {
@@ -280,7 +286,7 @@ static void test_user_model(void **state) {
   assert_int_equal(fm_model_register("scaled_linear", sl_factory, "again"), FM_ERR_INVALID_ARG);
   assert_non_null(strstr(fm_last_error(), "scaled_linear"));
   const char *help = NULL;
-  assert_string_equal(fm_model_registry_name(6, &help), "scaled_linear");
+  assert_string_equal(fm_model_registry_name(9, &help), "scaled_linear");
   assert_string_equal(help, "linear model on scaled features");
 
   const size_t D = 5, C = 3, N = 6;

@@ -267,7 +267,7 @@ static void test_stack_bad_specs(void **state) {
       {"stack:relu,conv2d(4),dense", &image, FM_ERR_INVALID_ARG, {"layer 2 'conv2d(4)'", "missing", "kernel"}},
       {"stack:dense(10) relu", &flat, FM_ERR_INVALID_ARG, {"unexpected 'r'", "character 11", "separated"}},
       {"stack:dense;relu", &flat, FM_ERR_INVALID_ARG, {"unexpected ';'", NULL, NULL}},
-      {"stack:dense,lstm(8),dense", &flat, FM_ERR_INVALID_ARG, {"layer 2", "unknown layer 'lstm'", "conv2d"}},
+      {"stack:dense,gru(8),dense", &flat, FM_ERR_INVALID_ARG, {"layer 2", "unknown layer 'gru'", "lstm"}},
       {"stack:Dense", &flat, FM_ERR_INVALID_ARG, {"unknown layer 'Dense'", NULL, NULL}},
       {"stack:conv2d(4,3),relu,flatten,dense",
        &flat,
