@@ -17,7 +17,7 @@ int fm__bench_measure_step(const bench_cfg *c, const fm_model *model, const fm_m
                            const fm_client_data *data, step_result *out) {
   const fm_layout *l = fm_model_layout(model);
   size_t P = fm_layout_numel(l), T = fm_layout_trainable_numel(l);
-  size_t D = fm_model_input_spec(model)->num_features, C = fm_model_input_spec(model)->num_classes;
+  size_t D = fm_model_input_spec(model)->num_features;
   fm_examples ex = {0};
   fm_optimizer *opt = NULL;
   fm_optimizer_state st = {0};
@@ -29,10 +29,14 @@ int fm__bench_measure_step(const bench_cfg *c, const fm_model *model, const fm_m
   size_t n = rc == FM_OK ? ((size_t)c->batch_size < ex.n ? (size_t)c->batch_size : ex.n) : 0;
   if (rc == FM_OK && n == 0) rc = fm_set_error(FM_ERR_INVALID_ARG, "client 0 of %s is empty", c->data);
   if (rc == FM_OK && ex.num_features != D) rc = fm_set_error(FM_ERR_SPEC_MISMATCH, "features differ from the model");
+  const size_t mt = fm_model_num_targets(model), dt = ex.num_targets ? ex.num_targets : 1;
+  if (rc == FM_OK && mt && mt != dt)
+    rc = fm_set_error(FM_ERR_SPEC_MISMATCH, "%s has %zu label(s) per example, model '%s' takes %zu", c->data, dt,
+                      fm_model_type(model), mt);
   if (rc == FM_OK) {
     w = malloc(P * sizeof *w);
     g = malloc((T ? T : 1) * sizeof *g);
-    probs = malloc(n * C * sizeof *probs);
+    probs = malloc(n * fm_model_prediction_size(model) * sizeof *probs);
     ws = malloc(fm_model_workspace_size(model, n));
     if (!w || !g || !probs || !ws) rc = fm_set_error(FM_ERR_NOMEM, "out of memory");
   }

@@ -1,6 +1,6 @@
 /* tests/fuzz/fuzz_model_spec.c — the model spec parsers (src/model/registry.c:
  * "softmax", "mlp:H1,H2", "2nn", "cnn:F1,F2,DENSE[,KERNEL]"; src/model/stack.c:
- * "stack:LAYER,LAYER,...") on three input specs: a vector, a small image and
+ * "stack:LAYER,LAYER,...", embeddings and LSTMs included) on three input specs: a vector, a small image and
  * MNIST's. An accepted model must give a consistent layout and initialise and
  * run one forward and one backward pass. */
 #include "fuzz_common.h"
@@ -22,15 +22,17 @@ static void try_spec(const char *text, int ndim, const size_t *shape, size_t cla
   if (P <= (1u << 20) && ws_bytes <= (64u << 20)) {
     float *w = malloc(P * sizeof *w), *dw = calloc(P, sizeof *dw), *x = calloc(2 * D, sizeof *x);
     void *ws = malloc(ws_bytes ? ws_bytes : 1);
-    int32_t y[2] = {0, (int32_t)(classes - 1)};
+    const size_t T = fm_model_num_targets(m) > 1 ? fm_model_num_targets(m) : 1; /* a label per step */
+    int32_t *y = calloc(2 * T, sizeof *y);
+    if (y) y[2 * T - 1] = (int32_t)(classes - 1);
     float loss = 0;
-    if (w && dw && x && ws) {
+    if (w && dw && x && ws && y) {
       fuzz_check_rc(fm_model_init_weights(m, w, 1));
       fm_model_set_step(m, ws, 1, 1, 0, 0); /* dropout's key */
       fuzz_check_rc(fm_model_forward(m, ws, w, x, y, 2, 1, &loss, NULL));
       fuzz_check_rc(fm_model_backward(m, ws, w, x, y, 2, dw));
     }
-    free(w), free(dw), free(x), free(ws);
+    free(w), free(dw), free(x), free(ws), free(y);
   }
   fm_model_destroy(&m);
 }
