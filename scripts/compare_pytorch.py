@@ -9,7 +9,14 @@ round, E local epochs of plain SGD (fresh optimizer per client, batch B,
 shuffled each epoch), updates w0 - w averaged weighted by examples, server SGD
 with learning rate 1. The models are fedmpi's: softmax regression, the 2NN
 (784-200-200-10) and McMahan et al.'s CNN (conv 5x5x32, pool, conv 5x5x64,
-pool, dense 512, dense C), Glorot-uniform kernels and zero biases.
+pool, dense 512, dense C), Glorot-uniform kernels and zero biases; TFF's
+emnist_cnn_dropout; and TFF's Shakespeare LSTM (nn.Embedding(90, 8), a
+2-layer nn.LSTM of 256, nn.Linear(256, 90) at every step, the loss the mean
+over positions whose input is not the pad 0, as Keras's mask_zero gives) on a
+file of Shakespeare's layout (/examples/<client>/snippets strings),
+tokenised here as TFF's char_prediction_preprocessing.py does. The
+`make-text` subcommand writes such a file (generated text; the speed does
+not depend on what the characters say).
 
 It is written the way a careful simulator is: one long-lived model per worker,
 clients one after another, tensors preloaded (no DataLoader), metrics kept as
@@ -57,13 +64,35 @@ import torch.nn.functional as F
 from torch import nn
 
 
+CHAR_VOCAB = list("dhlptx@DHLPTX $(,048cgkoswCGKOSW[_#'/37;?bfjnrvzBFJNRVZ\"&*.26:\naeimquyAEIMQUY]!%)-159\r")
+TEXT_MODELS = ("shakespeare_lstm",)
+
+
+def tokenize_chars(snippets, seq_len=80):
+    """TFF's Shakespeare preprocessing: bytes to ids (pad 0, chars 1..86, OOV 87, BOS 88, EOS 89), each
+    snippet [BOS] bytes [EOS] padded to a multiple of seq_len + 1 and cut into rows; x = row[:-1], y = row[1:]."""
+    table = {ord(c): i + 1 for i, c in enumerate(CHAR_VOCAB)}
+    rows = []
+    for s in snippets:
+        b = s.encode("utf-8") if isinstance(s, str) else bytes(s)
+        ids = [88] + [table.get(c, 87) for c in b] + [89]
+        ids += [0] * (-len(ids) % (seq_len + 1))
+        rows += [ids[k:k + seq_len + 1] for k in range(0, len(ids), seq_len + 1)]
+    a = np.asarray(rows, dtype=np.int64).reshape(-1, seq_len + 1)
+    return torch.from_numpy(np.ascontiguousarray(a[:, :-1])), torch.from_numpy(np.ascontiguousarray(a[:, 1:]))
+
+
 def load_clients(path, flat):
-    """Every client of a TFF-layout file as (x float32 tensor, y int64 tensor), in id order."""
+    """Every client of a TFF-layout file as (x float32 tensor, y int64 tensor), in id order; a file of
+    'snippets' strings as token rows (x, y int64 (R, 80))."""
     clients = []
     with h5py.File(path, "r") as f:
         ex = f["examples"]
         for cid in sorted(ex.keys()):
             g = ex[cid]
+            if "snippets" in g:
+                clients.append(tokenize_chars(g["snippets"].asstr()[()]))
+                continue
             xname = next(n for n in ("x", "pixels", "image") if n in g)
             yname = next(n for n in ("y", "label") if n in g)
             x = np.asarray(g[xname], dtype=np.float32)
@@ -90,13 +119,42 @@ def build_model(name, classes):
         m = nn.Sequential(
             nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
             nn.Flatten(), nn.Linear(12 * 12 * 64, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, classes))
+    elif name == "shakespeare_lstm":  # TFF's char_prediction_models.create_recurrent_model
+        return CharLSTM(classes)
     else:
-        raise SystemExit(f"compare_pytorch.py: unknown model {name!r} (softmax, 2nn, cnn, emnist_cnn_dropout)")
+        raise SystemExit(f"compare_pytorch.py: unknown model {name!r} (softmax, 2nn, cnn, emnist_cnn_dropout, "
+                         "shakespeare_lstm)")
     for mod in m.modules():  # Keras's defaults, as fedmpi: Glorot-uniform kernels, zero biases
         if isinstance(mod, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(mod.weight)
             nn.init.zeros_(mod.bias)
     return m
+
+
+class CharLSTM(nn.Module):
+    """Embedding(90, 8) -> LSTM(256) x 2 -> Dense(90) at every step: 820,522 parameters, as fedmpi's."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.emb = nn.Embedding(classes, 8)
+        self.lstm = nn.LSTM(8, 256, num_layers=2, batch_first=True)
+        self.out = nn.Linear(256, classes)
+
+    def forward(self, x):
+        return self.out(self.lstm(self.emb(x))[0])
+
+
+def loss_and_correct(name, out, xb, yb):
+    """The batch's mean loss and its correct predictions (a tensor): per example, or for the LSTM per position,
+    the loss over the positions whose input is not the pad, the accuracy over the labels that are not."""
+    if name not in TEXT_MODELS:
+        return F.cross_entropy(out, yb), (out.argmax(1) == yb).sum()
+    c = out.shape[-1]
+    per = F.cross_entropy(out.reshape(-1, c), yb.reshape(-1), reduction="none")
+    valid = (xb.reshape(-1) != 0).to(per.dtype)
+    loss = (per * valid).sum() / valid.sum().clamp(min=1)
+    lab = yb.reshape(-1) != 0
+    return loss, ((out.reshape(-1, c).argmax(1) == yb.reshape(-1)) & lab).sum()
 
 
 def set_flat(params, w):
@@ -125,6 +183,7 @@ class Worker:
         nsum = 0
         loss_sum = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)
+        counted = torch.zeros((), dtype=torch.int64)  # examples, or for the LSTM the labels that are not the pad
         gen = torch.Generator()
         for c in cohort:
             x, y = self.clients[c]
@@ -141,18 +200,19 @@ class Worker:
                     xb, yb = x[idx], y[idx]
                     self.opt.zero_grad(set_to_none=True)
                     out = self.model(xb)
-                    loss = F.cross_entropy(out, yb)
+                    loss, corr = loss_and_correct(a.model, out, xb, yb)
                     loss.backward()
                     self.opt.step()
                     with torch.no_grad():
                         loss_sum += loss.detach().double() * len(idx)
-                        correct += (out.argmax(1) == yb).sum()
+                        correct += corr
+                        counted += (yb != 0).sum() if a.model in TEXT_MODELS else len(idx)
                     seen += len(idx)
             with torch.no_grad():
                 w = torch.nn.utils.parameters_to_vector(self.params)
                 wsum.add_(w0 - w, alpha=float(seen))
             nsum += seen
-        return wsum, nsum, float(loss_sum), int(correct)
+        return wsum, nsum, float(loss_sum), int(correct), int(counted)
 
 
 def evaluate(args, w, test):
@@ -164,8 +224,8 @@ def evaluate(args, w, test):
         for x, y in test:
             for i in range(0, x.shape[0], 1000):
                 out = model(x[i:i + 1000])
-                correct += int((out.argmax(1) == y[i:i + 1000]).sum())
-                total += x[i:i + 1000].shape[0]
+                correct += int(loss_and_correct(args.model, out, x[i:i + 1000], y[i:i + 1000])[1])
+                total += int((y[i:i + 1000] != 0).sum()) if args.model in TEXT_MODELS else x[i:i + 1000].shape[0]
     return correct / total if total else float("nan")
 
 
@@ -179,8 +239,8 @@ def proc_main(args, conn):
         if msg is None:
             return
         rnd, w0, cohort = msg
-        wsum, nsum, loss_sum, correct = worker.train(torch.from_numpy(w0), cohort, rnd)
-        conn.send((wsum.numpy(), nsum, loss_sum, correct))
+        wsum, nsum, loss_sum, correct, counted = worker.train(torch.from_numpy(w0), cohort, rnd)
+        conn.send((wsum.numpy(), nsum, loss_sum, correct, counted))
 
 
 def add_run_args(p):
@@ -242,7 +302,7 @@ def run_main(args):
         t0 = time.perf_counter()
         cohort = sorted(rng.choice(population, args.clients_per_round, replace=False).tolist())
         if worker:
-            wsum, nsum, loss_sum, correct = worker.train(w, cohort, rnd)
+            wsum, nsum, loss_sum, correct, counted = worker.train(w, cohort, rnd)
         else:
             w_np = w.numpy()
             for i, c in enumerate(conns):
@@ -254,9 +314,10 @@ def run_main(args):
             nsum = sum(part[1] for part in parts)
             loss_sum = sum(part[2] for part in parts)
             correct = sum(part[3] for part in parts)
+            counted = sum(part[4] for part in parts)
         w = w - args.server_lr * (wsum / nsum)  # server SGD with the mean update as gradient
         secs.append(time.perf_counter() - t0)
-        acc = correct / nsum
+        acc = correct / counted if counted else float("nan")
     for c in conns:
         c.send(None)
     for pr in procs:
@@ -291,7 +352,7 @@ def step_main(a):
         steps, start = 0, None
         while True:
             t0 = time.perf_counter()
-            loss = F.cross_entropy(m(x), y)
+            loss = loss_and_correct(name, m(x), x, y)[0]
             t1 = time.perf_counter()
             loss.backward()
             t2 = time.perf_counter()
@@ -311,7 +372,10 @@ def step_main(a):
 
 # ---- the driver -------------------------------------------------------------------
 
-TARGETS = {"softmax": 20.0, "2nn": 3.0, "cnn": 1.5, "emnist_cnn_dropout": 1.5}
+TARGETS = {"softmax": 20.0, "2nn": 3.0, "cnn": 1.5, "emnist_cnn_dropout": 1.5, "shakespeare_lstm": 3.0}
+# per-model settings where TFF's baseline differs from the command line's: Shakespeare's batch of 4 and
+# client learning rate 1 (its task's defaults), and its own data file (--text-data)
+MODEL_SETTINGS = {"shakespeare_lstm": {"batch_size": 4, "lr": 1.0}}
 
 
 def cpu_busy():
@@ -349,18 +413,31 @@ def timed_run(cmd, env=None, idle=0.0):
     return res.stdout, wall, max(0.0, ((b1 - b0) - own) / wall) if wall > 0 else float("nan")
 
 
+def settings(a, model):
+    """(data, test data, batch size, learning rate, classes) of model's runs."""
+    ms = MODEL_SETTINGS.get(model, {})
+    if model in TEXT_MODELS:
+        if not a.text_data:
+            raise SystemExit(f"compare: {model} needs --text-data (a Shakespeare-layout file, see make-text)")
+        return a.text_data, a.text_test_data, ms.get("batch_size", a.batch_size), ms.get("lr", a.lr), 90
+    return a.data, a.test_data, a.batch_size, a.lr, 10
+
+
 def run_fedmpi(a, model, rounds, layout):
     """layout: RANKSxTHREADS, with +cache for the client cache, preloaded (every client decoded once before
     round 1 and lent to the training loop, as the PyTorch simulator preloads its tensors)."""
     shape, _, cache = layout.partition("+")
     ranks, threads = (int(v) for v in shape.split("x"))
     out = os.path.join(a.work_dir, f"fedmpi-{model}-{layout}")
-    train = [a.fedmpi, "train", "--quiet", "--data", a.data, "--model", model, "--rounds", str(a.warmup + rounds),
+    data, test_data, batch, lr, _ = settings(a, model)
+    train = [a.fedmpi, "train", "--quiet", "--data", data, "--model", model, "--rounds", str(a.warmup + rounds),
              "--clients-per-round", str(a.clients_per_round), "--epochs", str(a.epochs), "--batch-size",
-             str(a.batch_size), "--client-lr", str(a.lr), "--server-lr", "1", "--checkpoint-every", "0",
-             "--assignment", "balanced", "--threads", str(threads), "--out", out, "--seed", str(a.seed)]
-    if a.test_data:
-        train += ["--test-data", a.test_data]
+             str(batch), "--client-lr", str(lr), "--server-lr", "1", "--checkpoint-every", "0",
+             "--assignment", "balanced", "--out", out, "--seed", str(a.seed)]
+    if threads:  # 0: fedmpi's default (the cores the rank may use, shared among the node's ranks)
+        train += ["--threads", str(threads)]
+    if test_data:
+        train += ["--test-data", test_data]
     if cache:
         train += ["--cache-mb", str(a.cache_mb), "--preload"]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -379,11 +456,13 @@ def run_torch(a, model, rounds, mode):
     """mode: threads or procs, with +passive for OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep instead of
     spinning, which rescues the threads mode when another process wants a core)."""
     mode, _, passive = mode.partition("+")
-    cmd = [sys.executable, os.path.abspath(__file__), "run", "--data", a.data, "--model", model, "--rounds",
+    data, test_data, batch, lr, classes = settings(a, model)
+    cmd = [sys.executable, os.path.abspath(__file__), "run", "--data", data, "--model", model, "--rounds",
            str(rounds), "--warmup", str(a.warmup), "--clients-per-round", str(a.clients_per_round), "--epochs",
-           str(a.epochs), "--batch-size", str(a.batch_size), "--lr", str(a.lr), "--mode", mode, "--seed", str(a.seed)]
-    if a.test_data:
-        cmd += ["--test-data", a.test_data]
+           str(a.epochs), "--batch-size", str(batch), "--lr", str(lr), "--mode", mode, "--seed", str(a.seed),
+           "--classes", str(classes)]
+    if test_data:
+        cmd += ["--test-data", test_data]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE") if passive else None
     stdout, _, other = timed_run(cmd, env, a.wait_idle)
     r = json.loads(stdout.strip().splitlines()[-1])
@@ -392,7 +471,7 @@ def run_torch(a, model, rounds, mode):
 
 
 def compare_main(a):
-    rounds = {"softmax": 30, "2nn": 20, "cnn": 4, "emnist_cnn_dropout": 4}
+    rounds = {"softmax": 30, "2nn": 20, "cnn": 4, "emnist_cnn_dropout": 4, "shakespeare_lstm": 3}
     for item in filter(None, a.rounds.split(",")):
         k, _, v = item.partition("=")
         rounds[k] = int(v)
@@ -452,6 +531,28 @@ def print_table(rows, order, a):
     sys.stdout.flush()
 
 
+WORDS = ("thou thee thy art hath doth lord king queen love death night day sweet fair good noble heart blood "
+         "sword crown grace honour heaven earth gentle speak hear come go stay fly fear hope mine eyes tongue "
+         "friend foe madam sir my lady brother father son daughter time world life breath soul fortune").split()
+
+
+def make_text_main(a):
+    """A Shakespeare-layout file: --clients clients of --snippets snippets each (lengths as the real file's,
+    a few words to a few hundred characters), words and punctuation from a fixed list, seeded."""
+    rng = np.random.default_rng(a.seed)
+    with h5py.File(a.out, "w") as f:
+        ex = f.create_group("examples")
+        for k in range(a.clients):
+            snips = []
+            for _ in range(int(rng.integers(max(1, a.snippets // 2), a.snippets * 3 // 2 + 1))):
+                n = int(rng.geometric(1.0 / 14))
+                words = [WORDS[int(i)] for i in rng.integers(0, len(WORDS), n)]
+                text = " ".join(words).capitalize() + str(rng.choice([".", "!", "?", ",", ";"]))
+                snips.append(text)
+            ex.create_group(f"{k:04d}_ROLE").create_dataset("snippets", data=snips, dtype=h5py.string_dtype())
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -461,6 +562,8 @@ def main():
     c.add_argument("--mpirun", default="mpirun")
     c.add_argument("--data", required=True)
     c.add_argument("--test-data", default="")
+    c.add_argument("--text-data", default="", help="Shakespeare-layout training file, for shakespeare_lstm")
+    c.add_argument("--text-test-data", default="")
     c.add_argument("--work-dir", required=True)
     c.add_argument("--models", default="softmax,2nn,cnn")
     c.add_argument("--rounds", default="", help="measured rounds per model, e.g. softmax=30,2nn=20,cnn=4")
@@ -487,13 +590,18 @@ def main():
     st.add_argument("--lr", type=float, default=0.05)
     st.add_argument("--threads", type=int, default=1)
     st.add_argument("--seconds", type=float, default=0.5)
+    mt = sub.add_parser("make-text", help="write a Shakespeare-layout file of generated snippets")
+    mt.add_argument("--out", required=True)
+    mt.add_argument("--clients", type=int, default=100)
+    mt.add_argument("--snippets", type=int, default=40, help="mean snippets per client")
+    mt.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     if a.cmd == "step" and os.environ.get("OPENBLAS_NUM_THREADS") != str(a.threads):
         # OpenBLAS (PyTorch's Linear layers) reads its thread count when torch is imported, and
         # torch.set_num_threads does not change it: start again with the count in the environment.
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads))
         os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env)
-    return {"run": run_main, "compare": compare_main, "step": step_main}[a.cmd](a)
+    return {"run": run_main, "compare": compare_main, "step": step_main, "make-text": make_text_main}[a.cmd](a)
 
 
 if __name__ == "__main__":
