@@ -742,15 +742,3 @@ int fm__cd_open_h5(const char *path, const fm_data_options *opt, fm_data_kind ki
   *out = cd;
   return FM_OK;
 }
-
-/* Every spec that no other source claims is a file path. */
-static int fm__h5_claims(const char *spec) {
-  (void)spec;
-  return 1;
-}
-
-static int fm__h5_open_spec(const char *spec, const fm_data_options *opt, fm_client_data **out) {
-  return fm__cd_open_h5(spec, opt, FM_DATA_XY, out);
-}
-
-const fm__cd_spec_source fm__cd_spec_h5 = {"hdf5", fm__h5_claims, fm__h5_open_spec};
