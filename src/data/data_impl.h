@@ -9,8 +9,8 @@
  * synth.c, writer.c, h5lock.c. A source never calls data.c; it reads and
  * fills the fields of the fm_client_data it builds.
  *
- * How to add a source (say "text", opened by fm_client_data_open_spec):
- *   1. Write src/data/source_text.c (CMake builds every .c file in src/data). In it:
+ * How to add a source (say "csv", opened by fm_client_data_open_spec):
+ *   1. Write src/data/source_csv.c (CMake builds every .c file in src/data). In it:
  *      - a struct for the source's own state, hung on cd->src;
  *      - a static const fm__cd_source_ops with at least the required slots
  *        (client_id, num_examples, total_examples, load, destroy) and the
@@ -20,10 +20,12 @@
  *        names, ndim/shape/num_features, num_classes, feats: see
  *        fm__cd_set_xy_features), cd->cache if its loads are worth caching,
  *        and on failure releases everything with fm__cd_free;
- *      - const fm__cd_spec_source fm__cd_spec_text = {"text", claims, open}
+ *      - const fm__cd_spec_source fm__cd_spec_csv = {"csv", claims, open}
  *        where claims(spec) says whether a --data argument is this source's.
- *   2. Add X(text) to FM__CD_SPEC_SOURCES below, before X(h5) (the file
- *      source takes every spec, so it stays last).
+ *   2. Add X(name) to FM__CD_SPEC_SOURCES below, before X(file) (the file
+ *      source, source_text.c's, takes every spec, so it stays last).
+ * The text source (source_text.c) is an example of a source over another
+ * one: it holds an HDF5 source opened FM_DATA_ANY and calls its ops.
  * A source that is not reached through a spec (as in-memory data) skips the
  * fm__cd_spec_source and gets a public constructor in data.c instead. */
 #ifndef FEDMPI_DATA_IMPL_H

@@ -1,5 +1,6 @@
 /* src/data/source_h5.c — the ClientData source for TFF's HDF5 layout
- * (/examples/<client_id>/<feature>), behind fm_client_data_open_kind.
+ * (/examples/<client_id>/<feature>), behind fm_client_data_open_kind (for
+ * training through source_text.c, which picks it or the text source).
  *
  * Opening reads only the index and metadata (client ids in HDF5 name order,
  * example counts, every client's feature names, dtypes and shapes, the root
