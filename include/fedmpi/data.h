@@ -102,7 +102,19 @@ typedef struct fm_feature_info {
  * (cannot open), FM_ERR_FORMAT (no /examples, a feature missing, first
  * dimensions of a client's features differ, per-example shapes differ
  * between clients, unsupported dtype, no clients, a client without
- * features). Not collective (every rank opens the file itself). */
+ * features). Not collective (every rank opens the file itself).
+ * Text (docs/data.md, "Text data"): with opt->tokenizer, client i's examples
+ * are the token rows of its string feature (opt->x_feature, else the
+ * tokenizer's default feature): x (R, L) float32 token ids, y (R, L) int32
+ * (the next id at each step), num_targets L, feature shape (L,), num_classes
+ * the tokenizer's vocab size; fm_client_data_x_feature and _y_feature name
+ * the string feature, the feature infos describe x float32 (L) and y int32
+ * (L). Without a tokenizer, a file that fails to open for training and whose
+ * only text is a string feature "snippets" (Shakespeare) is opened so with
+ * TFF's character tokenizer (L = 80), which reads every client's snippets to
+ * count their rows; a string feature "tokens" (Stack Overflow) fails with
+ * FM_ERR_FORMAT asking for a vocabulary. opt->y_feature does not apply to
+ * text (FM_ERR_INVALID_ARG). */
 FM_EXTERN int fm_client_data_open(const char *path, const fm_data_options *opt, fm_client_data **out);
 /* fm_client_data_open with an explicit kind: FM_DATA_XY is the same as
  * fm_client_data_open; FM_DATA_ANY opens any TFF file, e.g. Shakespeare's
@@ -124,8 +136,13 @@ FM_EXTERN uint64_t fm_client_data_total_examples(const fm_client_data *cd);
 /* Per-example feature shape of the x feature (ndim 0 if the file was opened
  * with FM_DATA_ANY and has no x feature). */
 FM_EXTERN void fm_client_data_feature_shape(const fm_client_data *cd, int *ndim, size_t shape[FM_MAX_DIMS]);
-/* Number of classes recorded in the file's root attribute "num_classes", or 0. */
+/* Number of classes recorded in the file's root attribute "num_classes", or 0.
+ * Text data: the tokenizer's ids (fm_tokenizer_vocab_size: 90, or V + 4). */
 FM_EXTERN size_t fm_client_data_num_classes(const fm_client_data *cd);
+/* Labels per example, T: 1 for label data (every file, in-memory and
+ * synthetic source), L for tokenised text (a label per time step). Loads
+ * give y (n, T) and set fm_examples.num_targets to it. 0 for NULL. */
+FM_EXTERN size_t fm_client_data_num_targets(const fm_client_data *cd);
 /* The path it was opened from ("<memory>" for in-memory data). */
 FM_EXTERN const char *fm_client_data_path(const fm_client_data *cd);
 /* Resolved x and y feature names, or NULL when there is none (FM_DATA_ANY).
@@ -145,7 +162,7 @@ FM_EXTERN const fm_feature_info *fm_client_data_feature_info(const fm_client_dat
  * FM_ERR_UNSUPPORTED if the file was opened without x or y (FM_DATA_ANY).
  * Served from the client cache when one is set (fm_client_data_set_cache_bytes). */
 FM_EXTERN int fm_client_data_load(const fm_client_data *cd, size_t i, fm_examples *out);
-/* As fm_client_data_load, but only the labels: out->x is NULL. Needs y only. */
+/* As fm_client_data_load, but only the labels, y (n, T): out->x is NULL. Needs y only. */
 FM_EXTERN int fm_client_data_load_labels(const fm_client_data *cd, size_t i, fm_examples *out);
 /* As fm_client_data_load, but a cache hit (or in-memory data) lends the
  * stored arrays instead of copying them: x and y are then read-only and stay
@@ -180,7 +197,8 @@ FM_EXTERN void fm_data_free(void *p);
 /* ---- bounded client cache ----------------------------------------------------
  * An optional least-recently-used cache of decoded clients (x as float32 and
  * y as int32, as fm_client_data_load returns them) per fm_client_data. The
- * bytes it holds (n * (D + 1) * 4 per client plus a small fixed overhead)
+ * bytes it holds (n * (D + T) * 4 per client plus a small fixed overhead, T
+ * labels per example)
  * never exceed the bound, whatever the population or the number of rounds: a
  * client larger than the bound is not cached, and entries being copied out
  * by another thread are never evicted (a new entry is then not inserted).
@@ -231,8 +249,10 @@ typedef struct fm_batch_iter {
 FM_EXTERN size_t fm_batch_iter_scratch(const fm_batching *b, size_t n);
 FM_EXTERN void fm_batch_iter_init(fm_batch_iter *it, const fm_batching *b, size_t n, uint32_t *order, uint64_t seed,
                                   uint64_t round, uint64_t client);
-/* Gather the next batch into xb (batch_size, D) and yb (batch_size): returns
- * its size, 0 when the stream is exhausted. */
+/* Gather the next batch into xb (batch_size, D) and yb (batch_size, T), T =
+ * max(1, ex->num_targets) labels per example (1 for label data, L for text),
+ * each example's T labels kept together and in order: returns its size, 0
+ * when the stream is exhausted. xb may be NULL (labels only). */
 FM_EXTERN size_t fm_batch_iter_next(fm_batch_iter *it, const fm_examples *ex, float *xb, int32_t *yb);
 
 /* ---- gamma and Dirichlet sampling ---------------------------------------------- */

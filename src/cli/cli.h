@@ -61,6 +61,28 @@ void cli_blas_warn(const cli_ctx *ctx);
  * one warning on rank 0 when a node runs more threads than it has CPUs. An
  * error is agreed and printed. */
 int cli_threads(cli_ctx *ctx, const char *cmd, int64_t requested, int *nt);
+/* Text data has a label per time step (fm_client_data_num_targets > 1): the
+ * models of this build predict one label per example, so such data is
+ * refused with FM_ERR_SPEC_MISMATCH naming the file, feature and model
+ * (batches of T labels would not fit their label buffers). */
+int cli_check_targets(const fm_client_data *cd, const char *model);
+/* The text options of train and eval (--vocab, --vocab-size, --seq-len) and
+ * the data they apply to. */
+typedef struct cli_text_opts {
+  const char *data;      /* --data (a synthetic spec or "" gets no tokenizer) */
+  const char *x_feature; /* --x-feature, or "" */
+  const char *vocab;     /* --vocab, or "" */
+  int64_t vocab_size;    /* --vocab-size */
+  int64_t seq_len;       /* --seq-len, 0: the tokenizer's */
+} cli_text_opts;
+/* At most one tokenizer for a run, before anything is written: --vocab's
+ * word count file; else, when data (opened FM_DATA_ANY) has no usable
+ * numeric input and a string feature 'tokens' (or the named --x-feature),
+ * the --vocab-size most frequent words of data; else, with --seq-len and a
+ * string feature 'snippets', Shakespeare's characters with that length.
+ * *out NULL when none applies (a snippets file then gets the library's
+ * default, L = 80). Errors name the file (missing or empty vocabulary). */
+int cli_text_tokenizer(const cli_text_opts *o, fm_tokenizer **out);
 /* Spec for a model from data: feature shape of the file and the number of classes. */
 int cli_input_spec(const fm_client_data *cd, int64_t num_classes_opt, fm_input_spec *spec);
 

@@ -8,7 +8,8 @@
 
 typedef struct eval_cfg {
   char weights[CLI_STR_MAX], data[CLI_STR_MAX], model[CLI_STR_MAX], x_feature[CLI_STR_MAX], y_feature[CLI_STR_MAX];
-  int64_t batch_size, threads, num_classes;
+  char vocab[CLI_STR_MAX];
+  int64_t batch_size, threads, num_classes, vocab_size, seq_len;
 } eval_cfg;
 
 #define OFF(f) offsetof(eval_cfg, f)
@@ -21,6 +22,13 @@ static const cli_opt eval_opts[] = {
     {"num-classes", CLI_INT, OFF(num_classes), "0", 0, 1e7, NULL, "C", "number of classes (0: from the file)"},
     {"x-feature", CLI_STR, OFF(x_feature), "", 0, 0, NULL, "NAME", "input feature (default: x, pixels or image)"},
     {"y-feature", CLI_STR, OFF(y_feature), "", 0, 0, NULL, "NAME", "label feature (default: y or label)"},
+    {"vocab", CLI_STR, OFF(vocab), "", 0, 0, NULL, "FILE",
+     "text data: word count file for a string feature of words (Stack Overflow's 'tokens'), 'word count' per "
+     "line, most frequent first (default: the --vocab-size most frequent words of --data, which differ from "
+     "training's unless --data is the training file: give training's --vocab)"},
+    {"vocab-size", CLI_INT, OFF(vocab_size), "10000", 1, 2.1e9, NULL, "V", "text data: words in the vocabulary"},
+    {"seq-len", CLI_INT, OFF(seq_len), "0", 0, 16777216, NULL, "L",
+     "text data: length of x and y per example (0: the tokenizer's, 80 characters or 20 words)"},
 };
 static const cli_command eval_cmd = {"eval", "fedmpi eval --weights FILE --data FILE [options]",
                                      "Evaluate a weights file on every client of a ClientData file (forward passes "
@@ -44,11 +52,21 @@ int cmd_eval(cli_ctx *ctx, int argc, char **argv) {
   float *w = NULL;
   fm_metrics m;
   fm_metrics_init(&m);
-  fm_data_options dopt = {.x_feature = c.x_feature[0] ? c.x_feature : NULL, .y_feature = c.y_feature[0] ? c.y_feature : NULL};
-  int rc = fm_client_data_open_spec(c.data, &dopt, &cd);
+  fm_tokenizer *tok = NULL;
+  const cli_text_opts text = {c.data, c.x_feature, c.vocab, c.vocab_size, c.seq_len};
+  int rc = cli_text_tokenizer(&text, &tok);
+  if (cli_agree(ctx, "eval", rc) != FM_OK) {
+    status = CLI_EXIT_USAGE;
+    goto done;
+  }
+  fm_data_options dopt = {.x_feature = c.x_feature[0] ? c.x_feature : NULL,
+                          .y_feature = c.y_feature[0] ? c.y_feature : NULL,
+                          .tokenizer = tok};
+  rc = fm_client_data_open_spec(c.data, &dopt, &cd);
   if (cli_agree(ctx, "eval", rc) != FM_OK) goto done;
   fm_input_spec spec;
-  rc = cli_input_spec(cd, c.num_classes, &spec);
+  rc = cli_check_targets(cd, c.model);
+  if (rc == FM_OK) rc = cli_input_spec(cd, c.num_classes, &spec);
   if (rc == FM_OK) rc = fm_model_create_by_name(c.model, &spec, &model);
   if (rc == FM_OK) {
     w = malloc(fm_layout_numel(fm_model_layout(model)) * sizeof *w);
@@ -72,5 +90,6 @@ done:
   free(w);
   fm_model_destroy(&model);
   fm_client_data_close(&cd);
+  fm_tokenizer_destroy(&tok); /* after the data that borrow it */
   return status;
 }

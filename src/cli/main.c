@@ -78,7 +78,53 @@ int cli_mkdirs(const char *path) {
   return 0;
 }
 
+int cli_check_targets(const fm_client_data *cd, const char *model) {
+  const size_t T = fm_client_data_num_targets(cd);
+  if (T <= 1) return FM_OK;
+  if (!model)
+    return fm_set_error(FM_ERR_SPEC_MISMATCH,
+                        "%s: text data has %zu labels per example (the next token at each step of '%s'); the models "
+                        "of this build predict one label per example",
+                        fm_client_data_path(cd), T, fm_client_data_x_feature(cd));
+  return fm_set_error(FM_ERR_SPEC_MISMATCH,
+                      "%s: text data has %zu labels per example (the next token at each step of '%s'); model '%s' "
+                      "predicts one label per example: text needs a sequence model",
+                      fm_client_data_path(cd), T, fm_client_data_x_feature(cd), model);
+}
+
+/* The reference client of cd (opened FM_DATA_ANY) has a string feature (n,) name. */
+static int cli_has_strings(const fm_client_data *cd, const char *name) {
+  for (size_t j = 0; j < fm_client_data_num_feature_infos(cd); j++) {
+    const fm_feature_info *f = fm_client_data_feature_info(cd, j);
+    if (!strcmp(f->name, name)) return f->dtype == FM_DTYPE_STRING && f->ndim == 0;
+  }
+  return 0;
+}
+
+int cli_text_tokenizer(const cli_text_opts *o, fm_tokenizer **out) {
+  *out = NULL;
+  const size_t V = (size_t)o->vocab_size, L = (size_t)o->seq_len;
+  if (o->vocab && o->vocab[0]) return fm_tokenizer_create_words_file(o->vocab, V, L, out);
+  if (!o->data || !o->data[0] || fm_synth_spec_is_synthetic(o->data)) return FM_OK;
+  fm_client_data *cd = NULL;
+  if (fm_client_data_open_kind(o->data, NULL, FM_DATA_ANY, &cd) != FM_OK) {
+    fm_clear_error(); /* not text, or not readable: opening it for training says which */
+    return FM_OK;
+  }
+  const char *named = o->x_feature && o->x_feature[0] ? o->x_feature : NULL;
+  const int numeric_x = !named && fm_client_data_x_feature(cd) != NULL;
+  const char *words = named ? named : "tokens";
+  int rc = FM_OK;
+  if (!numeric_x && cli_has_strings(cd, words) && strcmp(words, "snippets") != 0)
+    rc = fm_tokenizer_create_words_data(cd, words, V, L, out);
+  else if (!numeric_x && L > 0 && cli_has_strings(cd, "snippets"))
+    rc = fm_tokenizer_create_shakespeare(L, out);
+  fm_client_data_close(&cd);
+  return rc;
+}
+
 int cli_input_spec(const fm_client_data *cd, int64_t num_classes_opt, fm_input_spec *spec) {
+  FM_CALL_CLI(cli_check_targets(cd, NULL));
   int ndim;
   size_t shape[FM_MAX_DIMS];
   fm_client_data_feature_shape(cd, &ndim, shape);

@@ -29,7 +29,8 @@ typedef struct train_cfg {
   char resume[CLI_STR_MAX], algorithm[CLI_STR_MAX], aggregator[CLI_STR_MAX], metrics[CLI_STR_MAX];
   char assignment[CLI_STR_MAX], client_lr_schedule[CLI_STR_MAX], server_lr_schedule[CLI_STR_MAX];
   char client_optimizer[CLI_STR_MAX], server_optimizer[CLI_STR_MAX], client_opt[CLI_STR_MAX], server_opt[CLI_STR_MAX];
-  char dp_tree_participation[CLI_STR_MAX], metrics_aggregator[CLI_STR_MAX];
+  char dp_tree_participation[CLI_STR_MAX], metrics_aggregator[CLI_STR_MAX], vocab[CLI_STR_MAX];
+  int64_t vocab_size, seq_len;
   int64_t rounds, clients_per_round, epochs, batch_size, seed, threads, eval_every, eval_batch_size, num_classes;
   int64_t synth_clients, checkpoint_every, keep_checkpoints, eval_clients;
   int64_t max_examples_per_client, shuffle_buffer, cache_mb;
@@ -136,6 +137,15 @@ static cli_opt train_opts[] = {
      "number of classes (0: the file's num_classes attribute, else the largest label + 1)"},
     {"x-feature", CLI_STR, OFF(x_feature), "", 0, 0, NULL, "NAME", "feature holding the inputs (default: x, pixels or image)"},
     {"y-feature", CLI_STR, OFF(y_feature), "", 0, 0, NULL, "NAME", "feature holding the labels (default: y or label)"},
+    {"vocab", CLI_STR, OFF(vocab), "", 0, 0, NULL, "FILE",
+     "text data: word count file for a string feature of words (Stack Overflow's 'tokens'), 'word count' per "
+     "line, most frequent first, as TFF's load_word_counts reads it (default: the --vocab-size most frequent "
+     "words of --data, counted per client; --test-data uses the same vocabulary)"},
+    {"vocab-size", CLI_INT, OFF(vocab_size), "10000", 1, 2.1e9, NULL, "V",
+     "text data: words in the vocabulary (ids: pad 0, words 1..V, OOV, BOS, EOS)"},
+    {"seq-len", CLI_INT, OFF(seq_len), "0", 0, 16777216, NULL, "L",
+     "text data: length of x and y per example (0: the tokenizer's, 80 for Shakespeare's characters, 20 for "
+     "words); docs/data.md, \"Text data\""},
     {"metrics", CLI_STR, OFF(metrics), "", 0, 0, NULL, "LIST",
      "extra metrics, comma separated: top_k:K (top-K accuracy), recall (recall of every class, recall/<c>)"},
     {"max-examples-per-client", CLI_INT, OFF(max_examples_per_client), "0", 0, BIG, NULL, "N",
@@ -488,6 +498,7 @@ typedef struct train_run {
   int resuming;
   int nt;                                /* OpenMP threads per rank */
   fm_client_data *train, *test;          /* test: NULL without --test-data */
+  fm_tokenizer *tok;                     /* text data: --vocab, --vocab-size, --seq-len; NULL otherwise */
   uint64_t population;                   /* clients in train */
   fm_model *model;
   fm_input_spec spec;                    /* of --data, when check_model could read it */
@@ -550,6 +561,7 @@ static void train_run_free(train_run *run) {
   for (size_t i = 0; i < run->num_extra_metrics; i++) fm_metric_destroy(&run->extra_metrics[i]);
   fm_client_data_close(&run->train);
   fm_client_data_close(&run->test);
+  fm_tokenizer_destroy(&run->tok); /* after the data that borrow it */
   free(run->c);
   free(run);
 }
@@ -671,14 +683,22 @@ static void dp_params(const train_cfg *c, uint64_t n, double *q, double *delta) 
   *delta = c->dp_delta > 0 ? c->dp_delta : fmin(1e-5, 1.0 / (double)n);
 }
 
+/* How every data argument of the run is opened: the feature names and the
+ * text tokenizer (tok: NULL unless the data is text). */
+static fm_data_options data_options(const train_cfg *c, const fm_tokenizer *tok) {
+  fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL,
+                          .y_feature = c->y_feature[0] ? c->y_feature : NULL,
+                          .tokenizer = tok};
+  return dopt;
+}
+
 /* The number of clients the run will train on, before anything is written. */
-static int population_of(const train_cfg *c, uint64_t *n) {
+static int population_of(const train_cfg *c, const fm_tokenizer *tok, uint64_t *n) {
   if (!c->data[0]) {
     *n = (uint64_t)c->synth_clients;
     return FM_OK;
   }
-  fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL,
-                          .y_feature = c->y_feature[0] ? c->y_feature : NULL};
+  fm_data_options dopt = data_options(c, tok);
   fm_client_data *d = NULL;
   FM_CALL_CLI(fm_client_data_open_spec(c->data, &dopt, &d));
   *n = fm_client_data_num_clients(d);
@@ -699,7 +719,7 @@ static int mech_epsilon(const train_cfg *c, const dp_mech *m, double q, uint64_t
 
 /* The privacy options against the aggregator (z < 0: not DP): they need a DP
  * aggregator, and a target already exceeded by round 1 is refused. */
-static int check_privacy(const train_cfg *c, const dp_mech *m) {
+static int check_privacy(const train_cfg *c, const fm_tokenizer *tok, const dp_mech *m) {
   const int tree_part = strcmp(c->dp_tree_participation, "every-round") != 0;
   if (m->z < 0) {
     if (c->dp_target_epsilon > 0 || c->dp_delta > 0 || c->dp_q > 0 || tree_part)
@@ -716,7 +736,7 @@ static int check_privacy(const train_cfg *c, const dp_mech *m) {
                         c->aggregator);
   if (!(c->dp_target_epsilon > 0)) return FM_OK;
   uint64_t n = 0;
-  FM_CALL_CLI(population_of(c, &n));
+  FM_CALL_CLI(population_of(c, tok, &n));
   if (n == 0) return FM_OK; /* the data's own check reports it */
   double q, delta, eps, order;
   const double z = m->z;
@@ -756,12 +776,12 @@ static int check_metrics_aggregator(const train_cfg *c) {
 /* --aggregator's text, its values and its fit to --clients-per-round and
  * --weighting, and the privacy options, checked before anything is written.
  * *m gets the DP mechanism (z = -1: none). */
-static int check_aggregator(const train_cfg *c, dp_mech *m) {
+static int check_aggregator(const train_cfg *c, const fm_tokenizer *tok, dp_mech *m) {
   memset(m, 0, sizeof *m);
   m->z = -1;
   int mrc = check_metrics_aggregator(c);
   if (mrc != FM_OK) return mrc;
-  if (!strcmp(c->aggregator, "auto")) return check_privacy(c, m);
+  if (!strcmp(c->aggregator, "auto")) return check_privacy(c, tok, m);
   fm_aggregator *agg = NULL;
   int rc = fm_aggregator_create_from_spec(c->aggregator, &agg);
   if (rc == FM_OK) rc = fm_aggregator_check_cohort_size(agg, (size_t)c->clients_per_round);
@@ -773,7 +793,7 @@ static int check_aggregator(const train_cfg *c, dp_mech *m) {
   if (rc == FM_OK && !fm_aggregator_dp_params(agg, &m->z, NULL)) m->z = -1;
   if (rc == FM_OK && m->z >= 0) m->tree = fm_aggregator_dp_tree(agg, &m->warmup, &m->period);
   fm_aggregator_destroy(&agg);
-  return rc == FM_OK ? check_privacy(c, m) : rc;
+  return rc == FM_OK ? check_privacy(c, tok, m) : rc;
 }
 
 /* --model, built on the data's input spec (the generated data's without
@@ -785,11 +805,15 @@ static int check_model(train_run *run) {
   const train_cfg *c = run->c;
   fm_input_spec spec;
   if (c->data[0]) {
-    fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL,
-                            .y_feature = c->y_feature[0] ? c->y_feature : NULL};
+    fm_data_options dopt = data_options(c, run->tok);
     fm_client_data *d = NULL;
     if (fm_client_data_open_spec(c->data, &dopt, &d) != FM_OK) return FM_OK;
-    int rc = cli_input_spec(d, c->num_classes, &spec);
+    int rc = cli_check_targets(d, c->model); /* text: refused here, before --out is made */
+    if (rc != FM_OK) {
+      fm_client_data_close(&d);
+      return rc;
+    }
+    rc = cli_input_spec(d, c->num_classes, &spec);
     fm_client_data_close(&d);
     if (rc != FM_OK) return FM_OK;
     run->spec = spec;
@@ -809,7 +833,9 @@ static int check_model(train_run *run) {
 static int train_setup_output(train_run *run) {
   cli_ctx *ctx = run->ctx;
   train_cfg *c = run->c;
-  if (cli_agree(ctx, "train", check_aggregator(c, &run->mech)) != FM_OK) return CLI_EXIT_USAGE;
+  const cli_text_opts text = {c->data, c->x_feature, c->vocab, c->vocab_size, c->seq_len};
+  if (cli_agree(ctx, "train", cli_text_tokenizer(&text, &run->tok)) != FM_OK) return CLI_EXIT_USAGE;
+  if (cli_agree(ctx, "train", check_aggregator(c, run->tok, &run->mech)) != FM_OK) return CLI_EXIT_USAGE;
   if (cli_agree(ctx, "train", check_model(run)) != FM_OK) return CLI_EXIT_USAGE;
   run->dp = run->mech.z >= 0;
   if (cli_threads(ctx, "train", c->threads, &run->nt) != FM_OK) return CLI_EXIT_FAILURE;
@@ -872,7 +898,7 @@ static int train_plan_rounds(train_run *run) {
 static int train_setup_data(train_run *run) {
   cli_ctx *ctx = run->ctx;
   const train_cfg *c = run->c;
-  fm_data_options dopt = {.x_feature = c->x_feature[0] ? c->x_feature : NULL, .y_feature = c->y_feature[0] ? c->y_feature : NULL};
+  fm_data_options dopt = data_options(c, run->tok);
   int rc = fm_client_data_open_spec(c->data, &dopt, &run->train);
   if (cli_agree(ctx, "train", rc) != FM_OK) return CLI_EXIT_FAILURE;
   rc = c->test_data[0] ? fm_client_data_open_spec(c->test_data, &dopt, &run->test) : FM_OK;

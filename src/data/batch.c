@@ -9,7 +9,8 @@
  * shuffle: fill the buffer with the first examples, then repeatedly emit a
  * uniformly chosen buffer slot and refill it with the next example.
  * Batches are consecutive stream positions and may span epochs; the last one
- * may be shorter.
+ * may be shorter. An example's T labels (ex->num_targets: 1, or L for text)
+ * travel with it: yb is (batch, T).
  *
  * Deliberately does not allocate (the caller owns order[], xb and yb) and
  * does not drop the remainder batch (TFF keeps it). */
@@ -83,7 +84,7 @@ size_t fm_batch_iter_next(fm_batch_iter *it, const fm_examples *ex, float *xb, i
            ex ? ex->n : (size_t)0, it->n);
     return 0;
   }
-  size_t D = ex->num_features;
+  const size_t D = ex->num_features, T = ex->num_targets > 1 ? ex->num_targets : 1;
   uint64_t left = it->total - it->pos;
   size_t m = left < (uint64_t)it->b.batch_size ? (size_t)left : it->b.batch_size;
   for (size_t j = 0; j < m; j++) {
@@ -91,7 +92,10 @@ size_t fm_batch_iter_next(fm_batch_iter *it, const fm_examples *ex, float *xb, i
     size_t k = (size_t)(it->pos - (it->epoch_end - it->n)); /* position within this pass */
     size_t idx = it->order ? it->order[k] : k;
     if (xb && ex->x) memcpy(xb + j * D, ex->x + idx * D, D * sizeof *xb);
-    yb[j] = ex->y[idx];
+    if (T == 1)
+      yb[j] = ex->y[idx];
+    else
+      memcpy(yb + j * T, ex->y + idx * T, T * sizeof *yb);
     it->pos++;
   }
   return m;

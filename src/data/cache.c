@@ -1,7 +1,8 @@
 /* src/data/cache.c — the bounded least-recently-used cache of decoded clients
  * behind fm_client_data_set_cache_bytes.
  *
- * Entries (one client's x (n, D) float32 and y (n) int32, in one allocation
+ * Entries (one client's x (n, D) float32 and y (n, T) int32, T labels per
+ * example as the source gives them (1, or L for text), in one allocation
  * with its header) sit in a hash table keyed by client index and on a doubly
  * linked recency list. The accounted bytes (fm__cache_entry_bytes: data plus
  * header plus the entry's share of the hash table) never exceed the limit:
@@ -22,13 +23,13 @@
 
 typedef struct fm__centry {
   size_t key;                 /* client index */
-  size_t n, D, bytes;         /* accounted bytes */
+  size_t n, D, T, bytes;      /* examples, features, labels per example, accounted bytes */
   unsigned pins;              /* threads copying out of it or borrowing it */
   struct fm__cache *cache;    /* for fm__cache_release */
   struct fm__centry *prev, *next; /* recency list: head = most recent */
   struct fm__centry *hnext;   /* hash chain */
   float *x;                   /* (n, D), inside this allocation */
-  int32_t *y;                 /* (n) */
+  int32_t *y;                 /* (n, T) */
 } fm__centry;
 
 struct fm__cache {
@@ -40,11 +41,11 @@ struct fm__cache {
   size_t nbuckets; /* power of two, or 0 */
 };
 
-size_t fm__cache_entry_bytes(size_t n, size_t D) {
+size_t fm__cache_entry_bytes(size_t n, size_t D, size_t T) {
   /* header (rounded to 64) + x + y + two hash-table pointers (the table has
    * fewer than 2 buckets per entry beyond its first 64) */
   size_t hdr = (sizeof(fm__centry) + 63) / 64 * 64;
-  return hdr + n * D * sizeof(float) + n * sizeof(int32_t) + 2 * sizeof(fm__centry *);
+  return hdr + n * D * sizeof(float) + n * T * sizeof(int32_t) + 2 * sizeof(fm__centry *);
 }
 
 int fm__cache_create(fm__cache **out) {
@@ -177,17 +178,18 @@ int fm__cache_get(fm__cache *c, size_t i, int want_x, fm_examples *out) {
   /* Copy out unlocked: the pin keeps the entry alive. */
   int rc = FM_OK;
   float *x = NULL;
-  int32_t *y = fm__malloc(e->n * sizeof *y);
+  int32_t *y = fm__malloc(e->n * e->T * sizeof *y);
   if (want_x) x = fm__malloc(e->n * e->D * sizeof *x);
   if (!y || (want_x && !x)) {
     fm__free(x);
     fm__free(y);
     rc = FM_ERR_NOMEM;
   } else {
-    memcpy(y, e->y, e->n * sizeof *y);
+    memcpy(y, e->y, e->n * e->T * sizeof *y);
     if (want_x) memcpy(x, e->x, e->n * e->D * sizeof *x);
     out->n = e->n;
     out->num_features = e->D;
+    out->num_targets = e->T;
     out->x = x;
     out->y = y;
   }
@@ -200,6 +202,7 @@ int fm__cache_borrow(fm__cache *c, size_t i, fm_examples *out) {
   if (!e) return 0;
   out->n = e->n;
   out->num_features = e->D;
+  out->num_targets = e->T;
   out->x = e->x;
   out->y = e->y;
   out->owner_ = e;
@@ -210,7 +213,8 @@ void fm__cache_release(void *owner) { fm__unpin(owner); }
 
 void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex) {
   if (!ex || !ex->x || !ex->y) return;
-  const size_t need = fm__cache_entry_bytes(ex->n, ex->num_features);
+  const size_t T = ex->num_targets > 1 ? ex->num_targets : 1;
+  const size_t need = fm__cache_entry_bytes(ex->n, ex->num_features, T);
   pthread_mutex_lock(&c->mu);
   int skip = need > c->limit || fm__find(c, i) != NULL;
   pthread_mutex_unlock(&c->mu);
@@ -219,18 +223,19 @@ void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex) {
   /* Build the entry unlocked: header, x, y in one block. */
   size_t hdr = (sizeof(fm__centry) + 63) / 64 * 64;
   size_t xs = ex->n * ex->num_features * sizeof(float);
-  fm__centry *e = fm__try_malloc(hdr + xs + ex->n * sizeof(int32_t));
+  fm__centry *e = fm__try_malloc(hdr + xs + ex->n * T * sizeof(int32_t));
   if (!e) return; /* a cache that cannot allocate simply does not cache */
   memset(e, 0, sizeof *e);
   e->key = i;
   e->cache = c;
   e->n = ex->n;
   e->D = ex->num_features;
+  e->T = T;
   e->bytes = need;
   e->x = (float *)((char *)e + hdr);
   e->y = (int32_t *)((char *)e + hdr + xs);
   memcpy(e->x, ex->x, xs);
-  memcpy(e->y, ex->y, ex->n * sizeof(int32_t));
+  memcpy(e->y, ex->y, ex->n * T * sizeof(int32_t));
 
   pthread_mutex_lock(&c->mu);
   if (need > c->limit || fm__find(c, i) || !fm__make_room(c, need)) {

@@ -44,6 +44,7 @@ static int fm__cd_attach(int rc, fm_client_data *cd, fm_client_data **out) {
     fm__cd_free(cd);
     return rc;
   }
+  if (cd->num_targets == 0) cd->num_targets = 1; /* one label per example */
   *out = cd;
   return FM_OK;
 }
@@ -59,7 +60,7 @@ int fm_client_data_open_kind(const char *path, const fm_data_options *opt, fm_da
   FM_CHECK(kind == FM_DATA_XY || kind == FM_DATA_ANY, FM_ERR_INVALID_ARG,
            "fm_client_data_open_kind: unknown kind %d (FM_DATA_XY or FM_DATA_ANY)", (int)kind);
   fm_client_data *cd = NULL;
-  int rc = fm__cd_open_h5(path, opt, kind, &cd);
+  int rc = kind == FM_DATA_XY ? fm__cd_open_file(path, opt, &cd) : fm__cd_open_h5(path, opt, kind, &cd);
   return fm__cd_attach(rc, cd, out);
 }
 
@@ -149,6 +150,8 @@ void fm_client_data_feature_shape(const fm_client_data *cd, int *ndim, size_t sh
 
 size_t fm_client_data_num_classes(const fm_client_data *cd) { return cd ? cd->num_classes : 0; }
 
+size_t fm_client_data_num_targets(const fm_client_data *cd) { return cd ? cd->num_targets : 0; }
+
 const char *fm_client_data_path(const fm_client_data *cd) { return cd ? cd->path : NULL; }
 
 const char *fm_client_data_x_feature(const fm_client_data *cd) { return cd ? cd->x_name : NULL; }
@@ -182,6 +185,7 @@ static int fm__load(const fm_client_data *cd, size_t i, int want_x, int share, f
   const size_t n = cd->ops->num_examples(cd, i);
   out->n = n;
   out->num_features = cd->num_features;
+  out->num_targets = cd->num_targets;
   if (n == 0) return FM_OK;
   if (share && cd->ops->lend) return cd->ops->lend(cd, i, out);
   if (share && cd->cache && fm__cache_borrow(cd->cache, i, out)) return FM_OK;
@@ -221,7 +225,7 @@ int fm_client_data_scan_num_classes(const fm_client_data *cd, size_t *num_classe
   for (size_t i = 0; i < cd->num_clients; i++) {
     fm_examples ex;
     FM_CALL(fm__load(cd, i, 0, 0, &ex));
-    for (size_t r = 0; r < ex.n; r++)
+    for (size_t r = 0; r < ex.n * ex.num_targets; r++)
       if (ex.y[r] > mx) mx = ex.y[r];
     fm_examples_free(&ex);
   }
@@ -242,10 +246,10 @@ int fm_client_data_load_strings(const fm_client_data *cd, size_t i, const char *
   return cd->ops->load_strings(cd, i, feature, out, count);
 }
 
-/* Client i's n examples x (n, D), y (n) as feature "x" (float32 values) or
- * "y" (int32 labels), converted to `as` into buf (count values). */
-static int fm__xy_feature(const fm_client_data *cd, size_t i, const float *x, const int32_t *y, size_t n,
-                          const char *feat, fm_dtype as, void *buf, size_t count) {
+/* Client i's examples x (n, D), y (n, T) as feature "x" (float32 values) or
+ * "y" (int32 labels), converted to `as` into buf (count values: n D or n T). */
+static int fm__xy_feature(const fm_client_data *cd, size_t i, const float *x, const int32_t *y, const char *feat,
+                          fm_dtype as, void *buf, size_t count) {
   const int is_x = strcmp(feat, "x") == 0;
   if (is_x) {
     if (as == FM_DTYPE_FLOAT32) {
@@ -258,6 +262,7 @@ static int fm__xy_feature(const fm_client_data *cd, size_t i, const float *x, co
     }
     return FM_OK;
   }
+  const size_t n = count; /* labels: n examples times T */
   int64_t *tmp = fm__malloc((n ? n : 1) * sizeof *tmp);
   if (!tmp) return FM_ERR_NOMEM;
   for (size_t k = 0; k < n; k++) tmp[k] = y[k];
@@ -280,12 +285,12 @@ static int fm__load_xy_feature(const fm_client_data *cd, size_t i, const char *f
   FM_CHECK(!strcmp(feature, "x") || !strcmp(feature, "y"), FM_ERR_FORMAT,
            "%s: client '%s': no feature '%s' (it has 'x', 'y')", path, id, feature);
   const size_t n = cd->ops->num_examples(cd, i);
-  const size_t c = n * (strcmp(feature, "x") == 0 ? cd->num_features : 1);
+  const size_t c = n * (strcmp(feature, "x") == 0 ? cd->num_features : cd->num_targets);
   void *buf = fm__malloc((c ? c : 1) * fm__dtype_size(as));
   FM_CHECK(buf != NULL, FM_ERR_NOMEM, "%s: client '%s': out of memory", path, id);
   fm_examples ex;
   int rc = fm__load(cd, i, 1, 1, &ex);
-  if (rc == FM_OK) rc = fm__xy_feature(cd, i, ex.x, ex.y, n, feature, as, buf, c);
+  if (rc == FM_OK) rc = fm__xy_feature(cd, i, ex.x, ex.y, feature, as, buf, c);
   fm_examples_free(&ex);
   if (rc != FM_OK) {
     fm__free(buf);

@@ -9,8 +9,8 @@
  * synth.c, writer.c, h5lock.c. A source never calls data.c; it reads and
  * fills the fields of the fm_client_data it builds.
  *
- * How to add a source (say "text", opened by fm_client_data_open_spec):
- *   1. Write src/data/source_text.c (CMake builds every .c file in src/data). In it:
+ * How to add a source (say "csv", opened by fm_client_data_open_spec):
+ *   1. Write src/data/source_csv.c (CMake builds every .c file in src/data). In it:
  *      - a struct for the source's own state, hung on cd->src;
  *      - a static const fm__cd_source_ops with at least the required slots
  *        (client_id, num_examples, total_examples, load, destroy) and the
@@ -20,10 +20,12 @@
  *        names, ndim/shape/num_features, num_classes, feats: see
  *        fm__cd_set_xy_features), cd->cache if its loads are worth caching,
  *        and on failure releases everything with fm__cd_free;
- *      - const fm__cd_spec_source fm__cd_spec_text = {"text", claims, open}
+ *      - const fm__cd_spec_source fm__cd_spec_csv = {"csv", claims, open}
  *        where claims(spec) says whether a --data argument is this source's.
- *   2. Add X(text) to FM__CD_SPEC_SOURCES below, before X(h5) (the file
- *      source takes every spec, so it stays last).
+ *   2. Add X(name) to FM__CD_SPEC_SOURCES below, before X(file) (the file
+ *      source, source_text.c's, takes every spec, so it stays last).
+ * The text source (source_text.c) is an example of a source over another
+ * one: it holds an HDF5 source opened FM_DATA_ANY and calls its ops.
  * A source that is not reached through a spec (as in-memory data) skips the
  * fm__cd_spec_source and gets a public constructor in data.c instead. */
 #ifndef FEDMPI_DATA_IMPL_H
@@ -56,6 +58,8 @@ struct fm_client_data {
   size_t shape[FM_MAX_DIMS];
   size_t num_features;          /* D = prod(shape) */
   size_t num_classes;           /* the file's "num_classes", the generator's C, or 0 */
+  size_t num_targets;           /* T labels per example: 1 for label data, L for tokenised text; a source
+                                 * that leaves it 0 gets 1 (fm__cd_attach), and loads set out->num_targets */
 };
 
 /* What a kind of client data must (or may) do. data.c checks i < num_clients
@@ -106,7 +110,7 @@ typedef struct fm__cd_spec_source {
  * claims the spec opens it. The file source claims everything: keep it last. */
 #define FM__CD_SPEC_SOURCES(X) \
   X(synthetic)                 \
-  X(h5)
+  X(file)
 
 #define FM__CD_DECLARE_SPEC_SOURCE(name) extern const fm__cd_spec_source fm__cd_spec_##name;
 FM__CD_SPEC_SOURCES(FM__CD_DECLARE_SPEC_SOURCE)
@@ -114,6 +118,15 @@ FM__CD_SPEC_SOURCES(FM__CD_DECLARE_SPEC_SOURCE)
 
 /* source_h5.c: TFF's HDF5 layout. path, out non-NULL; kind checked. */
 int fm__cd_open_h5(const char *path, const fm_data_options *opt, fm_data_kind kind, fm_client_data **out);
+/* source_text.c: a ClientData file opened for training (FM_DATA_XY, and the
+ * "file" spec source): the text source over the HDF5 source when
+ * opt->tokenizer is set or the file holds Shakespeare's snippets and no
+ * numbers, else the HDF5 source as fm__cd_open_h5. path, out non-NULL. */
+int fm__cd_open_file(const char *path, const fm_data_options *opt, fm_client_data **out);
+
+/* text.c: the token rows string s gives (characters ceil((bytes + 2) / (L + 1)),
+ * words 1), as fm_tokenizer_encode counts them. */
+size_t fm__tokenizer_rows(const fm_tokenizer *t, const char *s);
 /* source_memory.c: a copy of the caller's arrays (fm_client_data_from_memory). */
 int fm__cd_open_memory(size_t num_clients, const char *const *ids, const size_t *counts, const float *x,
                        const int32_t *y, int ndim, const size_t *shape, fm_client_data **out);
@@ -136,8 +149,9 @@ void fm__cd_feats_free(fm_client_data *cd);
  * per-example shape) and "y" (int32), as dimensions, names and feature infos.
  * FM_ERR_NOMEM (no message set) if an allocation failed; the caller frees cd. */
 int fm__cd_set_xy_features(fm_client_data *cd, int ndim, const size_t *shape);
-/* Allocate out->y (n) and, if want_x, out->x (n, D) for client i, with the
- * message naming the client if memory runs out. */
+/* Allocate out->y (n, T), T = max(1, out->num_targets), and, if want_x,
+ * out->x (n, D) for client i, with the message naming the client if memory
+ * runs out. */
 int fm__cd_alloc_examples(const fm_client_data *cd, size_t i, int want_x, fm_examples *out);
 /* Bytes of one value of a type fm_client_data_load_feature converts to
  * (float32, float64, int32, int64, uint8); 0 for any other. */
@@ -155,12 +169,14 @@ int fm__cache_create(fm__cache **out);
 void fm__cache_destroy(fm__cache *c);
 /* Change the bound; evicts unpinned entries until the bytes fit. */
 void fm__cache_set_limit(fm__cache *c, size_t bytes);
-/* Bytes an entry of n examples with D features takes. */
-size_t fm__cache_entry_bytes(size_t n, size_t D);
-/* Copy client i out of the cache into out (x too if want_x): 1 if it was
- * there, 0 if not (out untouched), FM_ERR_NOMEM. Thread-safe. */
+/* Bytes an entry of n examples with D features and T labels each takes. */
+size_t fm__cache_entry_bytes(size_t n, size_t D, size_t T);
+/* Copy client i out of the cache into out (x too if want_x; y (n, T) and
+ * out->num_targets = T as stored): 1 if it was there, 0 if not (out
+ * untouched), FM_ERR_NOMEM. Thread-safe. */
 int fm__cache_get(fm__cache *c, size_t i, int want_x, fm_examples *out);
-/* Offer a copy of client i's examples (x and y); silently not kept if it is
+/* Offer a copy of client i's examples (x (n, D) and y (n, T), T =
+ * max(1, ex->num_targets)); silently not kept if it is
  * larger than the bound, already cached, or room cannot be made. */
 void fm__cache_put(fm__cache *c, size_t i, const fm_examples *ex);
 /* A hit lends the entry (pinned): out->x, out->y point into it and

@@ -60,9 +60,10 @@ int fm__cd_alloc_examples(const fm_client_data *cd, size_t i, int want_x, fm_exa
     FM_CHECK(out->x != NULL, FM_ERR_NOMEM, "%s: client '%s': out of memory for %zu x %zu features", cd->path,
              fm__cd_id(cd, i), n, D);
   }
-  out->y = fm__malloc(n * sizeof *out->y);
+  const size_t T = out->num_targets > 1 ? out->num_targets : 1;
+  out->y = fm__malloc(n * T * sizeof *out->y);
   FM_CHECK(out->y != NULL, FM_ERR_NOMEM, "%s: client '%s': out of memory for %zu labels", cd->path,
-           fm__cd_id(cd, i), n);
+           fm__cd_id(cd, i), n * T);
   return FM_OK;
 }
 

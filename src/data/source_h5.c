@@ -1,5 +1,6 @@
 /* src/data/source_h5.c — the ClientData source for TFF's HDF5 layout
- * (/examples/<client_id>/<feature>), behind fm_client_data_open_kind.
+ * (/examples/<client_id>/<feature>), behind fm_client_data_open_kind (for
+ * training through source_text.c, which picks it or the text source).
  *
  * Opening reads only the index and metadata (client ids in HDF5 name order,
  * example counts, every client's feature names, dtypes and shapes, the root
@@ -742,15 +743,3 @@ int fm__cd_open_h5(const char *path, const fm_data_options *opt, fm_data_kind ki
   *out = cd;
   return FM_OK;
 }
-
-/* Every spec that no other source claims is a file path. */
-static int fm__h5_claims(const char *spec) {
-  (void)spec;
-  return 1;
-}
-
-static int fm__h5_open_spec(const char *spec, const fm_data_options *opt, fm_client_data **out) {
-  return fm__cd_open_h5(spec, opt, FM_DATA_XY, out);
-}
-
-const fm__cd_spec_source fm__cd_spec_h5 = {"hdf5", fm__h5_claims, fm__h5_open_spec};

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data_impl.h"
 #include "fedmpi/text.h"
 #include "internal.h"
 
@@ -491,6 +492,8 @@ static size_t fm__rows_of(const fm_tokenizer *t, const char *s) {
   size_t n = strlen(s), w = t->seq_len + 1;
   return n / w + (n % w + 2 + w - 1) / w; /* ceil((n + 2) / w) without overflow */
 }
+
+size_t fm__tokenizer_rows(const fm_tokenizer *t, const char *s) { return fm__rows_of(t, s); }
 
 /* Characters: the padded sequence [BOS] ids [EOS] 0..., rows of L + 1 from row0. */
 static void fm__encode_chars(const fm_tokenizer *t, const char *s, int32_t *x, int32_t *y, size_t rows) {

@@ -26,6 +26,11 @@ root attributes, as in TFF's files):
   shakespeare.h5   snippets: variable-length UTF-8 str (N) only; ids are play
                    characters with quotes, commas, spaces; one empty client;
                    snippets with non-ASCII text, an empty string, a newline
+  stackoverflow.h5 tokens: variable-length UTF-8 str (N), title str (N),
+                   tags str (N) as TFF's file; client 'u2' empty, an empty
+                   sentence and a double space in 'u1'
+  stackoverflow_counts.txt  the word count file for it ('word count' lines,
+                   most frequent first, as TFF's load_word_counts reads)
   fed_cifar100.h5  image uint8 (N, 32, 32, 3), label int64, coarse_label
                    int64; ids "0".."11" (sorted as strings: 0, 1, 10, 11, 2,
                    ...); client "3" empty
@@ -192,6 +197,28 @@ def shakespeare(path):
                              shape=(len(snips),))
 
 
+STACKOVERFLOW = {
+    "u0": ["how to sort a list in python", "the list is sorted"],
+    "u1": ["", "what is  a pointer", "to be or not to be"],
+    "u2": [],
+}
+STACKOVERFLOW_COUNTS = "a 5\nto 4\nlist 3\nthe 3\nis 2\nbe 2\npython 1\n"
+
+
+def stackoverflow(path, counts_path):
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("examples")
+        for cid, sents in STACKOVERFLOW.items():
+            g = ex.create_group(cid)
+            st = h5py.string_dtype("utf-8")
+            g.create_dataset("tokens", data=np.array(sents, dtype=object), dtype=st, shape=(len(sents),))
+            g.create_dataset("title", data=np.array(["t"] * len(sents), dtype=object), dtype=st, shape=(len(sents),))
+            g.create_dataset("tags", data=np.array(["python"] * len(sents), dtype=object), dtype=st,
+                             shape=(len(sents),))
+    with open(counts_path, "w") as f:
+        f.write(STACKOVERFLOW_COUNTS)
+
+
 def fed_cifar100(path):
     # client id str(k): n = 0 for k == 3 else 1 + k % 3;
     # image[i, r, c, ch] = (k * 7 + i * 3 + r + c + ch) % 256; label = (k * 11 + i) % 100;
@@ -291,6 +318,7 @@ def main():
     bad_label(p("bad_label.h5"))
     fed_emnist_digitsonly(p("fed_emnist_digitsonly.h5"))
     shakespeare(p("shakespeare.h5"))
+    stackoverflow(p("stackoverflow.h5"), p("stackoverflow_counts.txt"))
     fed_cifar100(p("fed_cifar100.h5"))
     nan_file(p("nan.h5"))
     float64_file(p("inf64.h5"), "inf")

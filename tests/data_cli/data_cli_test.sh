@@ -208,8 +208,44 @@ nan_train)
   cp fx/inf64.h5 inf64.h5
   expect_error 2 "inf64.h5: client 'a': feature 'x' has a non-finite value at example 1" \
     train --data inf64.h5 --clients-per-round 1 --rounds 1 --num-classes 2 --out o
-  expect_error 2 "shakespeare.h5: client 'ALLS_WELL_THAT_ENDS_WELL_HELENA': no x feature" \
-    train --data fx/shakespeare.h5 --out o
+  # snippets open as text (80 labels per example), which a one-label model cannot take
+  expect_error 2 "shakespeare.h5: text data has 80 labels per example" train --data fx/shakespeare.h5 --out o_text
+  [ ! -e o_text ] || fail "a refused text run created its --out"
+  ;;
+text)
+  # text options of train and eval (docs/data.md "Text data"): every refusal before anything is written
+  py=$(h5py_python)
+  [ -n "$py" ] || { echo "note: no python3 with h5py; skipped"; echo "PASS [$scenario]"; exit 0; }
+  "$py" "$here/../data/make_h5_fixtures.py" fx >/dev/null || fail "fixture script"
+  expect_error 2 "cannot open vocabulary file 'missing.txt'" train --data fx/stackoverflow.h5 --vocab missing.txt \
+    --out o
+  [ ! -e o ] || fail "--vocab missing.txt: --out created"
+  : >empty.txt
+  expect_error 2 "empty.txt: empty vocabulary file" train --data fx/stackoverflow.h5 --vocab empty.txt --out o
+  [ ! -e o ] || fail "--vocab empty.txt: --out created"
+  printf '[train]\nvocab = missing.txt\n' >text.ini
+  expect_error 2 "cannot open vocabulary file 'missing.txt'" train --config text.ini --data fx/stackoverflow.h5 \
+    --out o
+  [ ! -e o ] || fail "vocab = missing.txt in a config file: --out created"
+  expect_error 2 "cannot open vocabulary file 'missing.txt'" eval --weights none.h5 --data fx/stackoverflow.h5 \
+    --vocab missing.txt
+  # the tokenizer reaches the data: --seq-len, --vocab, the training file's own words
+  expect_error 2 "fx/shakespeare.h5: text data has 10 labels per example (the next token at each step of 'snippets')" \
+    train --data fx/shakespeare.h5 --seq-len 10 --out o
+  expect_error 2 "fx/stackoverflow.h5: text data has 20 labels per example (the next token at each step of 'tokens')" \
+    train --data fx/stackoverflow.h5 --vocab fx/stackoverflow_counts.txt --out o
+  expect_error 2 "text data has 5 labels per example" train --data fx/stackoverflow.h5 --vocab-size 3 --seq-len 5 \
+    --test-data fx/stackoverflow.h5 --out o
+  expect_error 2 "model 'cnn' predicts one label per example" train --data fx/shakespeare.h5 --model cnn --out o
+  expect_error 2 "text data has 80 labels per example" eval --weights none.h5 --data fx/shakespeare.h5
+  [ ! -e o ] || fail "a refused text run created its --out"
+  # a string feature named where numbers are expected: file, client, feature
+  expect_error 1 "fx/emnist.h5: client 'f0000_14': no feature 'snippets'" train --data fx/emnist.h5 \
+    --x-feature snippets --out o2
+  expect_error 1 "fx/string_x.h5: client 'c0': feature 'x' has string dtype" train --data fx/string_x.h5 --out o3
+  # data info reads the file as it is
+  info_has fx/stackoverflow.h5 "^  tokens +string +\(\)$"
+  info_has fx/shakespeare.h5 "^tokens      snippets as TFF's Shakespeare task: 90 ids"
   ;;
 fashion_mnist)
   if [ ! -r $FMNIST/train-images-idx3-ubyte.gz ]; then

@@ -1,7 +1,8 @@
 /* tests/unit/test_data_batch.c — shuffle -> repeat(epochs) -> batch(B):
  * counts, every example exactly once per epoch, batches spanning epochs,
  * determinism per (seed, round, client), distinct streams for distinct
- * clients/rounds, identity order without shuffling, empty clients. */
+ * clients/rounds, identity order without shuffling, empty clients, T labels
+ * per example (yb (B, T), labels following their example). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -247,6 +248,47 @@ static void test_shuffle_buffer(void **state) {
   assert_memory_equal(a, c, sizeof a);
 }
 
+/* T = 3 labels per example (a label per time step): yb is (B, T), each
+ * example's labels together, in order, beside its features, and the example
+ * order is the T = 1 stream's (shuffled and not, batches across epochs). */
+static void test_several_targets(void **state) {
+  (void)state;
+  enum { N = 11, T = 3, E = 2, B = 4 };
+  float x[2 * N], xb[2 * B];
+  int32_t y1[N], y3[N * T], yb[B * T], ref[E * N];
+  fm_examples one = make_examples(N, x, y1);
+  for (int i = 0; i < N; i++)
+    for (int t = 0; t < T; t++) y3[i * T + t] = 100 * i + t; /* example i's labels: 100 i, 100 i + 1, 100 i + 2 */
+  fm_examples ex = {.n = N, .num_features = 2, .x = x, .y = y3, .num_targets = T};
+  for (int shuffle = 0; shuffle <= 1; shuffle++) {
+    fm_batching b = {.epochs = E, .batch_size = B, .shuffle = shuffle};
+    run_stream(&b, &one, 7, 2, 5, ref, NULL); /* the order of the examples with one label each */
+    uint32_t order[N];
+    fm_batch_iter it;
+    fm_batch_iter_init(&it, &b, N, order, 7, 2, 5);
+    size_t m, pos = 0, moved = 0;
+    while ((m = fm_batch_iter_next(&it, &ex, xb, yb)) > 0) {
+      for (size_t j = 0; j < m; j++, pos++) {
+        const int i = (int)xb[2 * j]; /* the example, from its features */
+        assert_int_equal(i, ref[pos]);
+        assert_true(xb[2 * j + 1] == -(float)i);
+        for (int t = 0; t < T; t++) assert_int_equal(yb[j * T + t], 100 * i + t);
+        moved += i != (int)(pos % N);
+      }
+    }
+    assert_int_equal(pos, E * N);
+    if (shuffle) assert_true(moved > 0); else assert_int_equal(moved, 0);
+  }
+  /* num_targets 0 and 1 both mean one label: the same batches as before */
+  fm_batching b = {.epochs = 1, .batch_size = B, .shuffle = 1};
+  one.num_targets = 1;
+  int32_t out[N];
+  run_stream(&b, &one, 3, 1, 1, out, NULL);
+  one.num_targets = 0;
+  run_stream(&b, &one, 3, 1, 1, ref, NULL);
+  assert_memory_equal(out, ref, sizeof out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_counts),
@@ -256,6 +298,7 @@ int main(void) {
       cmocka_unit_test(test_empty_client_and_edge_cases),
       cmocka_unit_test(test_max_examples_cap),
       cmocka_unit_test(test_shuffle_buffer),
+      cmocka_unit_test(test_several_targets),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
