@@ -61,11 +61,11 @@ void cli_blas_warn(const cli_ctx *ctx);
  * one warning on rank 0 when a node runs more threads than it has CPUs. An
  * error is agreed and printed. */
 int cli_threads(cli_ctx *ctx, const char *cmd, int64_t requested, int *nt);
-/* Text data has a label per time step (fm_client_data_num_targets > 1): the
- * models of this build predict one label per example, so such data is
- * refused with FM_ERR_SPEC_MISMATCH naming the file, feature and model
- * (batches of T labels would not fit their label buffers). */
-int cli_check_targets(const fm_client_data *cd, const char *model);
+/* The labels per example of cd against what model m trains on
+ * (fm_model_num_targets): a label per time step (tokenised text) needs a
+ * sequence model and a sequence model needs it; a model without labels (the
+ * autoencoder) takes any. FM_ERR_SPEC_MISMATCH naming the file and the model. */
+int cli_check_targets(const fm_client_data *cd, const fm_model *m);
 /* The text options of train and eval (--vocab, --vocab-size, --seq-len) and
  * the data they apply to. */
 typedef struct cli_text_opts {

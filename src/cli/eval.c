@@ -65,9 +65,9 @@ int cmd_eval(cli_ctx *ctx, int argc, char **argv) {
   rc = fm_client_data_open_spec(c.data, &dopt, &cd);
   if (cli_agree(ctx, "eval", rc) != FM_OK) goto done;
   fm_input_spec spec;
-  rc = cli_check_targets(cd, c.model);
-  if (rc == FM_OK) rc = cli_input_spec(cd, c.num_classes, &spec);
+  rc = cli_input_spec(cd, c.num_classes, &spec);
   if (rc == FM_OK) rc = fm_model_create_by_name(c.model, &spec, &model);
+  if (rc == FM_OK) rc = cli_check_targets(cd, model);
   if (rc == FM_OK) {
     w = malloc(fm_layout_numel(fm_model_layout(model)) * sizeof *w);
     rc = w ? fm_weights_load(c.weights, fm_model_layout(model), w) : fm_set_error(FM_ERR_NOMEM, "out of memory");

@@ -78,18 +78,19 @@ int cli_mkdirs(const char *path) {
   return 0;
 }
 
-int cli_check_targets(const fm_client_data *cd, const char *model) {
-  const size_t T = fm_client_data_num_targets(cd);
-  if (T <= 1) return FM_OK;
-  if (!model)
+int cli_check_targets(const fm_client_data *cd, const fm_model *m) {
+  const size_t T = fm_client_data_num_targets(cd), mt = fm_model_num_targets(m);
+  if (mt == 0 || mt == (T ? T : 1)) return FM_OK;
+  if (T > 1)
     return fm_set_error(FM_ERR_SPEC_MISMATCH,
-                        "%s: text data has %zu labels per example (the next token at each step of '%s'); the models "
-                        "of this build predict one label per example",
-                        fm_client_data_path(cd), T, fm_client_data_x_feature(cd));
+                        "%s: text data has %zu labels per example (the next token at each step of '%s'), but model "
+                        "'%s' is a classifier with one label per example: text needs a sequence model such as "
+                        "shakespeare_lstm or stackoverflow_nwp, or a stack ending in 'lstm(U,sequences),dense'",
+                        fm_client_data_path(cd), T, fm_client_data_x_feature(cd), fm_model_type(m));
   return fm_set_error(FM_ERR_SPEC_MISMATCH,
-                      "%s: text data has %zu labels per example (the next token at each step of '%s'); model '%s' "
-                      "predicts one label per example: text needs a sequence model",
-                      fm_client_data_path(cd), T, fm_client_data_x_feature(cd), model);
+                      "%s: the data has %zu label(s) per example, but model '%s' predicts a label at each of %zu time "
+                      "steps: it needs tokenised text (Shakespeare's 'snippets', Stack Overflow's 'tokens')",
+                      fm_client_data_path(cd), T ? T : 1, fm_model_type(m), mt);
 }
 
 /* The reference client of cd (opened FM_DATA_ANY) has a string feature (n,) name. */
@@ -124,7 +125,6 @@ int cli_text_tokenizer(const cli_text_opts *o, fm_tokenizer **out) {
 }
 
 int cli_input_spec(const fm_client_data *cd, int64_t num_classes_opt, fm_input_spec *spec) {
-  FM_CALL_CLI(cli_check_targets(cd, NULL));
   int ndim;
   size_t shape[FM_MAX_DIMS];
   fm_client_data_feature_shape(cd, &ndim, shape);

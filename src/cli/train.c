@@ -808,16 +808,25 @@ static int check_model(train_run *run) {
     fm_data_options dopt = data_options(c, run->tok);
     fm_client_data *d = NULL;
     if (fm_client_data_open_spec(c->data, &dopt, &d) != FM_OK) return FM_OK;
-    int rc = cli_check_targets(d, c->model); /* text: refused here, before --out is made */
+    int rc = cli_input_spec(d, c->num_classes, &spec);
     if (rc != FM_OK) {
       fm_client_data_close(&d);
-      return rc;
+      return FM_OK;
     }
-    rc = cli_input_spec(d, c->num_classes, &spec);
-    fm_client_data_close(&d);
-    if (rc != FM_OK) return FM_OK;
     run->spec = spec;
     run->have_spec = 1;
+    fm_model *m = NULL;
+    rc = fm_model_create_by_name(c->model, &spec, &m);
+    if (rc == FM_ERR_SPEC_MISMATCH && fm_client_data_num_targets(d) > 1) { /* e.g. --model cnn on text */
+      char why[1024];
+      snprintf(why, sizeof why, "%s", fm_last_error());
+      rc = fm_set_error(rc, "%s holds text ('%s' tokenised into rows of %zu ids), which model '%s' cannot take: %s",
+                        fm_client_data_path(d), fm_client_data_x_feature(d), spec.num_features, c->model, why);
+    }
+    if (rc == FM_OK) rc = cli_check_targets(d, m); /* text to a classifier, images to an LSTM: before --out */
+    fm_model_destroy(&m);
+    fm_client_data_close(&d);
+    return rc;
   } else {
     fm_synth_options o;
     fm_synth_defaults(&o);
@@ -826,6 +835,11 @@ static int check_model(train_run *run) {
   }
   fm_model *m = NULL;
   int rc = fm_model_create_by_name(c->model, &spec, &m);
+  if (rc == FM_OK && fm_model_num_targets(m) > 1)
+    rc = fm_set_error(FM_ERR_SPEC_MISMATCH,
+                      "the generated Synthetic data (no --data) has one label per example, but model '%s' predicts a "
+                      "label at each of %zu time steps: give it tokenised text with --data",
+                      fm_model_type(m), fm_model_num_targets(m));
   fm_model_destroy(&m);
   return rc;
 }

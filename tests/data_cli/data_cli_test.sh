@@ -236,7 +236,16 @@ text)
     train --data fx/stackoverflow.h5 --vocab fx/stackoverflow_counts.txt --out o
   expect_error 2 "text data has 5 labels per example" train --data fx/stackoverflow.h5 --vocab-size 3 --seq-len 5 \
     --test-data fx/stackoverflow.h5 --out o
-  expect_error 2 "model 'cnn' predicts one label per example" train --data fx/shakespeare.h5 --model cnn --out o
+  expect_error 2 "fx/shakespeare.h5 holds text ('snippets' tokenised into rows of 80 ids), which model 'cnn' cannot take" \
+    train --data fx/shakespeare.h5 --model cnn --out o
+  expect_error 2 "but model 'softmax' is a classifier with one label per example" train --data fx/shakespeare.h5 \
+    --model softmax --out o
+  expect_error 2 "needs token ids, a flat (T) input per example, but gets (28, 28, 1) (image data?" train \
+    --data fx/emnist.h5 --model 'stack:embedding(8,mask_zero),lstm(16,sequences),dense' --out o
+  expect_error 2 "has one label per example, but model 'stack:embedding(8,mask_zero),lstm(4,sequences),dense' predicts a label at each of 60 time steps" \
+    train --model 'stack:embedding(8,mask_zero),lstm(4,sequences),dense' --out o
+  expect_error 2 "shakespeare_lstm: input must be rows of character ids" train --data fx/emnist.h5 \
+    --model shakespeare_lstm --out o
   expect_error 2 "text data has 80 labels per example" eval --weights none.h5 --data fx/shakespeare.h5
   [ ! -e o ] || fail "a refused text run created its --out"
   # a string feature named where numbers are expected: file, client, feature
