@@ -49,3 +49,11 @@ rank_pids() {
     [ -n "$r" ] && echo "$r $p"
   done
 }
+
+# a python3 that has h5py (FEDMPI_PYTHON, python3, /usr/bin/python3), or empty
+h5py_python() {
+  local p
+  for p in "${FEDMPI_PYTHON:-}" python3 /usr/bin/python3; do
+    [ -n "$p" ] && "$p" -c "import h5py, numpy" >/dev/null 2>&1 && { echo "$p"; return; }
+  done
+}

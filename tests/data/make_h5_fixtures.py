@@ -26,6 +26,8 @@ root attributes, as in TFF's files):
   shakespeare.h5   snippets: variable-length UTF-8 str (N) only; ids are play
                    characters with quotes, commas, spaces; one empty client;
                    snippets with non-ASCII text, an empty string, a newline
+  plays_train.h5, plays_test.h5  Shakespeare's layout to train on: 12 and 4
+                   roles speaking famous lines (some joined past 81 chars)
   stackoverflow.h5 tokens: variable-length UTF-8 str (N), title str (N),
                    tags str (N) as TFF's file; client 'u2' empty, an empty
                    sentence and a double space in 'u1'
@@ -197,6 +199,35 @@ def shakespeare(path):
                              shape=(len(snips),))
 
 
+PLAY_LINES = [
+    "To be, or not to be, that is the question:", "Whether 'tis nobler in the mind to suffer",
+    "The slings and arrows of outrageous fortune,", "Or to take arms against a sea of troubles",
+    "Now is the winter of our discontent", "Made glorious summer by this sun of York;",
+    "All the world's a stage, and all the men and women merely players;", "Friends, Romans, countrymen, lend me your ears;",
+    "I come to bury Caesar, not to praise him.", "If music be the food of love, play on;",
+    "Shall I compare thee to a summer's day?", "Thou art more lovely and more temperate:",
+    "What's in a name? That which we call a rose", "By any other word would smell as sweet;",
+    "The quality of mercy is not strain'd,", "It droppeth as the gentle rain from heaven",
+    "Once more unto the breach, dear friends, once more;", "Cry 'Havoc!', and let slip the dogs of war,",
+]
+
+
+def shakespeare_plays(path, clients, seed):
+    """A Shakespeare-layout file to train on: each client ("role") speaks 2 to 9 lines of PLAY_LINES, some
+    joined into one long snippet (several rows of 81), seeded, so the next character is learnable."""
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("examples")
+        for k in range(clients):
+            snips = []
+            for _ in range(int(rng.integers(2, 10))):
+                i = int(rng.integers(0, len(PLAY_LINES) - 1))
+                snips.append(PLAY_LINES[i] + (" " + PLAY_LINES[i + 1] if rng.random() < 0.3 else ""))
+            g = ex.create_group(f"PLAY_{k:02d}_ROLE")
+            g.create_dataset("snippets", data=np.array(snips, dtype=object), dtype=h5py.string_dtype("utf-8"),
+                             shape=(len(snips),))
+
+
 STACKOVERFLOW = {
     "u0": ["how to sort a list in python", "the list is sorted"],
     "u1": ["", "what is  a pointer", "to be or not to be"],
@@ -318,6 +349,8 @@ def main():
     bad_label(p("bad_label.h5"))
     fed_emnist_digitsonly(p("fed_emnist_digitsonly.h5"))
     shakespeare(p("shakespeare.h5"))
+    shakespeare_plays(p("plays_train.h5"), 12, 1)
+    shakespeare_plays(p("plays_test.h5"), 4, 2)
     stackoverflow(p("stackoverflow.h5"), p("stackoverflow_counts.txt"))
     fed_cifar100(p("fed_cifar100.h5"))
     nan_file(p("nan.h5"))

@@ -34,13 +34,6 @@ with op(prefix + "-labels") as f:
 PY
 }
 
-# a python3 that has h5py (FEDMPI_PYTHON, python3, /usr/bin/python3), or empty
-h5py_python() {
-  local p
-  for p in "${FEDMPI_PYTHON:-}" python3 /usr/bin/python3; do
-    [ -n "$p" ] && "$p" -c "import h5py, numpy" >/dev/null 2>&1 && { echo "$p"; return; }
-  done
-}
 
 # info_has FILE LINE_REGEX: `data info FILE` prints a line matching LINE_REGEX
 info_has() {
@@ -255,6 +248,86 @@ text)
   # data info reads the file as it is
   info_has fx/stackoverflow.h5 "^  tokens +string +\(\)$"
   info_has fx/shakespeare.h5 "^tokens      snippets as TFF's Shakespeare task: 90 ids"
+  ;;
+text_train)
+  # TFF's text and autoencoder baselines train end to end through mpiexec on
+  # h5py-written files of TFF's layouts, and report their tasks' metrics
+  py=$(h5py_python)
+  [ -n "$py" ] || fail "no python3 with h5py and numpy (scripts/install-deps installs python3-h5py)"
+  "$py" "$here/../data/make_h5_fixtures.py" fx >/dev/null || fail "fixture script"
+  expect_ok 2 train --data fx/plays_train.h5 --test-data fx/plays_test.h5 --model shakespeare_lstm --rounds 6 \
+    --clients-per-round 6 --batch-size 4 --client-lr 1 --eval-every 6 --out shk --seed 3
+  grep -q "model shakespeare_lstm (820522 parameters), 12 clients" out.txt || { cat out.txt; fail "shakespeare_lstm header"; }
+  "$py" - shk/metrics.csv <<'PY' || fail "shakespeare_lstm: the loss did not fall, or a metric is missing"
+import csv, math, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+loss = [float(r["client_work/train/loss"]) for r in rows]
+print("losses", loss)
+assert len(rows) == 6 and loss[-1] < loss[0] - 0.5, loss
+assert float(rows[0]["client_work/train/loss"]) > 3.0  # from about ln(90) = 4.5
+for r in rows:  # tokens are counted, pads excluded; accuracy over them
+    assert int(r["client_work/train/num_tokens"]) > 10 * int(r["client_work/train/num_examples"]), r
+    assert 0 <= float(r["client_work/train/accuracy"]) <= 1
+ev = rows[-1]
+acc = float(ev["evaluation/client_work/eval/current_round_metrics/accuracy"])
+assert acc > 0.05, acc  # above chance (about 1/40) after 6 short rounds
+assert float(ev["evaluation/client_work/eval/current_round_metrics/loss"]) < loss[0] - 0.5
+PY
+  # fedmpi eval of the weights gives the run's final evaluation
+  expect_ok 2 eval --weights shk/weights.h5 --data fx/plays_test.h5 --model shakespeare_lstm
+  want=$("$py" -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1])))[-1]; print("%.6f" % float(r["evaluation/client_work/eval/current_round_metrics/accuracy"]))' shk/metrics.csv)
+  grep -q "accuracy $want" out.txt || { cat out.txt; fail "eval accuracy is not the run's final $want"; }
+  grep -q "num_tokens " out.txt || fail "eval: no num_tokens"
+  # Stack Overflow with TFF's word-count file: 7 words, so 11 ids and 2,122,099 parameters, and its task's metrics
+  expect_ok 2 train --data fx/stackoverflow.h5 --vocab fx/stackoverflow_counts.txt --model stackoverflow_nwp \
+    --rounds 2 --clients-per-round 2 --out so
+  grep -q "model stackoverflow_nwp (2122099 parameters)" out.txt || { cat out.txt; fail "stackoverflow_nwp header"; }
+  for m in num_tokens accuracy accuracy_without_out_of_vocab accuracy_without_out_of_vocab_or_end_of_sentence; do
+    head -1 so/metrics.csv | tr ',' '\n' | grep -qx "client_work/train/$m" || fail "stackoverflow_nwp: no $m"
+  done
+  # the EMNIST autoencoder: MSE against the pixels, its labels unread
+  expect_ok 2 train --data fx/emnist.h5 --model emnist_autoencoder --rounds 3 --clients-per-round 2 --out ae
+  grep -q "model emnist_autoencoder (2837314 parameters)" out.txt || { cat out.txt; fail "emnist_autoencoder header"; }
+  "$py" - ae/metrics.csv <<'PY' || fail "emnist_autoencoder metrics"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+for r in rows:
+    mse, mae = float(r["client_work/train/mean_squared_error"]), float(r["client_work/train/mean_absolute_error"])
+    loss = float(r["client_work/train/loss"])
+    assert 0 < mse and 0 < mae and mae * mae <= mse * (1 + 1e-6), r  # Jensen: mean |e| squared <= mean e^2
+    assert abs(mse - loss) <= 1e-6 * loss, r  # the metric is Keras's MSE, the loss is the same mean
+    assert "client_work/train/accuracy" not in r
+PY
+  ;;
+text_layouts)
+  # shakespeare_lstm and emnist_cnn_dropout: 1-4 ranks x 1-2 threads, both
+  # assignments, bit-identical weights and metrics (exact sums; dropout masks
+  # keyed by seed, round, client and step)
+  py=$(h5py_python)
+  [ -n "$py" ] || fail "no python3 with h5py and numpy (scripts/install-deps installs python3-h5py)"
+  "$py" "$here/../data/make_h5_fixtures.py" fx >/dev/null || fail "fixture script"
+  for model in shakespeare_lstm emnist_cnn_dropout; do
+    if [ $model = shakespeare_lstm ]; then
+      args=(--data fx/plays_train.h5 --test-data fx/plays_test.h5 --rounds 3 --clients-per-round 5 --batch-size 4)
+    else
+      args=(--data fx/fed_emnist_digitsonly.h5 --rounds 2 --clients-per-round 3 --batch-size 8)
+    fi
+    ref=""
+    for layout in "1 1" "2 1" "3 1" "4 1" "1 2" "2 2"; do
+      read -r np nt <<<"$layout"
+      for assign in shard balanced; do
+        out=$model-$np-$nt-$assign
+        expect_ok "$np" train --model $model "${args[@]}" --threads "$nt" --assignment $assign --seed 5 \
+          --eval-every 1 --out "$out" --quiet
+        if [ -z "$ref" ]; then
+          ref=$out
+        else
+          same_weights "$ref/weights.h5" "$out/weights.h5"
+          same_metrics "$ref/metrics.csv" "$out/metrics.csv"
+        fi
+      done
+    done
+  done
   ;;
 fashion_mnist)
   if [ ! -r $FMNIST/train-images-idx3-ubyte.gz ]; then

@@ -147,6 +147,37 @@ dropout_state)
   same_weights ref/weights.h5 run/weights.h5
   same_metrics ref/metrics.csv run/metrics.csv
   ;;
+baselines_state)
+  # TFF's baselines shakespeare_lstm (an LSTM over h5py-written Shakespeare
+  # text) and emnist_cnn_dropout: stopping at round 3, or kill -9 mid-run,
+  # then resuming ends bit-identical to the uninterrupted run
+  py=$(h5py_python)
+  [ -n "$py" ] || fail "no python3 with h5py and numpy (scripts/install-deps installs python3-h5py)"
+  "$py" "$here/../data/make_h5_fixtures.py" fx >/dev/null || fail "fixture script"
+  for model in shakespeare_lstm emnist_cnn_dropout; do
+    rm -rf ref run
+    if [ $model = shakespeare_lstm ]; then
+      br=(--model $model --data fx/plays_train.h5 --clients-per-round 4 --batch-size 4 --client-lr 1)
+    else
+      br=(--model $model --data fx/fed_emnist_digitsonly.h5 --clients-per-round 3 --batch-size 8)
+    fi
+    br+=(--momentum 0.9 --checkpoint-every 2 --quiet --seed 11)
+    expect_ok 2 train --out ref --rounds 8 "${br[@]}"
+    expect_ok 1 train --out run --rounds 3 "${br[@]}"
+    expect_ok 2 train --resume run --rounds 8
+    same_weights ref/weights.h5 run/weights.h5
+    same_train_metrics ref/metrics.csv run/metrics.csv
+    rm -rf run
+    FEDMPI_DEBUG_CHECKPOINT_PAUSE_MS=150 start_bg 2 train --out run --rounds 8 "${br[@]}"
+    wait_for "run/checkpoints/ckpt_00000004.h5" 120 || { cat bg.err; fail "$model: no checkpoint of round 4"; }
+    kill_all "$bg"
+    no_leftovers run
+    [ ! -e run/weights.h5 ] || fail "$model: the run ended before the kill"
+    expect_ok 2 train --resume run --rounds 8
+    same_weights ref/weights.h5 run/weights.h5
+    same_metrics ref/metrics.csv run/metrics.csv
+  done
+  ;;
 kill9)
   reference 14
   RANDOM=7 # the moments are random but the same each time the test runs
