@@ -519,6 +519,10 @@ def print_table(rows, order, a):
     heads = [f"{k} {w}" for k, w in order]
     print(f"\nFedAvg, {a.clients_per_round} clients/round, {a.epochs} epoch(s), batch {a.batch_size}, lr {a.lr}; "
           f"median seconds per round after {a.warmup} warm-up round(s), {a.repeats} repeat(s)")
+    for r in rows:
+        if r["model"] in MODEL_SETTINGS:
+            ms = MODEL_SETTINGS[r["model"]]
+            print(f"({r['model']}: batch {ms['batch_size']}, lr {ms['lr']}, as TFF's task)")
     print(f"{'model':8} {'rounds':>6} " + " ".join(f"{h:>14}" for h in heads) +
           f" {'speedup':>8} {'target':>7} {'met':>4} {'acc fedmpi':>10} {'acc torch':>9} {'other':>6}")
     for r in rows:

@@ -6,11 +6,12 @@
  * row, which sgemm reads and writes through its leading dimension (T * 4U or
  * T * U), so no buffer is ever transposed to time-major:
  *   forward:  z (N*T, 4U) = b; z += x (N*T, IN) @ Wx          ONE sgemm
- *             per step t: z_t (N, 4U) += h_{t-1} (N, U) @ Wh   one sgemm
+ *             per step t: z_t (N, 4U) += h_{t-1} (N, U) @ Wh   one product
+ *             (fm__rec_gemm: a kernel of its own up to 16 rows, else sgemm)
  *             then one fused pass over the N rows of 4U contiguous gates
  *             (activations in place, c_t, tanh(c_t), h_t)
  *   backward: per step t from T - 1 down: one fused pass giving dz_t and
- *             dc_{t-1}, then dh_{t-1} (N, U) = dz_t @ Wh^T     one sgemm
+ *             dc_{t-1}, then dh_{t-1} (N, U) = dz_t @ Wh^T     one product
  *             after the loop, over all N * T positions at once:
  *             dWx += x^T dz, dWh += h_prev^T dz, dx = dz Wx^T  three sgemms
  * The cache keeps h_{t-1} and c_{t-1} as they ENTER each step (h_prev,
@@ -66,6 +67,98 @@ size_t fm__lstm_cache_floats(size_t N, size_t T, size_t U) { return N * T * 7 * 
 
 size_t fm__lstm_scratch_floats(size_t N, size_t T, size_t U) { return N * T * 4 * U + 2 * N * U + 4 * U * U; }
 
+/* ---- the recurrent product for small batches ------------------------------------
+ * C (N, M) += A (N, K) @ B (K, M), B row-major and contiguous, N small (a
+ * client's batch: 4 for Shakespeare, 16 for Stack Overflow). sgemm packs B
+ * on every call, and with N = 4 rows that copy of the 1 MB recurrent kernel
+ * took a third of a Shakespeare training step (perf, OpenBLAS 0.3.21,
+ * Cooperlake); here B is streamed once per 4 rows and never copied.
+ *
+ * Every C element is C + A[r][0] B[0][j] + A[r][1] B[1][j] + ..., added in
+ * order of k, each product rounded then added (ISO C's default
+ * -ffp-contract=off: no fused multiply-add), so the result is the same
+ * bits whichever of the clones below runs, on any x86 CPU: they differ only
+ * in how many lanes they add at once. The clones are GCC's function
+ * multi-versioning, chosen once at load time by the CPU's features. */
+typedef float fm__v16 __attribute__((vector_size(64)));
+
+/* unaligned loads and stores as macros: a vector passed by value would change the ABI between clones */
+#define FM__LD16(v, p) memcpy(&(v), (p), sizeof(fm__v16))
+#define FM__ST16(p, v) memcpy((p), &(v), sizeof(fm__v16))
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FM_NO_CLONES)
+#define FM__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FM__CLONES
+#endif
+
+FM__CLONES
+static void fm__gemm_small(float *C, size_t ldc, const float *A, size_t lda, const float *B, size_t N, size_t K,
+                           size_t M) {
+  size_t r = 0;
+  for (; r + 4 <= N; r += 4) { /* 4 rows at once: each B row read once for all four */
+    const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    float *c0 = C + r * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+    size_t j = 0;
+    for (; j + 32 <= M; j += 32) {
+      fm__v16 x0, y0, x1, y1, x2, y2, x3, y3, p, q;
+      FM__LD16(x0, c0 + j), FM__LD16(y0, c0 + j + 16), FM__LD16(x1, c1 + j), FM__LD16(y1, c1 + j + 16);
+      FM__LD16(x2, c2 + j), FM__LD16(y2, c2 + j + 16), FM__LD16(x3, c3 + j), FM__LD16(y3, c3 + j + 16);
+      for (size_t k = 0; k < K; k++) {
+        const float *b = B + k * M + j;
+        FM__LD16(p, b), FM__LD16(q, b + 16);
+        x0 += a0[k] * p, y0 += a0[k] * q;
+        x1 += a1[k] * p, y1 += a1[k] * q;
+        x2 += a2[k] * p, y2 += a2[k] * q;
+        x3 += a3[k] * p, y3 += a3[k] * q;
+      }
+      FM__ST16(c0 + j, x0), FM__ST16(c0 + j + 16, y0), FM__ST16(c1 + j, x1), FM__ST16(c1 + j + 16, y1);
+      FM__ST16(c2 + j, x2), FM__ST16(c2 + j + 16, y2), FM__ST16(c3 + j, x3), FM__ST16(c3 + j + 16, y3);
+    }
+    for (; j < M; j++) { /* a tail narrower than 32 columns */
+      float s0 = c0[j], s1 = c1[j], s2 = c2[j], s3 = c3[j];
+      for (size_t k = 0; k < K; k++) {
+        float bk = B[k * M + j];
+        s0 += a0[k] * bk, s1 += a1[k] * bk, s2 += a2[k] * bk, s3 += a3[k] * bk;
+      }
+      c0[j] = s0, c1[j] = s1, c2[j] = s2, c3[j] = s3;
+    }
+  }
+  for (; r < N; r++) { /* the last 1 to 3 rows, one at a time, the same order of k */
+    const float *a = A + r * lda;
+    float *c = C + r * ldc;
+    size_t j = 0;
+    for (; j + 32 <= M; j += 32) {
+      fm__v16 x, y, p, q;
+      FM__LD16(x, c + j), FM__LD16(y, c + j + 16);
+      for (size_t k = 0; k < K; k++) {
+        FM__LD16(p, B + k * M + j), FM__LD16(q, B + k * M + j + 16);
+        x += a[k] * p, y += a[k] * q;
+      }
+      FM__ST16(c + j, x), FM__ST16(c + j + 16, y);
+    }
+    for (; j < M; j++) {
+      float sum = c[j];
+      for (size_t k = 0; k < K; k++) sum += a[k] * B[k * M + j];
+      c[j] = sum;
+    }
+  }
+}
+
+/* Rows up to which the small kernel beats sgemm (above it sgemm's packing pays off). */
+#define FM__SMALL_ROWS 16
+
+/* C (N, M) += A (N, K) @ B (K, M): the small kernel for a client's batch, sgemm beyond. */
+static void fm__rec_gemm(float *C, size_t ldc, const float *A, size_t lda, const float *B, size_t N, size_t K,
+                         size_t M) {
+  if (N <= FM__SMALL_ROWS) {
+    fm__gemm_small(C, ldc, A, lda, B, N, K, M);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)N, (blasint)M, (blasint)K, 1.0f, A, (blasint)lda, B,
+              (blasint)M, 1.0f, C, (blasint)ldc);
+}
+
 static inline float fm__sigm(float x) {
   if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
   float e = expf(x);
@@ -100,9 +193,7 @@ void fm__lstm_forward(float *out, float *cache, const float *x, const uint8_t *m
   }
   for (size_t t = 0; t < T; t++) {
     /* z_t (N, 4U) += h_{t-1} (N, U) @ Wh (U, 4U); rows T apart. h_{-1} = 0. */
-    if (t > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)N, (blasint)G, (blasint)U, 1.0f,
-                  v.h_prev + t * U, (blasint)(T * U), Wh, (blasint)G, 1.0f, v.gates + t * G, (blasint)(T * G));
+    if (t > 0) fm__rec_gemm(v.gates + t * G, T * G, v.h_prev + t * U, T * U, Wh, N, U, G);
     for (size_t n = 0; n < N; n++) {
       size_t r = n * T + t;
       const float *hp = v.h_prev + r * U, *cp = v.c_prev + r * U;
@@ -167,9 +258,7 @@ void fm__lstm_backward(float *dx, float *dWx, float *dWh, float *db, float *scra
       memset(dhn, 0, U * sizeof *dhn); /* h_{t-1} gets only dz_t Wh^T, added below */
     }
     /* dh_{t-1} (N, U) += dz_t (N, 4U) @ Wh^T (4U, U); masked rows add dz = 0 */
-    if (t > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)N, (blasint)U, (blasint)G, 1.0f, dz + t * G,
-                  (blasint)(T * G), WhT, (blasint)U, 1.0f, dh, (blasint)U);
+    if (t > 0) fm__rec_gemm(dh, U, dz + t * G, T * G, WhT, N, G, U);
   }
   /* dWx (IN, 4U) += x^T (IN, N*T) @ dz (N*T, 4U) */
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)IN, (blasint)G, (blasint)NT, 1.0f, x, (blasint)IN, dz,

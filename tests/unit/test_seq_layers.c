@@ -472,6 +472,16 @@ static void test_lstm_bptt(void **state) {
     lstm_case(1, 1, 2, 2, seq, NULL); /* one step */
     lstm_case(2, 7, 3, 5, seq, NULL);
   }
+  /* the recurrent product's paths (lstm.c fm__rec_gemm): 4-row blocks and
+   * single rows, 32-column vectors and a scalar tail (U = 9: 4U = 36), and
+   * sgemm beyond 16 rows */
+  uint8_t m6[6 * 4];
+  for (size_t i = 0; i < sizeof m6; i++) m6[i] = (uint8_t)(i % 7 != 3);
+  for (int seq = 0; seq < 2; seq++) {
+    lstm_case(6, 4, 3, 9, seq, m6);
+    lstm_case(4, 3, 2, 8, seq, NULL); /* 4U = 32 and U = 8: vectors only forward, scalars backward */
+    lstm_case(17, 2, 2, 8, seq, NULL);
+  }
 }
 
 /* Keras's gate order i, f, c, o: two steps of a one-unit LSTM, the expected
