@@ -66,6 +66,28 @@ wait_for() { # wait_for GLOB SECONDS
   return 1
 }
 
+# stop_kill_resume ARGS...: 8 rounds of `train ARGS` (checkpoints every 2
+# rounds) against the same run stopped after round 3 and resumed, and against
+# it killed with SIGKILL after its round-4 checkpoint and resumed: the same
+# weights and metrics bit for bit
+stop_kill_resume() {
+  rm -rf ref run
+  expect_ok 2 train --out ref --rounds 8 "$@"
+  expect_ok 1 train --out run --rounds 3 "$@"
+  expect_ok 2 train --resume run --rounds 8
+  same_weights ref/weights.h5 run/weights.h5
+  same_train_metrics ref/metrics.csv run/metrics.csv
+  rm -rf run
+  FEDMPI_DEBUG_CHECKPOINT_PAUSE_MS=150 start_bg 2 train --out run --rounds 8 "$@"
+  wait_for "run/checkpoints/ckpt_00000004.h5" 120 || { cat bg.err; fail "$*: no checkpoint of round 4"; }
+  kill_all "$bg"
+  no_leftovers run
+  [ ! -e run/weights.h5 ] || fail "$*: the run ended before the kill"
+  expect_ok 2 train --resume run --rounds 8
+  same_weights ref/weights.h5 run/weights.h5
+  same_metrics ref/metrics.csv run/metrics.csv
+}
+
 case $scenario in
 resume_identical)
   reference 12
@@ -131,21 +153,8 @@ dropout_state)
   # a stack with dropout: its masks are keyed by (seed, round, client, step),
   # nothing of them is state, so stopping at round 3, or kill -9, then
   # resuming ends bit-identical to the uninterrupted run
-  dr=(--model "stack:dense(64),relu,dropout(0.4),dense(32),relu,dropout(0.2),dense" --epochs 2 --server-lr 0.8
-      --momentum 0.9 --checkpoint-every 2 --quiet --seed 11)
-  expect_ok 2 train --out ref --rounds 8 "${dr[@]}"
-  expect_ok 1 train --out run --rounds 3 "${dr[@]}"
-  expect_ok 2 train --resume run --rounds 8
-  same_weights ref/weights.h5 run/weights.h5
-  same_train_metrics ref/metrics.csv run/metrics.csv
-  rm -rf run
-  FEDMPI_DEBUG_CHECKPOINT_PAUSE_MS=150 start_bg 2 train --out run --rounds 8 "${dr[@]}"
-  wait_for "run/checkpoints/ckpt_00000004.h5" 90 || { cat bg.err; fail "no checkpoint of round 4"; }
-  kill_all "$bg"
-  no_leftovers run
-  expect_ok 2 train --resume run --rounds 8
-  same_weights ref/weights.h5 run/weights.h5
-  same_metrics ref/metrics.csv run/metrics.csv
+  stop_kill_resume --model "stack:dense(64),relu,dropout(0.4),dense(32),relu,dropout(0.2),dense" --epochs 2 \
+    --server-lr 0.8 --momentum 0.9 --checkpoint-every 2 --quiet --seed 11
   ;;
 baselines_state)
   # TFF's baselines shakespeare_lstm (an LSTM over h5py-written Shakespeare
@@ -154,29 +163,10 @@ baselines_state)
   py=$(h5py_python)
   [ -n "$py" ] || fail "no python3 with h5py and numpy (scripts/install-deps installs python3-h5py)"
   "$py" "$here/../data/make_h5_fixtures.py" fx >/dev/null || fail "fixture script"
-  for model in shakespeare_lstm emnist_cnn_dropout; do
-    rm -rf ref run
-    if [ $model = shakespeare_lstm ]; then
-      br=(--model $model --data fx/plays_train.h5 --clients-per-round 4 --batch-size 4 --client-lr 1)
-    else
-      br=(--model $model --data fx/fed_emnist_digitsonly.h5 --clients-per-round 3 --batch-size 8)
-    fi
-    br+=(--momentum 0.9 --checkpoint-every 2 --quiet --seed 11)
-    expect_ok 2 train --out ref --rounds 8 "${br[@]}"
-    expect_ok 1 train --out run --rounds 3 "${br[@]}"
-    expect_ok 2 train --resume run --rounds 8
-    same_weights ref/weights.h5 run/weights.h5
-    same_train_metrics ref/metrics.csv run/metrics.csv
-    rm -rf run
-    FEDMPI_DEBUG_CHECKPOINT_PAUSE_MS=150 start_bg 2 train --out run --rounds 8 "${br[@]}"
-    wait_for "run/checkpoints/ckpt_00000004.h5" 120 || { cat bg.err; fail "$model: no checkpoint of round 4"; }
-    kill_all "$bg"
-    no_leftovers run
-    [ ! -e run/weights.h5 ] || fail "$model: the run ended before the kill"
-    expect_ok 2 train --resume run --rounds 8
-    same_weights ref/weights.h5 run/weights.h5
-    same_metrics ref/metrics.csv run/metrics.csv
-  done
+  stop_kill_resume --model shakespeare_lstm --data fx/plays_train.h5 --clients-per-round 4 --batch-size 4 \
+    --client-lr 1 --momentum 0.9 --checkpoint-every 2 --quiet --seed 11
+  stop_kill_resume --model emnist_cnn_dropout --data fx/fed_emnist_digitsonly.h5 --clients-per-round 3 \
+    --batch-size 8 --momentum 0.9 --checkpoint-every 2 --quiet --seed 11
   ;;
 kill9)
   reference 14
