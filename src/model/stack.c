@@ -588,7 +588,7 @@ static void fm__recon_update(const fm_metric *m, const float *probs, const int32
   (void)y;
   (void)num_classes;
   (void)loss;
-  const size_t which = m->data == (const void *)"mae";
+  const size_t which = *(const size_t *)m->data; /* 0: squared, 1: absolute */
   for (size_t i = 0; i < n; i++) out[0] += (double)probs[2 * i + which];
   out[1] += (double)n;
 }
@@ -598,20 +598,23 @@ static double fm__recon_finalize(const fm_metric *m, const double *sums) {
   return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
 }
 
+static const size_t fm__recon_column[2] = {0, 1};
 static const fm_metric fm__metric_mse = {.name = "mean_squared_error",
                                          .num_values = 2,
                                          .update = fm__recon_update,
                                          .finalize = fm__recon_finalize,
-                                         .data = "mse"};
+                                         .data = &fm__recon_column[0]};
 static const fm_metric fm__metric_mae = {.name = "mean_absolute_error",
                                          .num_values = 2,
                                          .update = fm__recon_update,
                                          .finalize = fm__recon_finalize,
-                                         .data = "mae"};
+                                         .data = &fm__recon_column[1]};
 
 int fm__stack_add_owned_metric(fm_model *m, fm_metric *metric) {
   fm__stack *s = fm_model_data(m);
-  int rc = s->num_owned < FM__STACK_MAX_OWNED ? fm_model_add_metric(m, metric) : FM_ERR_OVERFLOW;
+  int rc = s->num_owned < FM__STACK_MAX_OWNED
+               ? fm_model_add_metric(m, metric)
+               : FM_ERR(FM_ERR_OVERFLOW, "%s: more than %d metrics of its own", fm_model_type(m), FM__STACK_MAX_OWNED);
   if (rc != FM_OK) {
     fm_metric_destroy(&metric);
     return rc;
