@@ -140,7 +140,7 @@ FM_EXTERN size_t fm_model_num_metric_values(const fm_model *m);
  * default; T * C for a label per step. An implementation sets them once, right
  * after fm_model_create (FM_ERR_INVALID_ARG for P == 0, or T > 1 with P not a
  * multiple of T). The data's labels per example must match T (T == 0 takes
- * any). Not collective. */
+ * data with one label per example, unread). Not collective. */
 FM_EXTERN int fm_model_set_targets(fm_model *m, size_t num_targets, size_t prediction_size);
 FM_EXTERN size_t fm_model_num_targets(const fm_model *m);
 FM_EXTERN size_t fm_model_prediction_size(const fm_model *m);

@@ -64,7 +64,8 @@ int cli_threads(cli_ctx *ctx, const char *cmd, int64_t requested, int *nt);
 /* The labels per example of cd against what model m trains on
  * (fm_model_num_targets): a label per time step (tokenised text) needs a
  * sequence model and a sequence model needs it; a model without labels (the
- * autoencoder) takes any. FM_ERR_SPEC_MISMATCH naming the file and the model. */
+ * autoencoder) takes data with one label per example (which it does not
+ * read). FM_ERR_SPEC_MISMATCH naming the file and the model. */
 int cli_check_targets(const fm_client_data *cd, const fm_model *m);
 /* The text options of train and eval (--vocab, --vocab-size, --seq-len) and
  * the data they apply to. */

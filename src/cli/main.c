@@ -80,7 +80,12 @@ int cli_mkdirs(const char *path) {
 
 int cli_check_targets(const fm_client_data *cd, const fm_model *m) {
   const size_t T = fm_client_data_num_targets(cd), mt = fm_model_num_targets(m);
-  if (mt == 0 || mt == (T ? T : 1)) return FM_OK;
+  if (mt == (T ? T : 1) || (mt == 0 && T <= 1)) return FM_OK;
+  if (mt == 0)
+    return fm_set_error(FM_ERR_SPEC_MISMATCH,
+                        "%s: text data has %zu labels per example, but model '%s' reconstructs its input (mean "
+                        "squared error): give it data with one label per example, such as images",
+                        fm_client_data_path(cd), T, fm_model_type(m));
   if (T > 1)
     return fm_set_error(FM_ERR_SPEC_MISMATCH,
                         "%s: text data has %zu labels per example (the next token at each step of '%s'), but model "

@@ -95,7 +95,15 @@ int fm__load_client(const fm_model *model, const fm_client_data *data, uint64_t 
     return rc;
   }
   const size_t T = fm_model_num_targets(model), dt = ex->num_targets ? ex->num_targets : 1;
-  if (T == 0 || !ex->n) return FM_OK; /* the target is the input: labels are not read */
+  if (!ex->n || (T == 0 && dt == 1)) return FM_OK; /* T = 0: the target is the input, the labels are not read */
+  if (T == 0) { /* the worker's label buffer holds one label per example */
+    int rc = FM_ERR(FM_ERR_SPEC_MISMATCH,
+                    "%s: client '%s' has a label at each of %zu time steps, but model '%s' reconstructs its input "
+                    "(mean squared error) and takes data with one label per example",
+                    fm_client_data_path(data), id, dt, fm_model_type(model));
+    fm_examples_free(ex);
+    return rc;
+  }
   if (dt != T) {
     int rc = T == 1 ? FM_ERR(FM_ERR_SPEC_MISMATCH,
                              "%s: client '%s' has a label at each of %zu time steps (a sequence target), but model "

@@ -672,8 +672,8 @@ int fm__stack_flops(const fm_model *m, fm_model_flops *out) {
 
 /* ---- creation ---------------------------------------------------------------------------------------------- */
 
-/* "stack:" and the layers as parsed, without spaces and without the loss
- * (implied), into a new string. */
+/* "stack:" and the layers as parsed, without spaces and without a final
+ * softmax (implied; an mse loss is kept), into a new string. */
 /* v with the fewest significant digits that read back as v. */
 static const char *fm__shortest(double v, char *buf, size_t cap) {
   for (int prec = 1; prec <= 17; prec++) {
@@ -691,7 +691,7 @@ static char *fm__stack_type_name(const fm__stack *s) {
   k += (size_t)snprintf(t, cap, "stack:");
   for (size_t i = 0; i < s->num_layers; i++) {
     const fm__layer *L = &s->layer[i];
-    if (L->kind->flags & FM__LAYER_LOSS) continue;
+    if ((L->kind->flags & FM__LAYER_LOSS) && !strcmp(L->kind->name, "softmax")) continue; /* implied; mse is not */
     k += (size_t)snprintf(t + k, cap - k, "%s%s", k > 6 ? "," : "", L->kind->name);
     for (size_t a = 0; a < L->nargs; a++) {
       const char *sep = a ? "," : "(", *close = a + 1 == L->nargs ? ")" : "";

@@ -239,6 +239,8 @@ text)
     train --model 'stack:embedding(8,mask_zero),lstm(4,sequences),dense' --out o
   expect_error 2 "shakespeare_lstm: input must be rows of character ids" train --data fx/emnist.h5 \
     --model shakespeare_lstm --out o
+  expect_error 2 "text data has 80 labels per example, but model 'stack:dense(8),sigmoid,dense(80),mse' reconstructs" \
+    train --data fx/shakespeare.h5 --model 'stack:dense(8),sigmoid,dense(80),mse' --out o
   expect_error 2 "text data has 80 labels per example" eval --weights none.h5 --data fx/shakespeare.h5
   [ ! -e o ] || fail "a refused text run created its --out"
   # a string feature named where numbers are expected: file, client, feature

@@ -422,6 +422,14 @@ static void test_seq_type_name(void **state) {
   assert_true(fm_layout_equal(fm_model_layout(m), fm_model_layout(again)));
   fm_model_destroy(&again);
   fm_model_destroy(&m);
+  /* the mse loss is part of the name (a weights file's model attribute rebuilds the autoencoder) */
+  fm_input_spec s6 = flat_spec(6, 2);
+  m = by_name("stack:dense(3),sigmoid,dense(6),mse", &s6);
+  assert_string_equal(fm_model_type(m), "stack:dense(3),sigmoid,dense(6),mse");
+  again = by_name(fm_model_type(m), &s6);
+  assert_int_equal(fm_model_num_targets(again), 0);
+  fm_model_destroy(&again);
+  fm_model_destroy(&m);
 }
 
 int main(void) {
