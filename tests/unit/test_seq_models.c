@@ -85,51 +85,44 @@ static double loss_at(const fm_model *m, seqb *b) {
   return loss;
 }
 
-/* Central differences against backward at every stride-th weight; the
- * fraction off by more than 5e-2 relative, and the largest error. */
-static double fd_bad(const fm_model *m, seqb *b, size_t stride, double *maxerr) {
+/* backward's gradient (W) of the training loss at b->w (free it). */
+static float *analytic_grad(const fm_model *m, seqb *b) {
   float loss, *g = calloc(b->W, sizeof *g);
+  assert_non_null(g);
   assert_int_equal(fm_model_forward(m, b->ws, b->w, b->x, b->y, b->N, 1, &loss, NULL), FM_OK);
   assert_int_equal(fm_model_backward(m, b->ws, b->w, b->x, b->y, b->N, g), FM_OK);
-  size_t bad = 0, checked = 0;
-  *maxerr = 0;
-  for (size_t i = 0; i < b->W; i += stride, checked++) {
-    float keep = b->w[i], h = 1e-2f;
-    b->w[i] = keep + h;
-    double up = loss_at(m, b);
-    b->w[i] = keep - h;
-    double down = loss_at(m, b);
-    b->w[i] = keep;
-    double fd = (up - down) / (2.0 * h), err = fabs(fd - g[i]) / fmax(1e-2, fabs(fd) + fabs(g[i]));
-    bad += err > 5e-2;
-    if (err > *maxerr) *maxerr = err;
-  }
-  free(g);
-  return (double)bad / (double)checked;
+  return g;
 }
 
-/* As fd_bad, on `per` weights of every trainable tensor (spread evenly over
- * it, its first and last included): every tensor of a large model is checked
- * at a cost that stays small under valgrind. */
-static double fd_bad_per_tensor(const fm_model *m, seqb *b, size_t per, double *maxerr) {
+/* Relative error of g[i] against the central difference at weight i. */
+static double fd_rel_err(const fm_model *m, seqb *b, const float *g, size_t i) {
+  float keep = b->w[i], h = 1e-2f;
+  b->w[i] = keep + h;
+  double up = loss_at(m, b);
+  b->w[i] = keep - h;
+  double down = loss_at(m, b);
+  b->w[i] = keep;
+  double fd = (up - down) / (2.0 * h);
+  return fabs(fd - g[i]) / fmax(1e-2, fabs(fd) + fabs(g[i]));
+}
+
+/* Central differences against backward: at every weight (per == 0), or at
+ * `per` weights of every trainable tensor, spread evenly over it with its
+ * first and last included (every tensor of a large model checked at a cost
+ * that stays small under valgrind). The fraction off by more than 5e-2
+ * relative, and the largest error. */
+static double fd_bad(const fm_model *m, seqb *b, size_t per, double *maxerr) {
   const fm_layout *l = fm_model_layout(m);
-  float loss, *g = calloc(b->W, sizeof *g);
-  assert_int_equal(fm_model_forward(m, b->ws, b->w, b->x, b->y, b->N, 1, &loss, NULL), FM_OK);
-  assert_int_equal(fm_model_backward(m, b->ws, b->w, b->x, b->y, b->N, g), FM_OK);
+  float *g = analytic_grad(m, b);
   size_t bad = 0, checked = 0;
   *maxerr = 0;
   for (size_t t = 0; t < fm_layout_num_tensors(l); t++) {
     const fm_tensor_info *ti = fm_layout_tensor(l, t);
     if (!ti->trainable) continue;
-    for (size_t j = 0; j < per; j++, checked++) {
-      size_t i = ti->offset + (per > 1 ? j * (ti->numel - 1) / (per - 1) : 0);
-      float keep = b->w[i], h = 1e-2f;
-      b->w[i] = keep + h;
-      double up = loss_at(m, b);
-      b->w[i] = keep - h;
-      double down = loss_at(m, b);
-      b->w[i] = keep;
-      double fd = (up - down) / (2.0 * h), err = fabs(fd - g[i]) / fmax(1e-2, fabs(fd) + fabs(g[i]));
+    size_t count = per ? per : ti->numel;
+    for (size_t j = 0; j < count; j++, checked++) {
+      size_t i = ti->offset + (!per ? j : per > 1 ? j * (ti->numel - 1) / (per - 1) : 0);
+      double err = fd_rel_err(m, b, g, i);
       bad += err > 5e-2;
       if (err > *maxerr) *maxerr = err;
     }
@@ -222,7 +215,7 @@ static void test_seq_gradients(void **state) {
     fm_model *m = by_name(cases[c].name, &s);
     assert_int_equal(fm_model_num_targets(m), cases[c].T);
     seqb b = make_seq(m, 3, cases[c].pads, 5 + c);
-    double maxerr, bad = fd_bad(m, &b, 1, &maxerr);
+    double maxerr, bad = fd_bad(m, &b, 0, &maxerr);
     if (bad > 0) fail_msg("%s: %.1f %% of the weights off (max relative error %g)", cases[c].name, 100 * bad, maxerr);
     free_seq(&b);
     fm_model_destroy(&m);
@@ -239,7 +232,7 @@ static void test_lstm_last_state(void **state) {
   assert_int_equal(fm_model_num_targets(m), 1);
   seqb b = make_seq(m, 4, 3, 9); /* odd rows: 3 pads in the T + 1 tokens, so x ends in 2 */
   for (size_t i = 0; i < b.N; i++) b.y[i] = (int32_t)(i % b.C); /* y (N): one label each */
-  double maxerr, bad = fd_bad(m, &b, 1, &maxerr);
+  double maxerr, bad = fd_bad(m, &b, 0, &maxerr);
   if (bad > 0) fail_msg("last state: %.1f %% off (max %g)", 100 * bad, maxerr);
   /* row 1 ends in 2 pads: its last state is the state after its 4 tokens,
    * what the same weights give on the row cut to 4 steps */
@@ -306,7 +299,7 @@ static void test_autoencoder(void **state) {
   assert_int_equal(fm_model_num_targets(m), 0);
   seqb b = make_seq(m, 3, 0, 4);
   for (size_t i = 0; i < b.N * b.T; i++) b.x[i] = (float)(i % 7) / 7.0f;
-  double maxerr, bad = fd_bad(m, &b, 1, &maxerr);
+  double maxerr, bad = fd_bad(m, &b, 0, &maxerr);
   if (bad > 0) fail_msg("autoencoder: %.1f %% off (max %g)", 100 * bad, maxerr);
   float loss, errs[6];
   assert_int_equal(fm_model_forward(m, b.ws, b.w, b.x, NULL, b.N, 0, &loss, errs), FM_OK);
@@ -333,7 +326,7 @@ static void test_named_gradients(void **state) {
   fm_input_spec sh = flat_spec(80, 90);
   fm_model *m = by_name("shakespeare_lstm", &sh);
   seqb b = make_seq(m, 2, 30, 11);
-  double maxerr, bad = fd_bad_per_tensor(m, &b, 7, &maxerr);
+  double maxerr, bad = fd_bad(m, &b, 7, &maxerr);
   if (bad > 0) fail_msg("shakespeare_lstm: %.1f %% off (max %g)", 100 * bad, maxerr);
   free_seq(&b);
   fm_model_destroy(&m);
@@ -341,7 +334,7 @@ static void test_named_gradients(void **state) {
   fm_input_spec so = flat_spec(20, 54); /* 50 words */
   m = by_name("stackoverflow_nwp", &so);
   b = make_seq(m, 2, 6, 12);
-  bad = fd_bad_per_tensor(m, &b, 7, &maxerr);
+  bad = fd_bad(m, &b, 7, &maxerr);
   if (bad > 0) fail_msg("stackoverflow_nwp: %.1f %% off (max %g)", 100 * bad, maxerr);
   free_seq(&b);
   fm_model_destroy(&m);
@@ -352,7 +345,7 @@ static void test_named_gradients(void **state) {
   m = by_name("emnist_autoencoder", &img);
   b = make_seq(m, 2, 0, 13);
   for (size_t i = 0; i < b.N * b.T; i++) b.x[i] = (float)((i * 37) % 101) / 101.0f;
-  bad = fd_bad_per_tensor(m, &b, 4, &maxerr);
+  bad = fd_bad(m, &b, 4, &maxerr);
   if (bad > 0) fail_msg("emnist_autoencoder: %.1f %% off (max %g)", 100 * bad, maxerr);
   free_seq(&b);
   fm_model_destroy(&m);
