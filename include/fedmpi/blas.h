@@ -58,6 +58,12 @@ typedef struct fm_blas_decision {
 FM_EXTERN void fm_blas_decide(const fm_cpu_features *f, const char *kernel, const char *user_coretype, int correct,
                               fm_blas_decision *out);
 
+/* What runs conv2d layers in this process, for run headers: "oneDNN 2.6.3,
+ * AVX-512 BF16 JIT kernels (...)" (its JIT convolutions pick their ISA from
+ * cpuid, whatever the BLAS kernel), or "im2col + sgemm (why)" when fedmpi was
+ * built without oneDNN or FEDMPI_CONV=im2col is set. Thread-safe. */
+FM_EXTERN const char *fm_conv_backend(void);
+
 /* The kernel OpenBLAS is running is fm_blas_corename() (fedmpi/model.h). */
 /* A small SGEMM (transposed and not, alpha and beta) against a plain loop in
  * double: FM_OK, or FM_ERR_NON_FINITE naming the worst error. */

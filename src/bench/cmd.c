@@ -267,6 +267,7 @@ static void print_header(const bench_env *e, const bench_plan *p) {
   cli_blas_warn(e->ctx);
   printf("fedmpi %s bench: %d rank(s) x %d thread(s); OpenBLAS kernels %s\n", fm_version(), e->ctx->size, e->nt,
          cli_blas_summary());
+  printf("convolutions %s\n", fm_conv_backend());
   printf("data %s: %llu clients, %llu examples, input", c->data,
          (unsigned long long)fm_client_data_num_clients(e->train),
          (unsigned long long)fm_client_data_total_examples(e->train));

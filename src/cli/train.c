@@ -1021,6 +1021,7 @@ static void train_begin(train_run *run) {
            (long long)c->rounds, (long long)c->clients_per_round, (long long)c->epochs, (long long)c->batch_size,
            c->client_lr, c->server_lr, ctx->size, run->nt);
     printf("BLAS kernel %s\n", cli_blas_summary());
+    printf("convolutions %s\n", fm_conv_backend());
     fflush(stdout);
   }
   run->in = (fm_round_input){.data = run->train,

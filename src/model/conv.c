@@ -144,6 +144,10 @@ static size_t fm__geom_chunk(const fm__conv_geom *g) {
 
 static void fm__conv_forward(float *out, float *col, const float *in, const float *K, const float *b, size_t N,
                              const fm__conv_geom *g, size_t OC) {
+#ifdef FM_HAVE_DNNL
+  fm__conv_dims d = {N, g->H, g->W, g->IC, OC, g->KH, g->KW, g->HO, g->WO, g->ph, g->pw};
+  if (fm__conv_dnnl_forward(out, in, K, b, &d)) return;
+#endif
   size_t HWI = g->H * g->W * g->IC, HWO = g->HO * g->WO, KKC = g->KH * g->KW * g->IC, chunk = fm__geom_chunk(g);
   /* out[n, h, w, :] = b */
   for (size_t r = 0; r < N * HWO; r++) memcpy(out + r * OC, b, OC * sizeof *out);
@@ -158,6 +162,10 @@ static void fm__conv_forward(float *out, float *col, const float *in, const floa
 
 static void fm__conv_backward(float *din, float *dK, float *db, float *col, const float *dout, const float *in,
                               const float *K, size_t N, const fm__conv_geom *g, size_t OC) {
+#ifdef FM_HAVE_DNNL
+  fm__conv_dims d = {N, g->H, g->W, g->IC, OC, g->KH, g->KW, g->HO, g->WO, g->ph, g->pw};
+  if (fm__conv_dnnl_backward(din, dK, db, dout, in, K, &d)) return;
+#endif
   size_t HWI = g->H * g->W * g->IC, HWO = g->HO * g->WO, KKC = g->KH * g->KW * g->IC, chunk = fm__geom_chunk(g);
   /* db (OC) += column sums of dout (N * HO * WO, OC) */
   for (size_t r = 0; r < N * HWO; r++) {

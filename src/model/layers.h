@@ -54,6 +54,27 @@ void fm__glorot_uniform(float *W, size_t fan_in, size_t fan_out, uint64_t seed, 
  * fm__glorot_uniform(W, a, b, ...) == fm__glorot_uniform_n(W, a * b, a, b, ...). */
 void fm__glorot_uniform_n(float *W, size_t numel, size_t fan_in, size_t fan_out, uint64_t seed, size_t tensor_index);
 
+/* ---- conv2d through oneDNN (src/model/conv_dnnl.c) -------------------------
+ * One conv of a batch: input (N, H, W, IC), kernel KH x KW, output
+ * (N, HO, WO, OC), ph/pw zero rows/columns before the image. */
+typedef struct fm__conv_dims {
+  size_t N, H, W, IC, OC, KH, KW, HO, WO, ph, pw;
+} fm__conv_dims;
+
+/* out = conv(in, K) + b, as fm__conv2d_forward. 1 done; 0 not done (built
+ * without oneDNN, FEDMPI_CONV=im2col, no JIT kernel for this geometry, or a
+ * oneDNN failure): the caller runs im2col. Single-threaded, deterministic. */
+int fm__conv_dnnl_forward(float *out, const float *in, const float *K, const float *b, const fm__conv_dims *g);
+
+/* dK += , db += the batch's gradients, din = the input gradient (skipped when
+ * NULL), as fm__conv2d_backward. 1 done; 0 nothing written to dK or db. */
+int fm__conv_dnnl_backward(float *din, float *dK, float *db, const float *dout, const float *in, const float *K,
+                           const fm__conv_dims *g);
+
+/* What runs convolutions in this process, for run headers:
+ * "oneDNN 2.6.3, AVX-512 JIT kernels (...)" or "im2col + sgemm (why)". */
+const char *fm__conv_backend(void);
+
 /* ---- conv2d and max-pool (src/model/conv.c) ----------------------------------
  * Layout NHWC (channels last, as Keras and the data reader): an image batch
  * (N, H, W, C) is row-major, so example n, row h, column w, channel c sits at

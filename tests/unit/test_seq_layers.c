@@ -33,6 +33,7 @@ static size_t test_budget = (size_t)1 << 15; /* the library's default */
 #include "../../src/model/layers.c"
 #include "../../src/model/lstm.c"
 #include "../../src/model/seq.c"
+#include "conv_backend.h"
 #include "fedmpi/rng.h"
 
 static void fill_uniform(float *a, size_t n, float lo, float hi, uint64_t stream) {
@@ -116,11 +117,13 @@ static void test_conv2d_valid(void **state) {
       {2, 4, 4, 2, 4, 4, 3}, /* kernel = image: one output pixel */
       {2, 28, 28, 1, 3, 3, 4}, /* TFF cnn_dropout's first conv, fewer filters */
   };
+  int before = dnnl_calls();
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
-    for (int bud = 0; bud < 2; bud++) {
+    for (int bud = 0; bud < 1 + FM_TEST_BACKENDS; bud++) {
+      use_dnnl(bud == 2); /* im2col with one example per chunk, with the default budget, then oneDNN */
       conv_ctx c = {cases[k][0], cases[k][1], cases[k][2], cases[k][3], cases[k][4], cases[k][5], cases[k][6],
                     NULL, NULL, NULL, NULL, NULL, NULL};
-      test_budget = bud ? 1 : (size_t)1 << 15; /* one example per chunk, or the default */
+      test_budget = bud == 0 ? 1 : (size_t)1 << 15;
       size_t HO = c.H - c.KH + 1, WO = c.W - c.KW + 1, nin = c.N * c.H * c.W * c.IC, nout = c.N * HO * WO * c.OC;
       size_t nk = c.KH * c.KW * c.IC * c.OC;
       c.in = alloc_f(nin), c.K = alloc_f(nk), c.b = alloc_f(c.OC), c.R = alloc_f(nout), c.out = alloc_f(nout);
@@ -152,6 +155,8 @@ static void test_conv2d_valid(void **state) {
       free(c.in), free(c.K), free(c.b), free(c.R), free(c.out), free(c.col), free(dK), free(db), free(din);
     }
   test_budget = (size_t)1 << 15;
+  use_dnnl(1);
+  if (dnnl_expected()) assert_true(dnnl_calls() > before); /* oneDNN's 'valid' convs really ran */
 }
 
 /* A 1 x 1 kernel has no padding either way: 'valid' and 'same' agree to the bit. */
