@@ -39,10 +39,12 @@ void fm__dense_backward(float *din, float *dW, float *db, const float *dout, con
                 W, (blasint)OC, 0.0f, din, (blasint)IC);
 }
 
+FM__CLONES
 void fm__relu_forward(float *x, size_t n) {
   for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+FM__CLONES
 void fm__relu_backward(float *din, const float *dout, const float *out, size_t n) {
   /* both loads unconditional, so the select compiles to a vector blend
    * instead of a branch that mispredicts on every other unit */

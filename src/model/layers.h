@@ -16,6 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Elementwise loops compiled for AVX-512, AVX2 and the baseline, picked at
+ * load time (GCC's target_clones): no reassociation and no FMA contraction
+ * (ISO C, -ffp-contract=off), so every clone gives the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FM_NO_CLONES)
+#define FM__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FM__CLONES
+#endif
+
 /* out (N, OC) = in (N, IC) @ W (IC, OC) + b (OC). out must not alias in.
  * Requires N, IC, OC <= INT_MAX (BLAS integers). */
 void fm__dense_forward(float *out, const float *in, const float *W, const float *b, size_t N, size_t IC, size_t OC);

@@ -34,6 +34,7 @@
 #include <cblas.h>
 
 #include "fedmpi/rng.h"
+#include "layers.h"
 #include "seq.h"
 
 void dgeqrf_(const blasint *m, const blasint *n, double *a, const blasint *lda, double *tau, double *work,
@@ -86,11 +87,7 @@ typedef float fm__v16 __attribute__((vector_size(64)));
 #define FM__LD16(v, p) memcpy(&(v), (p), sizeof(fm__v16))
 #define FM__ST16(p, v) memcpy((p), &(v), sizeof(fm__v16))
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FM_NO_CLONES)
-#define FM__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FM__CLONES
-#endif
+/* FM__CLONES: layers.h */
 
 FM__CLONES
 static void fm__gemm_small(float *C, size_t ldc, const float *A, size_t lda, const float *B, size_t N, size_t K,

@@ -13,7 +13,10 @@
 #include <math.h>
 #include <string.h>
 
+#include <Random123/philox.h>
+
 #include "fedmpi/rng.h"
+#include "layers.h"
 #include "seq.h"
 
 /* ---- activations ------------------------------------------------------------------ */
@@ -75,9 +78,21 @@ void fm__dropout_mask(uint8_t *mask, size_t n, float rate, const fm__dropout_key
   fm_rng_init(&r, key->seed ^ fm__mix64(sub), key->round, key->client, FM_RNG_DROPOUT);
   /* rate < 1, so threshold < 2^32; rate 0 keeps everything */
   uint32_t threshold = (uint32_t)((double)rate * 4294967296.0);
-  for (size_t i = 0; i < n; i++) mask[i] = fm_rng_u32(&r) >= threshold;
+  /* mask[i] compares the i-th word of r's stream, fm_rng_u32's sequence:
+   * word j of block b (the counter's last word, from 0) is mask[4b + j].
+   * Random123's inline philox4x32 per block, not a call per word: 3-4x
+   * faster, the same bits (test_seq_layers checks them against fm_rng_u32). */
+  philox4x32_key_t k = {{r.key[0], r.key[1]}};
+  size_t nb = n / 4;
+  for (size_t b = 0; b <= nb; b++) {
+    philox4x32_ctr_t c = {{r.ctr[0], r.ctr[1], r.ctr[2], (uint32_t)b}};
+    philox4x32_ctr_t o = philox4x32(c, k);
+    size_t m = b < nb ? 4 : n - 4 * nb;
+    for (size_t j = 0; j < m; j++) mask[4 * b + j] = o.v[j] >= threshold;
+  }
 }
 
+FM__CLONES
 void fm__dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float rate) {
   float s = (float)(1.0 / (1.0 - (double)rate));
   for (size_t i = 0; i < n; i++) din[i] = mask[i] ? dout[i] * s : 0.0f;

@@ -281,6 +281,28 @@ static uint64_t ref_mix64(uint64_t z) { /* splitmix64's finaliser, as documented
   return z ^ (z >> 31);
 }
 
+/* The bulk mask is exactly the word-by-word stream of fm_rng_u32 (the
+ * definition it replaced): every length, partial last blocks included. */
+static void test_dropout_mask_is_the_rng_stream(void **state) {
+  (void)state;
+  const size_t lens[] = {0, 1, 3, 4, 5, 8, 1001, 4099};
+  const float rates[] = {0.0f, 0.25f, 0.5f, 0.9f};
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+    for (size_t ri = 0; ri < sizeof rates / sizeof rates[0]; ri++) {
+      size_t n = lens[li];
+      fm__dropout_key key = {0x1234567890abcdefULL, 7, 3 + li, 11 + ri, (uint32_t)ri};
+      uint8_t *m = malloc(n + 1), *want = malloc(n + 1);
+      assert_non_null(m), assert_non_null(want);
+      fm__dropout_mask(m, n, rates[ri], &key);
+      fm_rng r;
+      fm_rng_init(&r, key.seed ^ fm__mix64(key.step << 8 | key.layer), key.round, key.client, FM_RNG_DROPOUT);
+      uint32_t threshold = (uint32_t)((double)rates[ri] * 4294967296.0);
+      for (size_t i = 0; i < n; i++) want[i] = fm_rng_u32(&r) >= threshold;
+      if (n) assert_memory_equal(m, want, n);
+      free(m), free(want);
+    }
+}
+
 static void test_dropout_statistics_and_keys(void **state) {
   (void)state;
   enum { n = 200000 };
@@ -606,6 +628,7 @@ int main(void) {
       cmocka_unit_test(test_sigmoid_tanh),
       cmocka_unit_test(test_mse),
       cmocka_unit_test(test_dropout_fixed_mask_gradient),
+      cmocka_unit_test(test_dropout_mask_is_the_rng_stream),
       cmocka_unit_test(test_dropout_statistics_and_keys),
       cmocka_unit_test(test_embedding),
       cmocka_unit_test(test_lstm_bptt),
