@@ -56,6 +56,27 @@ blas_kernel)
     [ "$(grep -c 'written with the BLAS kernel' err.txt)" -eq 1 ] || fail "expected one kernel warning: $(cat err.txt)"
   fi
   ;;
+conv_backend)
+  # conv2d runs through oneDNN when the build has it, and the run header says
+  # so; the results are the same bits on 2 ranks and on 1 rank x 2 threads
+  # (each oneDNN call is single-threaded); FEDMPI_CONV=im2col switches to
+  # im2col + sgemm, named in the header, and trains as well.
+  M='stack:reshape(6,10,1),conv2d(4,3),relu,maxpool,conv2d(6,3,valid),relu,flatten,dense'
+  A=(train --rounds 3 --model "$M" --clients-per-round 6 --seed 5)
+  expect_ok 2 "${A[@]}" --out r2
+  line=$(grep '^convolutions ' out.txt) || fail "no convolutions line in the run header: $(cat out.txt)"
+  if [ "${FM_TEST_HAVE_DNNL:-OFF}" = ON ]; then
+    echo "$line" | grep -q '^convolutions oneDNN [0-9.]*, .* JIT kernels' || fail "not oneDNN: $line"
+  else
+    echo "$line" | grep -q 'built without oneDNN' || fail "unexpected: $line"
+  fi
+  expect_ok 1 "${A[@]}" --threads 2 --out r1
+  same_weights r1/weights.h5 r2/weights.h5
+  same_metrics r1/metrics.csv r2/metrics.csv
+  FEDMPI_CONV=im2col expect_ok 2 "${A[@]}" --out i2
+  grep -q '^convolutions im2col + sgemm (FEDMPI_CONV=im2col)' out.txt || fail "FEDMPI_CONV ignored: $(grep conv out.txt)"
+  [ "$(json_rounds i2/metrics.jsonl)" -eq "$(json_rounds r2/metrics.jsonl)" ] || fail "im2col run incomplete"
+  ;;
 default_threads)
   # --threads 0 (the default): each rank takes its share of the CPUs it may
   # run on, so ranks x threads fill the node without oversubscribing it.
