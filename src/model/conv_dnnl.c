@@ -318,6 +318,15 @@ static dnnl_memory_t fm__mem(fm__run *r, const dnnl_memory_desc_t *md, const voi
   return m;
 }
 
+/* The user scratchpad: bytes of p as a u8 vector (at least one byte). */
+static dnnl_memory_t fm__pad_mem(fm__run *r, size_t bytes, void *p) {
+  dnnl_memory_desc_t md;
+  dnnl_dims_t dim = {(dnnl_dim_t)(bytes ? bytes : 1)};
+  if (r->ok && dnnl_memory_desc_init_by_tag(&md, 1, dim, dnnl_u8, dnnl_x) == dnnl_success) return fm__mem(r, &md, p);
+  r->ok = 0;
+  return NULL;
+}
+
 static void fm__exec(fm__run *r, dnnl_primitive_t prim, int n, const dnnl_exec_arg_t *args) {
   if (r->ok && dnnl_primitive_execute(prim, r->stream, n, args) != dnnl_success) r->ok = 0;
 }
@@ -345,14 +354,9 @@ int fm__conv_dnnl_forward(float *out, const float *in, const float *K, const flo
   int saved = fm__one_thread();
   fm__run r;
   fm__run_begin(&r);
-  dnnl_memory_t mk = fm__mem(&r, &P->hwio, K), mwf = fm__mem(&r, &P->w_f, wf), mpad = NULL;
+  dnnl_memory_t mk = fm__mem(&r, &P->hwio, K), mwf = fm__mem(&r, &P->w_f, wf), mpad;
   dnnl_memory_t ms = fm__mem(&r, &P->src, in), mb = fm__mem(&r, &P->bias, b), md = fm__mem(&r, &P->dst, out);
-  dnnl_memory_desc_t padmd;
-  dnnl_dims_t pdim = {(dnnl_dim_t)(P->pad_bytes ? P->pad_bytes : 1)};
-  if (r.ok && dnnl_memory_desc_init_by_tag(&padmd, 1, pdim, dnnl_u8, dnnl_x) == dnnl_success)
-    mpad = fm__mem(&r, &padmd, pad);
-  else
-    r.ok = 0;
+  mpad = fm__pad_mem(&r, P->pad_bytes, pad);
   dnnl_exec_arg_t ra[] = {{DNNL_ARG_FROM, mk}, {DNNL_ARG_TO, mwf}, {DNNL_ARG_SCRATCHPAD, mpad}};
   fm__exec(&r, P->r_f, 3, ra);
   dnnl_exec_arg_t fa[] = {{DNNL_ARG_SRC, ms},
@@ -380,13 +384,7 @@ int fm__conv_dnnl_backward(float *din, float *dK, float *db, const float *dout, 
   int saved = fm__one_thread();
   fm__run r;
   fm__run_begin(&r);
-  dnnl_memory_desc_t padmd;
-  dnnl_dims_t pdim = {(dnnl_dim_t)(P->pad_bytes ? P->pad_bytes : 1)};
-  dnnl_memory_t mpad = NULL;
-  if (r.ok && dnnl_memory_desc_init_by_tag(&padmd, 1, pdim, dnnl_u8, dnnl_x) == dnnl_success)
-    mpad = fm__mem(&r, &padmd, s + off_pad);
-  else
-    r.ok = 0;
+  dnnl_memory_t mpad = fm__pad_mem(&r, P->pad_bytes, s + off_pad);
   dnnl_memory_t ms = fm__mem(&r, &P->src, in), mdd = fm__mem(&r, &P->dst, dout);
   dnnl_memory_t mdw = fm__mem(&r, &P->dw, dwb), mdb = fm__mem(&r, &P->bias, dbb), mdk = fm__mem(&r, &P->hwio, dk);
   dnnl_exec_arg_t wa[] = {{DNNL_ARG_SRC, ms},
