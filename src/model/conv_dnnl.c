@@ -104,7 +104,12 @@ static void fm__scratch_free(void *v) {
   free(s);
 }
 
-static void fm__scratch_key_make(void) { fm__scratch_key_ok = pthread_key_create(&fm__scratch_key, fm__scratch_free) == 0; }
+static void fm__scratch_key_make(void) {
+  fm__scratch_key_ok = pthread_key_create(&fm__scratch_key, fm__scratch_free) == 0;
+}
+
+/* bytes rounded up to a whole number of 64-byte lines */
+static size_t fm__up64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /* This thread's scratch of at least bytes (64-byte aligned), or NULL. */
 static void *fm__scratch_get(size_t bytes) {
@@ -119,7 +124,7 @@ static void *fm__scratch_get(size_t bytes) {
     }
   }
   if (s->bytes < bytes) {
-    size_t b = (bytes + 63) / 64 * 64;
+    size_t b = fm__up64(bytes);
     void *p = aligned_alloc(64, b);
     if (!p) return NULL;
     free(s->p);
@@ -310,7 +315,8 @@ typedef struct fm__run {
 
 static dnnl_memory_t fm__mem(fm__run *r, const dnnl_memory_desc_t *md, const void *p) {
   dnnl_memory_t m = NULL;
-  if (!r->ok || r->nmem == sizeof r->mem / sizeof r->mem[0] || dnnl_memory_create(&m, md, fm__dnnl_engine, (void *)p) != dnnl_success) {
+  if (!r->ok || r->nmem == sizeof r->mem / sizeof r->mem[0] ||
+      dnnl_memory_create(&m, md, fm__dnnl_engine, (void *)p) != dnnl_success) {
     r->ok = 0;
     return NULL;
   }
@@ -338,19 +344,19 @@ static int fm__run_end(fm__run *r) {
   return r->ok;
 }
 
-static int fm__run_begin(fm__run *r) {
+/* A failed stream creation leaves r->ok 0: every later step is skipped and fm__run_end says so. */
+static void fm__run_begin(fm__run *r) {
   memset(r, 0, sizeof *r);
   r->ok = dnnl_stream_create(&r->stream, fm__dnnl_engine, dnnl_stream_default_flags) == dnnl_success;
-  return r->ok;
 }
 
 int fm__conv_dnnl_forward(float *out, const float *in, const float *K, const float *b, const fm__conv_dims *g) {
   const fm__dnnl_plan *P = fm__plan_get(g);
   if (!P) return 0;
-  char *s = fm__scratch_get(P->w_f_bytes + P->pad_bytes + 64);
+  char *s = fm__scratch_get(fm__up64(P->w_f_bytes) + P->pad_bytes);
   if (!s) return 0;
   float *wf = (float *)s;
-  void *pad = s + (P->w_f_bytes + 63) / 64 * 64;
+  void *pad = s + fm__up64(P->w_f_bytes);
   int saved = fm__one_thread();
   fm__run r;
   fm__run_begin(&r);
@@ -376,9 +382,10 @@ int fm__conv_dnnl_backward(float *din, float *dK, float *db, const float *dout, 
   const fm__dnnl_plan *P = fm__plan_get(g);
   if (!P || (din && !P->ok_data)) return 0;
   size_t kbytes = g->KH * g->KW * g->IC * g->OC * sizeof(float), bbytes = g->OC * sizeof(float);
-  size_t off_wd = (P->dw_bytes + 63) / 64 * 64, off_k = off_wd + (P->w_d_bytes + 63) / 64 * 64;
-  size_t off_b = off_k + (kbytes + 63) / 64 * 64, off_pad = off_b + (bbytes + 63) / 64 * 64;
-  char *s = fm__scratch_get(off_pad + P->pad_bytes + 64);
+  /* scratch: the gradient in oneDNN's format, the weights in bwd-data's, dK and db of this batch, the scratchpad */
+  size_t off_wd = fm__up64(P->dw_bytes), off_k = off_wd + fm__up64(P->w_d_bytes);
+  size_t off_b = off_k + fm__up64(kbytes), off_pad = off_b + fm__up64(bbytes);
+  char *s = fm__scratch_get(off_pad + P->pad_bytes);
   if (!s) return 0;
   float *dwb = (float *)s, *wd = (float *)(s + off_wd), *dk = (float *)(s + off_k), *dbb = (float *)(s + off_b);
   int saved = fm__one_thread();
@@ -413,7 +420,7 @@ int fm__conv_dnnl_backward(float *din, float *dK, float *db, const float *dout, 
   return 1;
 }
 
-const char *fm__conv_backend(void) {
+const char *fm_conv_backend(void) {
   pthread_mutex_lock(&fm__dnnl_lock);
   int saved = fm__one_thread();
   fm__dnnl_on();
@@ -424,8 +431,6 @@ const char *fm__conv_backend(void) {
 
 #else /* no oneDNN */
 
-const char *fm__conv_backend(void) { return "im2col + sgemm (built without oneDNN)"; }
+const char *fm_conv_backend(void) { return "im2col + sgemm (built without oneDNN)"; }
 
 #endif
-
-const char *fm_conv_backend(void) { return fm__conv_backend(); }

@@ -79,10 +79,7 @@ int fm__conv_dnnl_forward(float *out, const float *in, const float *K, const flo
  * NULL), as fm__conv2d_backward. 1 done; 0 nothing written to dK or db. */
 int fm__conv_dnnl_backward(float *din, float *dK, float *db, const float *dout, const float *in, const float *K,
                            const fm__conv_dims *g);
-
-/* What runs convolutions in this process, for run headers:
- * "oneDNN 2.6.3, AVX-512 JIT kernels (...)" or "im2col + sgemm (why)". */
-const char *fm__conv_backend(void);
+/* What runs convolutions in this process: fm_conv_backend() (fedmpi/blas.h). */
 
 /* ---- conv2d and max-pool (src/model/conv.c) ----------------------------------
  * Layout NHWC (channels last, as Keras and the data reader): an image batch
