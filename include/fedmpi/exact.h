@@ -48,6 +48,8 @@ FM_EXTERN size_t fm_exact_add_scaled(fm_exact *a, const float *x, float w, size_
 FM_EXTERN void fm_exact_accumulate(fm_exact *dst, const fm_exact *src, size_t n);
 /* Nearest double to *a (deterministic). */
 FM_EXTERN double fm_exact_to_double(const fm_exact *a);
+/* out[i] = fm_exact_to_double(&a[i]) for i < n, the same bits, vectorized where the CPU allows. */
+FM_EXTERN void fm_exact_to_double_n(double *out, const fm_exact *a, size_t n);
 
 #ifdef __cplusplus
 }

@@ -162,7 +162,8 @@ static int mean_finalize(const fm_aggregator *a, const double *st, const fm_exac
   (void)a, (void)st, (void)r;
   /* A zero denominator gives NaN (0/0), as MeanFactory without no_nan_division. */
   double denom = fm_exact_to_double(&slots[n]);
-  for (size_t i = 0; i < n; i++) out[i] = fm_exact_to_double(&slots[i]) / denom;
+  fm_exact_to_double_n(out, slots, n);
+  for (size_t i = 0; i < n; i++) out[i] /= denom;
   return FM_OK;
 }
 
@@ -211,7 +212,7 @@ static size_t sum_prepare(const fm_aggregator *a, const double *st, const fm__ag
 static int sum_finalize(const fm_aggregator *a, const double *st, const fm_exact *slots, size_t n,
                         const fm__agg_round *r, double *out) {
   (void)a, (void)st, (void)r;
-  for (size_t i = 0; i < n; i++) out[i] = fm_exact_to_double(&slots[i]);
+  fm_exact_to_double_n(out, slots, n);
   return FM_OK;
 }
 
